@@ -1,0 +1,90 @@
+import type { Agent, AuthMethod, Person } from './identity.js';
+
+/** Bumped whenever a field changes meaning or is removed; adding optional fields keeps it. */
+export const SESSION_EVENT_SCHEMA_VERSION = 1;
+
+/** The kinds of session event this build records. */
+export type SessionEventType = 'session.start' | 'statement' | 'session.end';
+
+/** Where the client connected from and what it said about itself. */
+export interface ClientInfo {
+  readonly address: string;
+  readonly port: number;
+  /** `application_name` from the client's startup message, '' when absent. */
+  readonly application: string;
+  /** The user name the client sent; informational, the token decides who it is. */
+  readonly user: string;
+  readonly tls: boolean;
+}
+
+/** How a statement reached the server. */
+export type StatementProtocol = 'simple' | 'extended' | 'function-call';
+
+/** An error the upstream (or the gateway) returned for a statement. */
+export interface StatementError {
+  readonly code: string;
+  readonly message: string;
+}
+
+/** One executed statement. */
+export interface StatementRecord {
+  /** Statement text; literals are redacted unless the deployment opted out. */
+  readonly text: string;
+  readonly protocol: StatementProtocol;
+  /** Prepared statement name for the extended protocol ('' = unnamed). */
+  readonly preparedName?: string;
+  /** Number of bound parameters (extended protocol) or function arguments. */
+  readonly params: number;
+  /** The server's command tag, e.g. `SELECT 3`; '' when the statement failed. */
+  readonly tag: string;
+  readonly rows: number;
+  /** Bytes of result data (DataRow and CopyData frames) returned to the client. */
+  readonly bytes: number;
+  readonly durationUs: number;
+  readonly error: StatementError | null;
+}
+
+/** Totals of a finished session. */
+export interface SessionSummary {
+  /** Why it ended: `client-closed`, `upstream-lost`, `protocol-error`, `shutdown`, … */
+  readonly reason: string;
+  readonly statements: number;
+  readonly rows: number;
+  readonly bytesFromClient: number;
+  readonly bytesToClient: number;
+  readonly durationUs: number;
+  readonly error: StatementError | null;
+}
+
+/**
+ * One thing that happened in a session. Events of a session share `sessionId` and are numbered
+ * by `seq` from 0 in the order they happened.
+ */
+export interface SessionEvent {
+  readonly schema: number;
+  /** UUID; the idempotency key downstream. */
+  readonly id: string;
+  readonly type: SessionEventType;
+  /** Microseconds since the Unix epoch. */
+  readonly timeUs: number;
+  readonly sessionId: string;
+  readonly seq: number;
+  readonly person: Person;
+  readonly agent: Agent | null;
+  readonly authMethod: AuthMethod;
+  readonly resource: string;
+  readonly protocol: 'postgres';
+  /** The role the gateway used upstream. */
+  readonly upstreamUser: string;
+  readonly client: ClientInfo;
+  readonly statement?: StatementRecord;
+  readonly summary?: SessionSummary;
+}
+
+/** Where events go. Implementations batch; `write` never blocks the data path. */
+export interface EventSink {
+  write(event: SessionEvent): void;
+  /** Resolves once everything written so far is durable. */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}

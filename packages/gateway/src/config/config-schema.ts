@@ -1,0 +1,149 @@
+import { z } from 'zod';
+
+/**
+ * The gateway configuration: one YAML file, validated once at start. `docs/config.schema.json`
+ * is generated from this schema (`npm run config-schema`) and a test keeps the two in step.
+ */
+
+const port = z.number().int().min(0).max(65535);
+const nonEmpty = z.string().min(1);
+
+/** A secret given inline, read from a file, or read from an environment variable. */
+const secretSource = z
+  .strictObject({
+    value: nonEmpty.optional().describe('The secret itself (avoid in shared files).'),
+    file: nonEmpty.optional().describe('Path of a file whose contents (trimmed) are the secret.'),
+    env: nonEmpty.optional().describe('Name of an environment variable holding the secret.'),
+  })
+  .refine((s) => [s.value, s.file, s.env].filter((v) => v !== undefined).length === 1, {
+    message: 'give exactly one of value, file or env',
+  });
+
+const listenerTls = z.strictObject({
+  cert: nonEmpty.describe('PEM certificate chain file.'),
+  key: nonEmpty.describe('PEM private key file.'),
+});
+
+const postgresListener = z.strictObject({
+  host: nonEmpty.default('127.0.0.1').describe('Address to listen on.'),
+  port: port.default(6432),
+  tls: listenerTls.optional().describe('Serve TLS to clients that ask for it (SSLRequest).'),
+  insecure: z
+    .boolean()
+    .default(false)
+    .describe(
+      'Accept the token as a cleartext password without TLS. Only for local demos: the token crosses the network readable.',
+    ),
+});
+
+const upstreamTls = z.strictObject({
+  mode: z
+    .enum(['disable', 'require', 'verify-full'])
+    .default('disable')
+    .describe('disable: plain TCP; require: TLS without certificate checks; verify-full: TLS, CA and host name checked.'),
+  ca: nonEmpty.optional().describe('PEM file of the CA that signs the upstream certificate (verify-full).'),
+  serverName: nonEmpty.optional().describe('Host name expected in the upstream certificate (defaults to host).'),
+});
+
+const postgresResource = z.strictObject({
+  type: z.literal('postgres'),
+  host: nonEmpty,
+  port: port.default(5432),
+  database: nonEmpty.describe('Database name on the upstream server.'),
+  user: nonEmpty.describe('Role the gateway logs in as upstream.'),
+  password: secretSource.optional().describe('Upstream password (omit for trust authentication).'),
+  tls: upstreamTls.default({ mode: 'disable' }),
+  connectTimeoutMs: z.number().int().positive().default(10_000),
+});
+
+const person = z.strictObject({
+  subject: nonEmpty.describe('Stable id of the person.'),
+  email: z.email(),
+  name: nonEmpty.optional(),
+  groups: z.array(nonEmpty).default([]),
+});
+
+const staticToken = z
+  .strictObject({
+    token: secretSource.optional().describe('The token a client sends as its password.'),
+    sha256: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits')
+      .optional()
+      .describe('SHA-256 (hex) of the token, so the file holds no usable secret.'),
+    person,
+    resources: z
+      .array(nonEmpty)
+      .optional()
+      .describe('Resources this token may use; all when omitted.'),
+  })
+  .refine((t) => (t.token === undefined) !== (t.sha256 === undefined), {
+    message: 'give exactly one of token or sha256',
+  });
+
+const limits = z.strictObject({
+  maxFrameBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .max(1024 ** 3)
+    .default(64 * 1024 * 1024)
+    .describe('Largest protocol message accepted in either direction.'),
+  maxConnections: z.number().int().positive().default(10_000).describe('Per process.'),
+  authTimeoutMs: z
+    .number()
+    .int()
+    .positive()
+    .default(30_000)
+    .describe('Time a client has to finish startup and authentication.'),
+  clientWriteBufferBytes: z
+    .number()
+    .int()
+    .min(16 * 1024)
+    .default(1024 * 1024)
+    .describe('Output buffered for a slow client before the gateway stops reading upstream.'),
+});
+
+const events = z.strictObject({
+  sink: z.literal('jsonl').default('jsonl'),
+  path: nonEmpty.default('events.jsonl').describe('Event file, relative to dataDir unless absolute.'),
+  flushIntervalMs: z.number().int().positive().default(200),
+  dangerouslyRecordLiterals: z
+    .boolean()
+    .default(false)
+    .describe('Record statement text with its literal values (they may hold personal data or secrets).'),
+});
+
+/** Schema of the whole configuration file. */
+export const gatewayConfigSchema = z.strictObject({
+  dataDir: nonEmpty.default('./.portcullis').describe('Where the gateway keeps its data.'),
+  processes: z
+    .union([z.literal('auto'), z.number().int().min(1).max(64)])
+    .default(1)
+    .describe('Gateway processes; `auto` = one per CPU core.'),
+  log: z
+    .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+    .default({ level: 'info' }),
+  listeners: z.strictObject({ postgres: postgresListener }),
+  resources: z.record(z.string().regex(/^[A-Za-z0-9_.-]{1,63}$/, 'resource names are 1-63 of A-Z a-z 0-9 _ . -'), postgresResource),
+  tokens: z.array(staticToken).default([]),
+  limits: limits.default({
+    maxFrameBytes: 64 * 1024 * 1024,
+    maxConnections: 10_000,
+    authTimeoutMs: 30_000,
+    clientWriteBufferBytes: 1024 * 1024,
+  }),
+  events: events.default({
+    sink: 'jsonl',
+    path: 'events.jsonl',
+    flushIntervalMs: 200,
+    dangerouslyRecordLiterals: false,
+  }),
+});
+
+/** The configuration as written in the file (before defaults). */
+export type GatewayConfigInput = z.input<typeof gatewayConfigSchema>;
+/** The validated configuration, defaults applied. */
+export type GatewayConfigParsed = z.output<typeof gatewayConfigSchema>;
+/** A secret as the configuration names it. */
+export type SecretSource = z.output<typeof secretSource>;

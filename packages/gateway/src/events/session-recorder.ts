@@ -1,0 +1,71 @@
+import { randomUUID } from 'node:crypto';
+import {
+  SESSION_EVENT_SCHEMA_VERSION,
+  type ClientInfo,
+  type EventSink,
+  type SessionEvent,
+  type SessionIdentity,
+  type SessionSummary,
+  type StatementRecord,
+} from '@portcullis/core';
+
+/** Microseconds since the Unix epoch, from the monotonic clock anchored at process start. */
+export function nowUs(): number {
+  return Math.round((performance.timeOrigin + performance.now()) * 1000);
+}
+
+/** The fixed facts of a session that every one of its events repeats. */
+export interface SessionFacts {
+  readonly identity: SessionIdentity;
+  readonly resource: string;
+  readonly upstreamUser: string;
+  readonly client: ClientInfo;
+}
+
+/** Numbers and writes one session's events, in order, to a sink. */
+export class SessionRecorder {
+  readonly sessionId = randomUUID();
+  readonly #sink: EventSink;
+  readonly #facts: SessionFacts;
+  #seq = 0;
+
+  constructor(sink: EventSink, facts: SessionFacts) {
+    this.#sink = sink;
+    this.#facts = facts;
+  }
+
+  /** Records `session.start`. */
+  start(): void {
+    this.#write('session.start', {});
+  }
+
+  /** Records one executed statement. */
+  statement(statement: StatementRecord): void {
+    this.#write('statement', { statement });
+  }
+
+  /** Records `session.end` with the session's totals. */
+  end(summary: SessionSummary): void {
+    this.#write('session.end', { summary });
+  }
+
+  #write(type: SessionEvent['type'], extra: Pick<SessionEvent, 'statement' | 'summary'>): void {
+    const facts = this.#facts;
+    this.#sink.write({
+      schema: SESSION_EVENT_SCHEMA_VERSION,
+      id: randomUUID(),
+      type,
+      timeUs: nowUs(),
+      sessionId: this.sessionId,
+      seq: this.#seq++,
+      person: facts.identity.person,
+      agent: facts.identity.agent,
+      authMethod: facts.identity.authMethod,
+      resource: facts.resource,
+      protocol: 'postgres',
+      upstreamUser: facts.upstreamUser,
+      client: facts.client,
+      ...extra,
+    });
+  }
+}

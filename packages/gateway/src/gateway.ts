@@ -1,0 +1,53 @@
+import type { EventSink, Logger } from '@portcullis/core';
+import type { GatewayConfig } from './config/load-config.js';
+import { JsonlEventSink } from './events/jsonl-event-sink.js';
+import { CancelRegistry } from './pg/cancel-registry.js';
+import { startPgListener, type PgListener } from './pg/pg-listener.js';
+
+/** A running gateway process (one of several in multi-process mode). */
+export interface Gateway {
+  readonly postgres: PgListener;
+  /** Routes a cancel key owned by this process (cluster plumbing). */
+  cancel(processId: number, secretKey: number): void;
+  /** Ends sessions, stops listening and flushes events. */
+  close(): Promise<void>;
+}
+
+/** Options of {@link startGateway}. */
+export interface StartGatewayOptions {
+  readonly logger: Logger;
+  /** This process's slot among the gateway's processes (0 when alone). */
+  readonly slot?: number;
+  /** Where cancel keys of other processes go; default: ignored (single process). */
+  readonly routeCancel?: (processId: number, secretKey: number) => void;
+  /** Event sink; default: the JSONL file named in the config. */
+  readonly sink?: EventSink;
+}
+
+/** Starts one gateway process: event sink and listeners. */
+export async function startGateway(config: GatewayConfig, options: StartGatewayOptions): Promise<Gateway> {
+  const { logger } = options;
+  const sink =
+    options.sink ?? new JsonlEventSink({ path: config.events.path, flushIntervalMs: config.events.flushIntervalMs, logger });
+  const cancels = new CancelRegistry(options.slot ?? 0, logger);
+  let postgres: PgListener;
+  try {
+    postgres = await startPgListener(config, {
+      sink,
+      logger,
+      cancels,
+      routeCancel: options.routeCancel ?? (() => {}),
+    });
+  } catch (err) {
+    await sink.close();
+    throw err;
+  }
+  return {
+    postgres,
+    cancel: (processId, secretKey) => void cancels.cancel(processId, secretKey),
+    async close() {
+      await postgres.close();
+      await sink.close();
+    },
+  };
+}

@@ -1,0 +1,255 @@
+import type { Socket } from 'node:net';
+import { TLSSocket, type SecureContext } from 'node:tls';
+import {
+  PortcullisError,
+  isPortcullisError,
+  redactLiterals,
+  type EventSink,
+  type Logger,
+  type SessionIdentity,
+} from '@portcullis/core';
+import {
+  FrontendCode,
+  authenticationCleartextPassword,
+  authenticationOk,
+  backendKeyData,
+  decodePassword,
+  encryptionRefused,
+  negotiateProtocolVersion,
+  readyForQuery,
+  sslAccepted,
+} from '@portcullis/protocol-pg';
+import { sha256Hex, type GatewayConfig } from '../config/load-config.js';
+import { SessionRecorder } from '../events/session-recorder.js';
+import type { CancelRegistry } from './cancel-registry.js';
+import { connectUpstream, type UpstreamConnection } from './connect-upstream.js';
+import { fatal, SqlState } from './pg-errors.js';
+import { PgRelay } from './pg-relay.js';
+import { SocketReader } from './socket-reader.js';
+
+/** Largest password message (the gateway token) accepted before authentication. */
+const MAX_PASSWORD_FRAME = 16 * 1024;
+
+/** Startup parameters the gateway sets itself or refuses to pass upstream. */
+const RESERVED_PARAMS = new Set(['user', 'database', 'replication']);
+
+/** What accepting a client needs from the listener. */
+export interface AcceptContext {
+  readonly config: GatewayConfig;
+  readonly tls: SecureContext | null;
+  readonly sink: EventSink;
+  readonly logger: Logger;
+  readonly cancels: CancelRegistry;
+  /** Routes a CancelRequest whose key belongs to another gateway process. */
+  readonly routeCancel: (processId: number, secretKey: number) => void;
+  /** Tracks live relays for shutdown. */
+  readonly sessions: Set<PgRelay>;
+}
+
+/** A refusal sent to the client as a FATAL ErrorResponse before closing. */
+class Refusal extends Error {
+  constructor(
+    readonly sqlState: string,
+    message: string,
+    readonly hint?: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Runs one client connection's startup: encryption negotiation, the startup message,
+ * token authentication, resource authorization and the upstream login, then hands the
+ * connection to a {@link PgRelay}. Every refusal reaches the client as a FATAL ErrorResponse
+ * with a real SQLSTATE; internal detail goes to the log only.
+ */
+export async function acceptClient(raw: Socket, ctx: AcceptContext): Promise<void> {
+  const { config, logger } = ctx;
+  raw.setNoDelay(true);
+  let socket: Socket = raw;
+  const reader = new SocketReader(raw, 'client');
+  const timer = setTimeout(
+    () => reader.fail(new Refusal(SqlState.ProtocolViolation, `startup did not finish within ${config.limits.authTimeoutMs} ms`)),
+    config.limits.authTimeoutMs,
+  );
+  let upstream: UpstreamConnection | null = null;
+  try {
+    let tlsActive = false;
+    let packet = await reader.readStartupPacket();
+    while (packet.kind !== 'startup') {
+      if (packet.kind === 'cancel') {
+        clearTimeout(timer);
+        reader.detach();
+        raw.destroy();
+        if (ctx.cancels.owns(packet.processId)) ctx.cancels.cancel(packet.processId, packet.secretKey);
+        else ctx.routeCancel(packet.processId, packet.secretKey);
+        return;
+      }
+      if (reader.buffered > 0) {
+        // Bytes after an encryption request, before the handshake, could be injected by a
+        // man in the middle; PostgreSQL refuses them for the same reason.
+        throw new Refusal(SqlState.ProtocolViolation, 'received unencrypted data after an encryption request');
+      }
+      if (packet.kind === 'ssl-request' && ctx.tls !== null && !tlsActive) {
+        raw.write(sslAccepted);
+        reader.detach();
+        socket = new TLSSocket(raw, { isServer: true, secureContext: ctx.tls });
+        reader.attach(socket);
+        await reader.event('secure');
+        tlsActive = true;
+      } else {
+        socket.write(encryptionRefused);
+      }
+      packet = await reader.readStartupPacket();
+    }
+
+    const params = packet.params;
+    const user = params.get('user');
+    if (user === undefined || user === '') {
+      throw new Refusal(SqlState.InvalidAuthorization, 'no user name specified in the startup message');
+    }
+    const database = params.get('database') || user;
+    const replication = params.get('replication');
+    if (replication !== undefined && !['false', 'off', 'no', '0'].includes(replication.toLowerCase())) {
+      throw new Refusal(SqlState.FeatureNotSupported, 'replication connections are not supported through Portcullis');
+    }
+    const unrecognized = [...params.keys()].filter((name) => name.startsWith('_pq_.'));
+    if (packet.minor > 0 || unrecognized.length > 0) socket.write(negotiateProtocolVersion(0, unrecognized));
+
+    if (!tlsActive && !config.postgres.insecure) {
+      throw new Refusal(
+        SqlState.InvalidAuthorization,
+        'this Portcullis listener requires TLS',
+        'connect with sslmode=require (or verify-full) so your token is not sent in cleartext',
+      );
+    }
+
+    socket.write(authenticationCleartextPassword);
+    const answer = await reader.readFrame(MAX_PASSWORD_FRAME);
+    if (answer.type === FrontendCode.Terminate) {
+      socket.destroy();
+      return;
+    }
+    if (answer.type !== FrontendCode.Password) {
+      throw new Refusal(
+        SqlState.ProtocolViolation,
+        `expected a password message, got message type ${JSON.stringify(String.fromCharCode(answer.type))}`,
+      );
+    }
+    const grant = config.tokens[sha256Hex(decodePassword(answer.body, 0, answer.body.length))];
+    if (grant === undefined) {
+      logger.info({ client: raw.remoteAddress, user }, 'authentication failed: unknown token');
+      throw new Refusal(
+        SqlState.InvalidPassword,
+        `password authentication failed for user "${user}"`,
+        'the password is your Portcullis token',
+      );
+    }
+    const resource = Object.hasOwn(config.resources, database) ? config.resources[database] : undefined;
+    if (resource === undefined) {
+      throw new Refusal(
+        SqlState.UnknownDatabase,
+        `database "${database}" does not exist`,
+        `the database name selects a Portcullis resource; known to you: ${allowedResources(config, grant.resources).join(', ') || 'none'}`,
+      );
+    }
+    if (grant.resources !== null && !grant.resources.includes(resource.name)) {
+      throw new Refusal(
+        SqlState.InsufficientPrivilege,
+        `permission denied for database "${database}"`,
+        `${grant.person.email} may not use resource ${resource.name}`,
+      );
+    }
+
+    const upstreamParams = new Map<string, string>();
+    for (const [name, value] of params) {
+      if (!RESERVED_PARAMS.has(name) && !name.startsWith('_pq_.')) upstreamParams.set(name, value);
+    }
+    upstreamParams.set('application_name', applicationName(params.get('application_name') ?? '', grant.person.subject));
+    try {
+      upstream = await connectUpstream(resource, upstreamParams);
+    } catch (err) {
+      logger.warn({ err, resource: resource.name }, 'upstream login failed');
+      throw new Refusal(
+        SqlState.UnableToConnect,
+        `could not connect to the upstream server of resource "${resource.name}"`,
+        'try again later; the gateway log has the details',
+      );
+    }
+    clearTimeout(timer);
+    if (socket.destroyed) {
+      upstream.socket.destroy();
+      return;
+    }
+
+    const identity: SessionIdentity = { person: grant.person, agent: null, authMethod: 'static-token' };
+    const recorder = new SessionRecorder(ctx.sink, {
+      identity,
+      resource: resource.name,
+      upstreamUser: resource.user,
+      client: {
+        address: raw.remoteAddress ?? '',
+        port: raw.remotePort ?? 0,
+        application: params.get('application_name') ?? '',
+        user,
+        tls: tlsActive,
+      },
+    });
+    const key = ctx.cancels.register(resource, upstream.processId, upstream.secretKey);
+    const relay = new PgRelay(socket, upstream.socket, recorder, {
+      maxFrameBytes: config.limits.maxFrameBytes,
+      clientWriteBufferBytes: config.limits.clientWriteBufferBytes,
+      recordedText: config.events.recordLiterals ? (text) => text : redactLiterals,
+      logger,
+      onClose: () => {
+        ctx.cancels.unregister(key.processId);
+        ctx.sessions.delete(relay);
+      },
+    });
+    ctx.sessions.add(relay);
+    recorder.start();
+    socket.cork();
+    socket.write(authenticationOk);
+    for (const frame of upstream.parameterFrames) socket.write(frame);
+    socket.write(backendKeyData(key.processId, key.secretKey));
+    socket.write(readyForQuery('I'));
+    socket.uncork();
+    const leftover = reader.takeRest();
+    reader.detach();
+    relay.start(leftover, upstream.leftover);
+  } catch (err) {
+    clearTimeout(timer);
+    reader.detach();
+    upstream?.socket.destroy();
+    refuse(socket, err, logger);
+  }
+}
+
+function refuse(socket: Socket, err: unknown, logger: Logger): void {
+  if (socket.destroyed) return;
+  let message: Buffer;
+  if (err instanceof Refusal) {
+    message = fatal(err.sqlState, err.message, err.hint);
+  } else if (isPortcullisError(err, 'PCL_ERR_PROTOCOL_UNSUPPORTED')) {
+    message = fatal(SqlState.FeatureNotSupported, err.message);
+  } else if (err instanceof PortcullisError && err.code.startsWith('PCL_ERR_PROTOCOL_')) {
+    message = fatal(SqlState.ProtocolViolation, err.message);
+  } else {
+    logger.debug({ err }, 'client connection ended during startup');
+    socket.destroy();
+    return;
+  }
+  socket.end(message);
+  socket.setTimeout(5_000, () => socket.destroy());
+}
+
+function allowedResources(config: GatewayConfig, allowed: readonly string[] | null): string[] {
+  return Object.keys(config.resources).filter((name) => allowed === null || allowed.includes(name));
+}
+
+/** `application_name` upstream: the client's, tagged with the person, within 63 bytes. */
+function applicationName(client: string, subject: string): string {
+  const tag = `portcullis:${subject}`;
+  const full = client === '' ? tag : `${client} (${tag})`;
+  return Buffer.from(full, 'utf8').subarray(0, 63).toString('utf8').replace(/\uFFFD$/, '');
+}

@@ -1,0 +1,87 @@
+import { createServer, type Server, type Socket } from 'node:net';
+import { createSecureContext } from 'node:tls';
+import type { EventSink, Logger } from '@portcullis/core';
+import type { GatewayConfig } from '../config/load-config.js';
+import { acceptClient, type AcceptContext } from './accept-client.js';
+import type { CancelRegistry } from './cancel-registry.js';
+import { fatal, SqlState } from './pg-errors.js';
+import type { PgRelay } from './pg-relay.js';
+
+const SHUTDOWN_GRACE_MS = 2_000;
+
+/** A running PostgreSQL listener. */
+export interface PgListener {
+  readonly host: string;
+  readonly port: number;
+  /** Live relayed sessions. */
+  readonly sessionCount: number;
+  /** Stops accepting, ends every session with 57P01 and waits for them to close. */
+  close(): Promise<void>;
+}
+
+/** What a listener needs besides the configuration. */
+export interface PgListenerDeps {
+  readonly sink: EventSink;
+  readonly logger: Logger;
+  readonly cancels: CancelRegistry;
+  readonly routeCancel: (processId: number, secretKey: number) => void;
+  /** Listen on an already-bound server (cluster workers share the primary's); default: own. */
+  readonly exclusive?: boolean;
+}
+
+/** Starts the PostgreSQL listener of a gateway process. */
+export async function startPgListener(config: GatewayConfig, deps: PgListenerDeps): Promise<PgListener> {
+  const sessions = new Set<PgRelay>();
+  const ctx: AcceptContext = {
+    config,
+    tls: config.postgres.tls === null ? null : createSecureContext({ cert: config.postgres.tls.cert, key: config.postgres.tls.key }),
+    sink: deps.sink,
+    logger: deps.logger,
+    cancels: deps.cancels,
+    routeCancel: deps.routeCancel,
+    sessions,
+  };
+  const sockets = new Set<Socket>();
+  const server: Server = createServer({ noDelay: true }, (socket) => {
+    if (sockets.size >= config.limits.maxConnections) {
+      socket.end(fatal(SqlState.TooManyConnections, 'sorry, too many clients already'));
+      socket.setTimeout(5_000, () => socket.destroy());
+      return;
+    }
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    socket.on('error', (err) => deps.logger.debug({ err }, 'client socket error'));
+    acceptClient(socket, ctx).catch((err: unknown) => {
+      deps.logger.error({ err }, 'unexpected error while accepting a client');
+      socket.destroy();
+    });
+  });
+  await new Promise<void>((resolveListen, reject) => {
+    server.once('error', reject);
+    server.listen({ host: config.postgres.host, port: config.postgres.port, exclusive: deps.exclusive ?? false }, () => {
+      server.off('error', reject);
+      resolveListen();
+    });
+  });
+  server.on('error', (err) => deps.logger.error({ err }, 'listener error'));
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : config.postgres.port;
+  return {
+    host: config.postgres.host,
+    port,
+    get sessionCount() {
+      return sessions.size;
+    },
+    async close() {
+      const closed = new Promise<void>((resolveClose) => server.close(() => resolveClose()));
+      for (const relay of sessions) relay.terminate(SqlState.AdminShutdown, 'terminating connection because the gateway is shutting down', 'shutdown');
+      // Sessions end at their next frame boundary; anything still open after the grace
+      // period (clients in startup, clients that stopped reading) is cut.
+      const deadline = setTimeout(() => {
+        for (const socket of sockets) socket.destroy();
+      }, SHUTDOWN_GRACE_MS);
+      await closed;
+      clearTimeout(deadline);
+    },
+  };
+}

@@ -1,0 +1,204 @@
+import type { Socket } from 'node:net';
+import { PortcullisError, type Logger, type StatementRecord } from '@portcullis/core';
+import { FrameScanner, FrontendCode, isFrontendCode, terminate } from '@portcullis/protocol-pg';
+import { nowUs, type SessionRecorder } from '../events/session-recorder.js';
+import { fatal, SqlState } from './pg-errors.js';
+import { StatementTracker, TRACKED_CLIENT_FRAMES, TRACKED_SERVER_FRAMES } from './statement-tracker.js';
+
+/** Options of a {@link PgRelay}. */
+export interface PgRelayOptions {
+  readonly maxFrameBytes: number;
+  readonly clientWriteBufferBytes: number;
+  readonly recordedText: (text: string) => string;
+  readonly logger: Logger;
+  /** Called once when both sides are closed. */
+  readonly onClose: () => void;
+}
+
+/**
+ * Relays one authenticated session between a client and its upstream server. Chunks are
+ * forwarded as they arrived — never re-serialized — after a scanner has read the frames in
+ * them for recording. Each direction stops reading when the other side's output backs up, so
+ * a slow or stuck peer holds at most one chunk beyond the write bound.
+ */
+export class PgRelay {
+  readonly #client: Socket;
+  readonly #upstream: Socket;
+  readonly #recorder: SessionRecorder;
+  readonly #options: PgRelayOptions;
+  readonly #tracker: StatementTracker;
+  readonly #clientScanner: FrameScanner;
+  readonly #serverScanner: FrameScanner;
+  readonly #startedUs = nowUs();
+  #statements = 0;
+  #rows = 0;
+  #bytesFromClient = 0;
+  #bytesToClient = 0;
+  #closing = false;
+  #reason = 'client-closed';
+  #endError: { code: string; message: string } | null = null;
+  #upstreamPaused = false;
+  #clientClosed = false;
+  #clientTerminated = false;
+  #upstreamClosed = false;
+
+  constructor(client: Socket, upstream: Socket, recorder: SessionRecorder, options: PgRelayOptions) {
+    this.#client = client;
+    this.#upstream = upstream;
+    this.#recorder = recorder;
+    this.#options = options;
+    this.#tracker = new StatementTracker({
+      now: nowUs,
+      recordedText: options.recordedText,
+      onStatement: (record) => this.#onStatement(record),
+    });
+    const tracker = this.#tracker;
+    this.#clientScanner = new FrameScanner(
+      { onFrame: (type, buf, start, end) => this.#onClientFrame(type, buf, start, end) },
+      { maxFrameBytes: options.maxFrameBytes, assemble: TRACKED_CLIENT_FRAMES },
+    );
+    this.#serverScanner = new FrameScanner(
+      {
+        onFrame(type, buf, start, end, length) {
+          tracker.serverFrame(type, buf, start, end, length);
+        },
+      },
+      { maxFrameBytes: options.maxFrameBytes, assemble: TRACKED_SERVER_FRAMES },
+    );
+  }
+
+  /** Starts relaying; `clientLeftover` are bytes the client sent after authenticating. */
+  start(clientLeftover: Buffer, upstreamLeftover: Buffer): void {
+    const client = this.#client;
+    const upstream = this.#upstream;
+    client.on('data', (chunk: Buffer) => this.#fromClient(chunk));
+    upstream.on('data', (chunk: Buffer) => this.#fromUpstream(chunk));
+    client.on('error', (err) => this.#options.logger.debug({ err }, 'client socket error'));
+    upstream.on('error', (err) => this.#options.logger.debug({ err }, 'upstream socket error'));
+    client.on('close', () => this.#onClientClosed());
+    upstream.on('close', () => this.#onUpstreamClosed());
+    client.on('drain', () => {
+      if (this.#upstreamPaused) {
+        this.#upstreamPaused = false;
+        upstream.resume();
+      }
+    });
+    upstream.on('drain', () => client.resume());
+    if (upstreamLeftover.length > 0) this.#fromUpstream(upstreamLeftover);
+    if (clientLeftover.length > 0) this.#fromClient(clientLeftover);
+  }
+
+  /** Ends the session from the gateway's side (shutdown), telling the client why. */
+  terminate(code: string, message: string, reason: string): void {
+    if (this.#closing) return;
+    this.#reason = reason;
+    this.#endError = { code, message };
+    this.#closeBoth(this.#serverScanner.atBoundary ? fatal(code, message) : null);
+  }
+
+  #onClientFrame(type: number, buf: Buffer, start: number, end: number): void {
+    if (!isFrontendCode(type)) {
+      throw new PortcullisError(
+        'PCL_ERR_PROTOCOL_MALFORMED',
+        `invalid frontend message type ${JSON.stringify(String.fromCharCode(type))}`,
+      );
+    }
+    if (type === FrontendCode.Terminate) this.#clientTerminated = true;
+    this.#tracker.clientFrame(type, buf, start, end);
+  }
+
+  #fromClient(chunk: Buffer): void {
+    this.#bytesFromClient += chunk.length;
+    try {
+      this.#clientScanner.push(chunk);
+    } catch (err) {
+      this.#protocolError(err, 'client');
+      return;
+    }
+    if (!this.#upstream.write(chunk)) this.#client.pause();
+  }
+
+  #fromUpstream(chunk: Buffer): void {
+    this.#bytesToClient += chunk.length;
+    try {
+      this.#serverScanner.push(chunk);
+    } catch (err) {
+      this.#protocolError(err, 'upstream');
+      return;
+    }
+    this.#client.write(chunk);
+    if (this.#client.writableLength > this.#options.clientWriteBufferBytes && !this.#upstreamPaused) {
+      this.#upstreamPaused = true;
+      this.#upstream.pause();
+    }
+  }
+
+  #onStatement(record: StatementRecord): void {
+    this.#statements++;
+    this.#rows += record.rows;
+    this.#recorder.statement(record);
+  }
+
+  #protocolError(err: unknown, side: 'client' | 'upstream'): void {
+    const message = err instanceof Error ? err.message : String(err);
+    this.#options.logger.warn({ err, side }, 'protocol error; closing session');
+    this.#reason = side === 'client' ? 'protocol-error' : 'upstream-protocol-error';
+    this.#endError = { code: SqlState.ProtocolViolation, message };
+    const notice =
+      side === 'client'
+        ? fatal(SqlState.ProtocolViolation, message)
+        : fatal(SqlState.ConnectionFailure, 'the upstream server sent an invalid message; session closed');
+    this.#closeBoth(this.#serverScanner.atBoundary ? notice : null);
+  }
+
+  #onClientClosed(): void {
+    this.#clientClosed = true;
+    if (!this.#closing) this.#closeBoth(null);
+    this.#finishWhenBothClosed();
+  }
+
+  #onUpstreamClosed(): void {
+    this.#upstreamClosed = true;
+    if (!this.#closing && this.#clientTerminated) {
+      this.#closeBoth(null);
+    } else if (!this.#closing) {
+      this.#reason = 'upstream-lost';
+      this.#endError = { code: SqlState.ConnectionFailure, message: 'upstream connection lost' };
+      const notice = this.#serverScanner.atBoundary
+        ? fatal(SqlState.ConnectionFailure, 'connection to the upstream server was lost', 'reconnect and retry')
+        : null;
+      this.#closeBoth(notice);
+    }
+    this.#finishWhenBothClosed();
+  }
+
+  /** Closes both sides; the client gets `clientMessage` first when given. */
+  #closeBoth(clientMessage: Buffer | null): void {
+    this.#closing = true;
+    if (!this.#upstream.destroyed) {
+      if (this.#clientTerminated) this.#upstream.end();
+      else if (this.#clientScanner.atBoundary) this.#upstream.end(terminate);
+      else this.#upstream.destroy();
+    }
+    if (!this.#client.destroyed) {
+      if (clientMessage !== null) this.#client.end(clientMessage);
+      else this.#client.end();
+      // A client that never reads must not keep the socket open.
+      this.#client.setTimeout(5_000, () => this.#client.destroy());
+    }
+  }
+
+  #finishWhenBothClosed(): void {
+    if (!this.#clientClosed || !this.#upstreamClosed) return;
+    this.#recorder.end({
+      reason: this.#reason,
+      statements: this.#statements,
+      rows: this.#rows,
+      bytesFromClient: this.#bytesFromClient,
+      bytesToClient: this.#bytesToClient,
+      durationUs: nowUs() - this.#startedUs,
+      error: this.#endError,
+    });
+    this.#options.onClose();
+  }
+}

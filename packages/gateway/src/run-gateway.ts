@@ -1,0 +1,142 @@
+import cluster, { type Worker } from 'node:cluster';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from '@portcullis/core';
+import type { GatewayConfig } from './config/load-config.js';
+import { startGateway, type Gateway } from './gateway.js';
+
+/** Messages between the primary and gateway worker processes. */
+export type ClusterMessage =
+  | { readonly type: 'portcullis:start'; readonly config: GatewayConfig; readonly slot: number }
+  | { readonly type: 'portcullis:listening'; readonly slot: number; readonly port: number }
+  | { readonly type: 'portcullis:failed'; readonly slot: number; readonly message: string }
+  | { readonly type: 'portcullis:cancel'; readonly processId: number; readonly secretKey: number };
+
+/** A running gateway: one process, or a primary with workers. */
+export interface RunningGateway {
+  readonly host: string;
+  readonly port: number;
+  readonly processes: number;
+  close(): Promise<void>;
+}
+
+/** How long a crashed worker waits before it is started again. */
+const RESTART_DELAY_MS = 1_000;
+
+/**
+ * Runs the gateway with `config.processes` processes. With one, it runs here. With more, this
+ * process becomes a node:cluster primary that only supervises: workers share the listening
+ * port, each writes its own sessions' events (so a session's events stay in order), crashed
+ * workers are restarted, and a CancelRequest that lands on the wrong worker is routed through
+ * the primary to the worker that owns the key.
+ */
+export async function runGateway(config: GatewayConfig, logger: Logger): Promise<RunningGateway> {
+  if (config.processes <= 1) {
+    const gateway = await startGateway(config, { logger });
+    return {
+      host: gateway.postgres.host,
+      port: gateway.postgres.port,
+      processes: 1,
+      close: () => gateway.close(),
+    };
+  }
+  return runPrimary(config, logger);
+}
+
+async function runPrimary(config: GatewayConfig, logger: Logger): Promise<RunningGateway> {
+  const here = fileURLToPath(import.meta.url);
+  cluster.setupPrimary({
+    exec: here.replace(/run-gateway\.(ts|js)$/, 'cluster-worker.$1'),
+    serialization: 'advanced',
+  });
+  const workers = new Map<number, Worker>();
+  let stopping = false;
+  let port = config.postgres.port;
+
+  const fork = (slot: number): Promise<void> =>
+    new Promise((resolveStarted, reject) => {
+      const worker = cluster.fork({ PORTCULLIS_WORKER_SLOT: String(slot) });
+      workers.set(slot, worker);
+      worker.on('message', (message: ClusterMessage) => {
+        if (message.type === 'portcullis:listening') {
+          port = message.port;
+          resolveStarted();
+        } else if (message.type === 'portcullis:failed') {
+          reject(new Error(message.message));
+        } else if (message.type === 'portcullis:cancel') {
+          const owner = workers.get(message.processId >>> 24);
+          owner?.send(message);
+        }
+      });
+      worker.once('exit', (code, signal) => {
+        if (workers.get(slot) === worker) workers.delete(slot);
+        if (stopping) return;
+        logger.error({ slot, code, signal }, 'gateway worker exited; restarting it');
+        reject(new Error(`worker ${slot} exited during start (code ${code})`));
+        setTimeout(() => {
+          if (!stopping) fork(slot).catch((err: unknown) => logger.error({ err, slot }, 'worker restart failed'));
+        }, RESTART_DELAY_MS).unref();
+      });
+      const start: ClusterMessage = { type: 'portcullis:start', config, slot };
+      worker.send(start);
+    });
+
+  // The first worker binds the port (maybe port 0); the others then share it.
+  await fork(0);
+  const shared = { ...config, postgres: { ...config.postgres, port } };
+  config = shared;
+  await Promise.all(Array.from({ length: config.processes - 1 }, (_, i) => fork(i + 1)));
+  return {
+    host: config.postgres.host,
+    port,
+    processes: config.processes,
+    async close() {
+      stopping = true;
+      await Promise.all(
+        [...workers.values()].map(
+          (worker) =>
+            new Promise<void>((resolveExit) => {
+              worker.once('exit', () => resolveExit());
+              worker.kill('SIGTERM');
+            }),
+        ),
+      );
+    },
+  };
+}
+
+/** Body of a gateway worker process (see cluster-worker.ts). */
+export function runWorker(makeLogger: (config: GatewayConfig) => Logger): void {
+  let gateway: Gateway | null = null;
+  process.on('message', (message: ClusterMessage) => {
+    if (message.type === 'portcullis:start') {
+      const logger = makeLogger(message.config);
+      startGateway(message.config, {
+        logger,
+        slot: message.slot,
+        routeCancel: (processId, secretKey) => {
+          const route: ClusterMessage = { type: 'portcullis:cancel', processId, secretKey };
+          process.send?.(route);
+        },
+      }).then(
+        (started) => {
+          gateway = started;
+          const ready: ClusterMessage = { type: 'portcullis:listening', slot: message.slot, port: started.postgres.port };
+          process.send?.(ready);
+        },
+        (err: unknown) => {
+          const failed: ClusterMessage = { type: 'portcullis:failed', slot: message.slot, message: (err as Error).message };
+          process.send?.(failed, () => process.exit(1));
+        },
+      );
+    } else if (message.type === 'portcullis:cancel') {
+      gateway?.cancel(message.processId, message.secretKey);
+    }
+  });
+  const stop = (): void => {
+    const closing = gateway?.close() ?? Promise.resolve();
+    closing.finally(() => process.exit(0));
+  };
+  process.on('SIGTERM', stop);
+  // The primary handles Ctrl-C for the whole gateway.
+  process.on('SIGINT', () => {});
+}

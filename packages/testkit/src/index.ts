@@ -1,0 +1,27 @@
+/**
+ * Launchers for real services used by integration tests and benchmarks: PostgreSQL and
+ * PgBouncer on free loopback ports, installed from Debian packages when missing, stopped when the
+ * test process exits.
+ *
+ * @packageDocumentation
+ */
+export { ensureDebianPackages, type DebianPackagesRequest } from './ensure-debian-packages.js';
+export { ensurePgBouncerInstalled } from './ensure-pg-bouncer-installed.js';
+export { ensurePostgresInstalled } from './ensure-postgres-installed.js';
+export { freePort } from './free-port.js';
+export { generateTlsCertificates, type TlsCertificates } from './generate-tls-certificates.js';
+export { parsePgbenchOutput, type PgbenchResult } from './parse-pgbench-output.js';
+export { runProgram, type RunProgramOptions, type RunProgramResult } from './run-program.js';
+export {
+  startPgBouncer,
+  type PgBouncerServer,
+  type StartPgBouncerOptions,
+} from './start-pg-bouncer.js';
+export {
+  startPostgres,
+  type PostgresCredentials,
+  type PostgresRoles,
+  type PostgresServer,
+  type StartPostgresOptions,
+} from './start-postgres.js';
+export { stopAllServices } from './stop-all-services.js';
