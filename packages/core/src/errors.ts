@@ -3,7 +3,10 @@
  * codes; `docs/errors.md` documents each, and a test keeps the two in step.
  */
 export const errorCatalog = {
-  PCL_ERR_CONFIG_INVALID: { retriable: false, summary: 'The configuration file failed validation.' },
+  PCL_ERR_CONFIG_INVALID: {
+    retriable: false,
+    summary: 'The configuration file failed validation.',
+  },
   PCL_ERR_CONFIG_READ: { retriable: false, summary: 'The configuration file could not be read.' },
   PCL_ERR_CONFIG_SECRET: {
     retriable: false,
@@ -34,7 +37,10 @@ export const errorCatalog = {
     retriable: false,
     summary: 'The person is not allowed to use the requested resource.',
   },
-  PCL_ERR_RESOURCE_UNKNOWN: { retriable: false, summary: 'The requested resource is not configured.' },
+  PCL_ERR_RESOURCE_UNKNOWN: {
+    retriable: false,
+    summary: 'The requested resource is not configured.',
+  },
   PCL_ERR_UPSTREAM_CONNECT: {
     retriable: true,
     summary: 'The gateway could not connect or authenticate to the upstream server.',

@@ -25,10 +25,18 @@ export interface StartGatewayOptions {
 }
 
 /** Starts one gateway process: event sink and listeners. */
-export async function startGateway(config: GatewayConfig, options: StartGatewayOptions): Promise<Gateway> {
+export async function startGateway(
+  config: GatewayConfig,
+  options: StartGatewayOptions,
+): Promise<Gateway> {
   const { logger } = options;
   const sink =
-    options.sink ?? new JsonlEventSink({ path: config.events.path, flushIntervalMs: config.events.flushIntervalMs, logger });
+    options.sink ??
+    new JsonlEventSink({
+      path: config.events.path,
+      flushIntervalMs: config.events.flushIntervalMs,
+      logger,
+    });
   const cancels = new CancelRegistry(options.slot ?? 0, logger);
   let postgres: PgListener;
   try {

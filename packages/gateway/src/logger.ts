@@ -10,7 +10,10 @@ export function createLogger(level: string): Logger & { level: string } {
     {
       level,
       base: { pid: process.pid },
-      redact: { paths: ['password', '*.password', 'token', '*.token', 'secret', '*.secret'], censor: '[redacted]' },
+      redact: {
+        paths: ['password', '*.password', 'token', '*.token', 'secret', '*.secret'],
+        censor: '[redacted]',
+      },
     },
     pino.destination(2),
   );

@@ -6,6 +6,7 @@ import { startGateway, type Gateway } from './gateway.js';
 
 /** Messages between the primary and gateway worker processes. */
 export type ClusterMessage =
+  | { readonly type: 'portcullis:hello' }
   | { readonly type: 'portcullis:start'; readonly config: GatewayConfig; readonly slot: number }
   | { readonly type: 'portcullis:listening'; readonly slot: number; readonly port: number }
   | { readonly type: 'portcullis:failed'; readonly slot: number; readonly message: string }
@@ -54,11 +55,17 @@ async function runPrimary(config: GatewayConfig, logger: Logger): Promise<Runnin
 
   const fork = (slot: number): Promise<void> =>
     new Promise((resolveStarted, reject) => {
+      let listening = false;
       const worker = cluster.fork({ PORTCULLIS_WORKER_SLOT: String(slot) });
       workers.set(slot, worker);
       worker.on('message', (message: ClusterMessage) => {
-        if (message.type === 'portcullis:listening') {
+        if (message.type === 'portcullis:hello') {
+          // The worker listens for messages only once its modules have loaded.
+          const start: ClusterMessage = { type: 'portcullis:start', config, slot };
+          worker.send(start);
+        } else if (message.type === 'portcullis:listening') {
           port = message.port;
+          listening = true;
           resolveStarted();
         } else if (message.type === 'portcullis:failed') {
           reject(new Error(message.message));
@@ -70,21 +77,28 @@ async function runPrimary(config: GatewayConfig, logger: Logger): Promise<Runnin
       worker.once('exit', (code, signal) => {
         if (workers.get(slot) === worker) workers.delete(slot);
         if (stopping) return;
+        if (!listening) {
+          reject(new Error(`gateway worker ${slot} exited during start (code ${code})`));
+          return;
+        }
         logger.error({ slot, code, signal }, 'gateway worker exited; restarting it');
-        reject(new Error(`worker ${slot} exited during start (code ${code})`));
         setTimeout(() => {
-          if (!stopping) fork(slot).catch((err: unknown) => logger.error({ err, slot }, 'worker restart failed'));
+          if (!stopping)
+            fork(slot).catch((err: unknown) =>
+              logger.error({ err, slot }, 'worker restart failed'),
+            );
         }, RESTART_DELAY_MS).unref();
       });
-      const start: ClusterMessage = { type: 'portcullis:start', config, slot };
-      worker.send(start);
     });
 
-  // The first worker binds the port (maybe port 0); the others then share it.
-  await fork(0);
-  const shared = { ...config, postgres: { ...config.postgres, port } };
-  config = shared;
-  await Promise.all(Array.from({ length: config.processes - 1 }, (_, i) => fork(i + 1)));
+  // Every worker asks for the configured port (even 0): the primary binds it once and shares it.
+  try {
+    await Promise.all(Array.from({ length: config.processes }, (_, slot) => fork(slot)));
+  } catch (err) {
+    stopping = true;
+    for (const worker of workers.values()) worker.kill('SIGTERM');
+    throw err;
+  }
   return {
     host: config.postgres.host,
     port,
@@ -120,11 +134,19 @@ export function runWorker(makeLogger: (config: GatewayConfig) => Logger): void {
       }).then(
         (started) => {
           gateway = started;
-          const ready: ClusterMessage = { type: 'portcullis:listening', slot: message.slot, port: started.postgres.port };
+          const ready: ClusterMessage = {
+            type: 'portcullis:listening',
+            slot: message.slot,
+            port: started.postgres.port,
+          };
           process.send?.(ready);
         },
         (err: unknown) => {
-          const failed: ClusterMessage = { type: 'portcullis:failed', slot: message.slot, message: (err as Error).message };
+          const failed: ClusterMessage = {
+            type: 'portcullis:failed',
+            slot: message.slot,
+            message: (err as Error).message,
+          };
           process.send?.(failed, () => process.exit(1));
         },
       );
@@ -132,6 +154,8 @@ export function runWorker(makeLogger: (config: GatewayConfig) => Logger): void {
       gateway?.cancel(message.processId, message.secretKey);
     }
   });
+  const hello: ClusterMessage = { type: 'portcullis:hello' };
+  process.send?.(hello);
   const stop = (): void => {
     const closing = gateway?.close() ?? Promise.resolve();
     closing.finally(() => process.exit(0));

@@ -152,11 +152,23 @@ export function decodeErrorFields(buf: Buffer, start: number, end: number): Erro
     if (field === 0) break;
     const valueEnd = cstringEnd(buf, pos + 1, end, 'ErrorResponse');
     const value = buf.toString('utf8', pos + 1, valueEnd);
-    if (field === 0x53) severity = value; // S
-    else if (field === 0x43) code = value; // C
-    else if (field === 0x4d) message = value; // M
-    else if (field === 0x44) detail = value; // D
-    else if (field === 0x48) hint = value; // H
+    switch (field) {
+      case 0x53: // S
+        severity = value;
+        break;
+      case 0x43: // C
+        code = value;
+        break;
+      case 0x4d: // M
+        message = value;
+        break;
+      case 0x44: // D
+        detail = value;
+        break;
+      case 0x48: // H
+        hint = value;
+        break;
+    }
     pos = valueEnd + 1;
   }
   return {
@@ -207,7 +219,11 @@ export type AuthenticationRequest =
   | { readonly code: number; readonly kind: 'sasl-continue' | 'sasl-final'; readonly data: string };
 
 /** Authentication (`R`): the method the server asks for, with its salt or SASL data. */
-export function decodeAuthentication(buf: Buffer, start: number, end: number): AuthenticationRequest {
+export function decodeAuthentication(
+  buf: Buffer,
+  start: number,
+  end: number,
+): AuthenticationRequest {
   const code = int32(buf, start, end, 'Authentication');
   switch (code) {
     case 0:

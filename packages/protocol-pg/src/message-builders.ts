@@ -87,7 +87,11 @@ export function readyForQuery(status: 'I' | 'T' | 'E'): Buffer {
 export function negotiateProtocolVersion(minor: number, unrecognized: readonly string[]): Buffer {
   return frame(
     0x76,
-    Buffer.concat([int32(StartupCode.Protocol3 | minor), int32(unrecognized.length), ...unrecognized.map(cstring)]),
+    Buffer.concat([
+      int32(StartupCode.Protocol3 | minor),
+      int32(unrecognized.length),
+      ...unrecognized.map(cstring),
+    ]),
   );
 }
 
@@ -97,7 +101,9 @@ export const sslAccepted: Buffer = Buffer.from('S');
 export const encryptionRefused: Buffer = Buffer.from('N');
 
 /** StartupMessage (untyped) for protocol 3.0. */
-export function startupMessage(params: ReadonlyMap<string, string> | Record<string, string>): Buffer {
+export function startupMessage(
+  params: ReadonlyMap<string, string> | Record<string, string>,
+): Buffer {
   const entries = params instanceof Map ? [...params] : Object.entries(params);
   const body = Buffer.concat([
     int32(StartupCode.Protocol3),
@@ -112,7 +118,12 @@ export const sslRequest: Buffer = Buffer.concat([int32(8), int32(StartupCode.SSL
 
 /** CancelRequest (untyped). */
 export function cancelRequest(processId: number, secretKey: number): Buffer {
-  return Buffer.concat([int32(16), int32(StartupCode.CancelRequest), int32(processId), int32(secretKey)]);
+  return Buffer.concat([
+    int32(16),
+    int32(StartupCode.CancelRequest),
+    int32(processId),
+    int32(secretKey),
+  ]);
 }
 
 /** PasswordMessage (`p`) carrying a cleartext or md5-hashed password. */

@@ -27,12 +27,16 @@ export function decodeStartupPacket(buf: Buffer): { packet: StartupPacket; used:
   if (buf.length < 4) return null;
   const length = buf.readInt32BE(0);
   if (length < 8 || length > MAX_STARTUP_PACKET_BYTES) {
-    throw new PortcullisError('PCL_ERR_PROTOCOL_MALFORMED', `invalid startup packet length ${length}`);
+    throw new PortcullisError(
+      'PCL_ERR_PROTOCOL_MALFORMED',
+      `invalid startup packet length ${length}`,
+    );
   }
   if (buf.length < length) return null;
   const code = buf.readInt32BE(4);
   if (code === StartupCode.SSLRequest) return { packet: { kind: 'ssl-request' }, used: length };
-  if (code === StartupCode.GSSENCRequest) return { packet: { kind: 'gssenc-request' }, used: length };
+  if (code === StartupCode.GSSENCRequest)
+    return { packet: { kind: 'gssenc-request' }, used: length };
   if (code === StartupCode.CancelRequest) {
     if (length !== 16) {
       throw new PortcullisError('PCL_ERR_PROTOCOL_MALFORMED', 'invalid cancel request length');
@@ -50,7 +54,10 @@ export function decodeStartupPacket(buf: Buffer): { packet: StartupPacket; used:
       `unsupported frontend protocol ${major}.${minor}: server supports 3.0`,
     );
   }
-  return { packet: { kind: 'startup', major, minor, params: decodeParams(buf, 8, length) }, used: length };
+  return {
+    packet: { kind: 'startup', major, minor, params: decodeParams(buf, 8, length) },
+    used: length,
+  };
 }
 
 function decodeParams(buf: Buffer, start: number, end: number): Map<string, string> {

@@ -1,4 +1,13 @@
-import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, pbkdf2, randomBytes, timingSafeEqual } from 'node:crypto';
+import { promisify } from 'node:util';
+
+const pbkdf2Async = promisify(pbkdf2);
+
+/**
+ * Most PBKDF2 iterations a server may ask for. PostgreSQL's default is 4096; a hostile or
+ * misconfigured server asking for billions would tie up a thread-pool thread for minutes.
+ */
+export const MAX_SCRAM_ITERATIONS = 1_000_000;
 import { PortcullisError } from '@portcullis/core';
 
 /** The md5 password answer: `'md5' + md5(md5(password + user) + salt)`. */
@@ -45,20 +54,33 @@ export class ScramSha256Client {
     return `n,,${this.#clientFirstBare}`;
   }
 
-  /** Takes server-first-message, returns client-final-message. */
-  clientFinal(serverFirst: string): string {
+  /**
+   * Takes server-first-message, returns client-final-message. Async because key derivation
+   * (PBKDF2) runs on the thread pool rather than blocking every other session.
+   */
+  async clientFinal(serverFirst: string): Promise<string> {
     const attrs = parseAttributes(serverFirst);
     const nonce = attrs.get('r');
     const salt = attrs.get('s');
     const iterations = Number(attrs.get('i'));
-    if (nonce === undefined || salt === undefined || !Number.isInteger(iterations) || iterations < 1) {
+    if (
+      nonce === undefined ||
+      salt === undefined ||
+      !Number.isInteger(iterations) ||
+      iterations < 1
+    ) {
       throw scramError('server-first-message is malformed');
+    }
+    if (iterations > MAX_SCRAM_ITERATIONS) {
+      throw scramError(
+        `server asks for ${iterations} iterations, over the limit of ${MAX_SCRAM_ITERATIONS}`,
+      );
     }
     if (!nonce.startsWith(this.#clientNonce) || nonce.length === this.#clientNonce.length) {
       throw scramError('server nonce does not extend the client nonce');
     }
-    const saltedPassword = pbkdf2Sync(
-      this.#password.normalize('NFKC'),
+    const saltedPassword = await pbkdf2Async(
+      saslPrep(this.#password),
       Buffer.from(salt, 'base64'),
       iterations,
       32,
@@ -90,6 +112,25 @@ export class ScramSha256Client {
       throw scramError('server signature does not match');
     }
   }
+}
+
+/** RFC 3454 table C.1.2, non-ASCII spaces: SASLprep maps them to U+0020. */
+const NON_ASCII_SPACE = /[\u00a0\u1680\u2000-\u200b\u202f\u205f\u3000]/g;
+/** RFC 3454 table B.1, "commonly mapped to nothing": SASLprep removes them. */
+// eslint-disable-next-line no-misleading-character-class -- the class lists joiners on purpose
+const MAPPED_TO_NOTHING = /[\u00ad\u034f\u1806\u180b-\u180d\u200c\u200d\u2060\ufe00-\ufe0f\ufeff]/g;
+
+/**
+ * The mapping and normalisation steps of SASLprep (RFC 4013) that PostgreSQL applies to a
+ * password before hashing it: non-ASCII spaces become spaces, characters mapped to nothing
+ * go, then NFKC. An all-ASCII password is used as is. Like node-postgres, this skips
+ * SASLprep's prohibited-character and bidi checks; PostgreSQL hashes the raw password when
+ * those fail, so a non-ASCII password that also holds, say, a control character will not match.
+ */
+function saslPrep(password: string): string {
+  // eslint-disable-next-line no-control-regex -- testing for ASCII only
+  if (/^[\x00-\x7f]*$/.test(password)) return password;
+  return password.replace(NON_ASCII_SPACE, ' ').replace(MAPPED_TO_NOTHING, '').normalize('NFKC');
 }
 
 function hmac(key: Buffer, data: string): Buffer {

@@ -25,3 +25,8 @@ export {
   type StartPostgresOptions,
 } from './start-postgres.js';
 export { stopAllServices } from './stop-all-services.js';
+export {
+  startGatewayProcess,
+  type GatewayProcess,
+  type StartGatewayProcessOptions,
+} from './start-gateway-process.js';

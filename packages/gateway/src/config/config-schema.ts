@@ -40,9 +40,15 @@ const upstreamTls = z.strictObject({
   mode: z
     .enum(['disable', 'require', 'verify-full'])
     .default('disable')
-    .describe('disable: plain TCP; require: TLS without certificate checks; verify-full: TLS, CA and host name checked.'),
-  ca: nonEmpty.optional().describe('PEM file of the CA that signs the upstream certificate (verify-full).'),
-  serverName: nonEmpty.optional().describe('Host name expected in the upstream certificate (defaults to host).'),
+    .describe(
+      'disable: plain TCP; require: TLS without certificate checks; verify-full: TLS, CA and host name checked.',
+    ),
+  ca: nonEmpty
+    .optional()
+    .describe('PEM file of the CA that signs the upstream certificate (verify-full).'),
+  serverName: nonEmpty
+    .optional()
+    .describe('Host name expected in the upstream certificate (defaults to host).'),
 });
 
 const postgresResource = z.strictObject({
@@ -106,12 +112,16 @@ const limits = z.strictObject({
 
 const events = z.strictObject({
   sink: z.literal('jsonl').default('jsonl'),
-  path: nonEmpty.default('events.jsonl').describe('Event file, relative to dataDir unless absolute.'),
+  path: nonEmpty
+    .default('events.jsonl')
+    .describe('Event file, relative to dataDir unless absolute.'),
   flushIntervalMs: z.number().int().positive().default(200),
   dangerouslyRecordLiterals: z
     .boolean()
     .default(false)
-    .describe('Record statement text with its literal values (they may hold personal data or secrets).'),
+    .describe(
+      'Record statement text with its literal values (they may hold personal data or secrets).',
+    ),
 });
 
 /** Schema of the whole configuration file. */
@@ -122,10 +132,15 @@ export const gatewayConfigSchema = z.strictObject({
     .default(1)
     .describe('Gateway processes; `auto` = one per CPU core.'),
   log: z
-    .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+    .strictObject({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    })
     .default({ level: 'info' }),
   listeners: z.strictObject({ postgres: postgresListener }),
-  resources: z.record(z.string().regex(/^[A-Za-z0-9_.-]{1,63}$/, 'resource names are 1-63 of A-Z a-z 0-9 _ . -'), postgresResource),
+  resources: z.record(
+    z.string().regex(/^[A-Za-z0-9_.-]{1,63}$/, 'resource names are 1-63 of A-Z a-z 0-9 _ . -'),
+    postgresResource,
+  ),
   tokens: z.array(staticToken).default([]),
   limits: limits.default({
     maxFrameBytes: 64 * 1024 * 1024,

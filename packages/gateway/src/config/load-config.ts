@@ -5,7 +5,11 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { PortcullisError, type Person } from '@portcullis/core';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
-import { gatewayConfigSchema, type GatewayConfigInput, type SecretSource } from './config-schema.js';
+import {
+  gatewayConfigSchema,
+  type GatewayConfigInput,
+  type SecretSource,
+} from './config-schema.js';
 
 /** An upstream PostgreSQL resource with its secret resolved. */
 export interface PostgresResource {
@@ -80,17 +84,25 @@ export function loadConfigFile(
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new PortcullisError('PCL_ERR_CONFIG_READ', `cannot read config file ${path}: ${(err as Error).message}`, {
-      cause: err,
-    });
+    throw new PortcullisError(
+      'PCL_ERR_CONFIG_READ',
+      `cannot read config file ${path}: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
   }
   let raw: unknown;
   try {
     raw = parseYaml(text);
   } catch (err) {
-    throw new PortcullisError('PCL_ERR_CONFIG_INVALID', `${path} is not valid YAML: ${(err as Error).message}`, {
-      cause: err,
-    });
+    throw new PortcullisError(
+      'PCL_ERR_CONFIG_INVALID',
+      `${path} is not valid YAML: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
   }
   return resolveConfig(raw, { baseDir: dirname(resolve(path)), env, ...overrides }, path);
 }
@@ -116,7 +128,10 @@ export function resolveConfig(raw: unknown, ctx: ResolveContext, source = 'confi
       port: r.port,
       database: r.database,
       user: r.user,
-      password: r.password === undefined ? null : readSecret(`resources.${name}.password`, r.password, ctx, path),
+      password:
+        r.password === undefined
+          ? null
+          : readSecret(`resources.${name}.password`, r.password, ctx, path),
       tls: {
         mode: r.tls.mode,
         ca: r.tls.ca === undefined ? null : readPem(`resources.${name}.tls.ca`, r.tls.ca),
@@ -131,7 +146,9 @@ export function resolveConfig(raw: unknown, ctx: ResolveContext, source = 'confi
     const key = `tokens.${i}`;
     for (const name of t.resources ?? []) {
       if (resources[name] === undefined) {
-        throw invalid(`${key}.resources: no resource named "${name}" (known: ${Object.keys(resources).join(', ') || 'none'})`);
+        throw invalid(
+          `${key}.resources: no resource named "${name}" (known: ${Object.keys(resources).join(', ') || 'none'})`,
+        );
       }
     }
     const digest = t.sha256 ?? sha256Hex(readSecret(`${key}.token`, t.token!, ctx, path));
@@ -185,7 +202,8 @@ function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
     .map((issue) => {
       const at = issue.path.length === 0 ? '(top level)' : issue.path.join('.');
       let message = issue.message;
-      if (issue.code === 'unrecognized_keys') message = `unknown key(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+      if (issue.code === 'unrecognized_keys')
+        message = `unknown key(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
       else if (issue.code === 'invalid_union') message = `${message}: ${describeUnion(issue)}`;
       return `  - ${at}: ${message}`;
     })
@@ -193,7 +211,9 @@ function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
 }
 
 function describeUnion(issue: z.core.$ZodIssueInvalidUnion): string {
-  return issue.errors.map((branch) => branch.map((i) => i.message.replace(/^Invalid input: /, '')).join(', ')).join(' or ');
+  return issue.errors
+    .map((branch) => branch.map((i) => i.message.replace(/^Invalid input: /, '')).join(', '))
+    .join(' or ');
 }
 
 function readSecret(
@@ -206,7 +226,10 @@ function readSecret(
   if (source.env !== undefined) {
     const value = ctx.env[source.env];
     if (value === undefined || value === '') {
-      throw new PortcullisError('PCL_ERR_CONFIG_SECRET', `${key}: environment variable ${source.env} is not set`);
+      throw new PortcullisError(
+        'PCL_ERR_CONFIG_SECRET',
+        `${key}: environment variable ${source.env} is not set`,
+      );
     }
     return value;
   }
@@ -217,9 +240,13 @@ function readSecretFile(key: string, file: string): string {
   try {
     return readFileSync(file, 'utf8');
   } catch (err) {
-    throw new PortcullisError('PCL_ERR_CONFIG_SECRET', `${key}: cannot read ${file}: ${(err as Error).message}`, {
-      cause: err,
-    });
+    throw new PortcullisError(
+      'PCL_ERR_CONFIG_SECRET',
+      `${key}: cannot read ${file}: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
   }
 }
 

@@ -1,7 +1,13 @@
 import { mkdirSync, openSync, closeSync, write } from 'node:fs';
 import { dirname } from 'node:path';
 import { promisify } from 'node:util';
-import { PortcullisError, silentLogger, type EventSink, type Logger, type SessionEvent } from '@portcullis/core';
+import {
+  PortcullisError,
+  silentLogger,
+  type EventSink,
+  type Logger,
+  type SessionEvent,
+} from '@portcullis/core';
 
 const writeAsync = promisify(write);
 
@@ -40,9 +46,13 @@ export class JsonlEventSink implements EventSink {
       mkdirSync(dirname(options.path), { recursive: true, mode: 0o700 });
       this.#fd = openSync(options.path, 'a', 0o600);
     } catch (err) {
-      throw new PortcullisError('PCL_ERR_EVENTS_WRITE', `cannot open event file ${options.path}: ${(err as Error).message}`, {
-        cause: err,
-      });
+      throw new PortcullisError(
+        'PCL_ERR_EVENTS_WRITE',
+        `cannot open event file ${options.path}: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
     }
   }
 
@@ -82,9 +92,13 @@ export class JsonlEventSink implements EventSink {
         this.#pending = batch.concat(this.#pending);
         this.#pendingBytes += data.length;
         this.#logger.error({ err }, 'event sink write failed; will retry');
-        throw new PortcullisError('PCL_ERR_EVENTS_WRITE', `writing events failed: ${(err as Error).message}`, {
-          cause: err,
-        });
+        throw new PortcullisError(
+          'PCL_ERR_EVENTS_WRITE',
+          `writing events failed: ${(err as Error).message}`,
+          {
+            cause: err,
+          },
+        );
       },
     );
     await this.#writing;

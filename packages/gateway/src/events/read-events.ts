@@ -42,12 +42,18 @@ export async function readEvents(
     }
     if (query.sessionId !== undefined && event.sessionId !== query.sessionId) continue;
     if (query.type !== undefined && event.type !== query.type) continue;
-    if (query.person !== undefined && event.person?.subject !== query.person && event.person?.email !== query.person) {
+    if (
+      query.person !== undefined &&
+      event.person?.subject !== query.person &&
+      event.person?.email !== query.person
+    ) {
       continue;
     }
     events.push(event);
-    if (query.last !== undefined && events.length > query.last * 2) events.splice(0, events.length - query.last);
+    if (query.last !== undefined && events.length > query.last * 2)
+      events.splice(0, events.length - query.last);
   }
-  if (query.last !== undefined && events.length > query.last) events.splice(0, events.length - query.last);
+  if (query.last !== undefined && events.length > query.last)
+    events.splice(0, events.length - query.last);
   return { events, unreadable };
 }

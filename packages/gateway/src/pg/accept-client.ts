@@ -69,7 +69,13 @@ export async function acceptClient(raw: Socket, ctx: AcceptContext): Promise<voi
   let socket: Socket = raw;
   const reader = new SocketReader(raw, 'client');
   const timer = setTimeout(
-    () => reader.fail(new Refusal(SqlState.ProtocolViolation, `startup did not finish within ${config.limits.authTimeoutMs} ms`)),
+    () =>
+      reader.fail(
+        new Refusal(
+          SqlState.ProtocolViolation,
+          `startup did not finish within ${config.limits.authTimeoutMs} ms`,
+        ),
+      ),
     config.limits.authTimeoutMs,
   );
   let upstream: UpstreamConnection | null = null;
@@ -81,14 +87,18 @@ export async function acceptClient(raw: Socket, ctx: AcceptContext): Promise<voi
         clearTimeout(timer);
         reader.detach();
         raw.destroy();
-        if (ctx.cancels.owns(packet.processId)) ctx.cancels.cancel(packet.processId, packet.secretKey);
+        if (ctx.cancels.owns(packet.processId))
+          ctx.cancels.cancel(packet.processId, packet.secretKey);
         else ctx.routeCancel(packet.processId, packet.secretKey);
         return;
       }
       if (reader.buffered > 0) {
         // Bytes after an encryption request, before the handshake, could be injected by a
         // man in the middle; PostgreSQL refuses them for the same reason.
-        throw new Refusal(SqlState.ProtocolViolation, 'received unencrypted data after an encryption request');
+        throw new Refusal(
+          SqlState.ProtocolViolation,
+          'received unencrypted data after an encryption request',
+        );
       }
       if (packet.kind === 'ssl-request' && ctx.tls !== null && !tlsActive) {
         raw.write(sslAccepted);
@@ -106,15 +116,25 @@ export async function acceptClient(raw: Socket, ctx: AcceptContext): Promise<voi
     const params = packet.params;
     const user = params.get('user');
     if (user === undefined || user === '') {
-      throw new Refusal(SqlState.InvalidAuthorization, 'no user name specified in the startup message');
+      throw new Refusal(
+        SqlState.InvalidAuthorization,
+        'no user name specified in the startup message',
+      );
     }
     const database = params.get('database') || user;
     const replication = params.get('replication');
-    if (replication !== undefined && !['false', 'off', 'no', '0'].includes(replication.toLowerCase())) {
-      throw new Refusal(SqlState.FeatureNotSupported, 'replication connections are not supported through Portcullis');
+    if (
+      replication !== undefined &&
+      !['false', 'off', 'no', '0'].includes(replication.toLowerCase())
+    ) {
+      throw new Refusal(
+        SqlState.FeatureNotSupported,
+        'replication connections are not supported through Portcullis',
+      );
     }
     const unrecognized = [...params.keys()].filter((name) => name.startsWith('_pq_.'));
-    if (packet.minor > 0 || unrecognized.length > 0) socket.write(negotiateProtocolVersion(0, unrecognized));
+    if (packet.minor > 0 || unrecognized.length > 0)
+      socket.write(negotiateProtocolVersion(0, unrecognized));
 
     if (!tlsActive && !config.postgres.insecure) {
       throw new Refusal(
@@ -145,7 +165,9 @@ export async function acceptClient(raw: Socket, ctx: AcceptContext): Promise<voi
         'the password is your Portcullis token',
       );
     }
-    const resource = Object.hasOwn(config.resources, database) ? config.resources[database] : undefined;
+    const resource = Object.hasOwn(config.resources, database)
+      ? config.resources[database]
+      : undefined;
     if (resource === undefined) {
       throw new Refusal(
         SqlState.UnknownDatabase,
@@ -165,7 +187,10 @@ export async function acceptClient(raw: Socket, ctx: AcceptContext): Promise<voi
     for (const [name, value] of params) {
       if (!RESERVED_PARAMS.has(name) && !name.startsWith('_pq_.')) upstreamParams.set(name, value);
     }
-    upstreamParams.set('application_name', applicationName(params.get('application_name') ?? '', grant.person.subject));
+    upstreamParams.set(
+      'application_name',
+      applicationName(params.get('application_name') ?? '', grant.person.subject),
+    );
     try {
       upstream = await connectUpstream(resource, upstreamParams);
     } catch (err) {
@@ -182,7 +207,11 @@ export async function acceptClient(raw: Socket, ctx: AcceptContext): Promise<voi
       return;
     }
 
-    const identity: SessionIdentity = { person: grant.person, agent: null, authMethod: 'static-token' };
+    const identity: SessionIdentity = {
+      person: grant.person,
+      agent: null,
+      authMethod: 'static-token',
+    };
     const recorder = new SessionRecorder(ctx.sink, {
       identity,
       resource: resource.name,
@@ -251,5 +280,8 @@ function allowedResources(config: GatewayConfig, allowed: readonly string[] | nu
 function applicationName(client: string, subject: string): string {
   const tag = `portcullis:${subject}`;
   const full = client === '' ? tag : `${client} (${tag})`;
-  return Buffer.from(full, 'utf8').subarray(0, 63).toString('utf8').replace(/\uFFFD$/, '');
+  return Buffer.from(full, 'utf8')
+    .subarray(0, 63)
+    .toString('utf8')
+    .replace(/\uFFFD$/, '');
 }

@@ -30,7 +30,8 @@ export class CancelRegistry {
 
   /** `slot` is this process's number, 0..63. */
   constructor(slot: number, logger: Logger) {
-    if (!Number.isInteger(slot) || slot < 0 || slot > 63) throw new RangeError(`process slot ${slot} is outside 0..63`);
+    if (!Number.isInteger(slot) || slot < 0 || slot > 63)
+      throw new RangeError(`process slot ${slot} is outside 0..63`);
     this.#slot = slot;
     this.#logger = logger;
   }
@@ -85,7 +86,9 @@ export class CancelRegistry {
     const packet = cancelRequest(entry.upstreamProcessId, entry.upstreamSecretKey);
     const socket = netConnect({ host: resource.host, port: resource.port });
     socket.setTimeout(resource.connectTimeoutMs, () => socket.destroy());
-    socket.on('error', (err) => this.#logger.warn({ err, resource: resource.name }, 'cancel request to upstream failed'));
+    socket.on('error', (err) =>
+      this.#logger.warn({ err, resource: resource.name }, 'cancel request to upstream failed'),
+    );
     if (resource.tls.mode === 'disable') {
       socket.end(packet);
       return;
@@ -102,7 +105,9 @@ export class CancelRegistry {
         rejectUnauthorized: resource.tls.mode === 'verify-full',
         ...(resource.tls.ca === null ? {} : { ca: resource.tls.ca }),
       });
-      secure.on('error', (err) => this.#logger.warn({ err, resource: resource.name }, 'cancel request to upstream failed'));
+      secure.on('error', (err) =>
+        this.#logger.warn({ err, resource: resource.name }, 'cancel request to upstream failed'),
+      );
       secure.once('secureConnect', () => secure.end(packet));
     });
   }

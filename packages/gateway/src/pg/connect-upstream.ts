@@ -96,7 +96,11 @@ export async function connectUpstream(
   }
 }
 
-async function login(socket: Socket, reader: SocketReader, resource: PostgresResource): Promise<UpstreamConnection> {
+async function login(
+  socket: Socket,
+  reader: SocketReader,
+  resource: PostgresResource,
+): Promise<UpstreamConnection> {
   const parameterFrames: Buffer[] = [];
   const parameters = new Map<string, string>();
   let key: { processId: number; secretKey: number } | null = null;
@@ -117,7 +121,8 @@ async function login(socket: Socket, reader: SocketReader, resource: PostgresRes
         const auth = decodeAuthentication(body, 0, body.length);
         if (auth.kind === 'ok') break;
         if (auth.kind === 'cleartext') socket.write(passwordMessage(password()));
-        else if (auth.kind === 'md5') socket.write(passwordMessage(md5PasswordResponse(resource.user, password(), auth.salt)));
+        else if (auth.kind === 'md5')
+          socket.write(passwordMessage(md5PasswordResponse(resource.user, password(), auth.salt)));
         else if (auth.kind === 'sasl') {
           if (!auth.mechanisms.includes('SCRAM-SHA-256')) {
             throw new PortcullisError(
@@ -127,7 +132,8 @@ async function login(socket: Socket, reader: SocketReader, resource: PostgresRes
           }
           scram = new ScramSha256Client(password());
           socket.write(saslInitialResponse(scram.mechanism, scram.clientFirst()));
-        } else if (auth.kind === 'sasl-continue' && scram !== null) socket.write(saslResponse(scram.clientFinal(auth.data)));
+        } else if (auth.kind === 'sasl-continue' && scram !== null)
+          socket.write(saslResponse(await scram.clientFinal(auth.data)));
         else if (auth.kind === 'sasl-final' && scram !== null) scram.verifyServerFinal(auth.data);
         else {
           throw new PortcullisError(
@@ -148,8 +154,13 @@ async function login(socket: Socket, reader: SocketReader, resource: PostgresRes
         break;
       case BackendCode.ErrorResponse: {
         const error = decodeErrorFields(body, 0, body.length);
-        const code = error.code.startsWith('28') ? 'PCL_ERR_UPSTREAM_AUTH' : 'PCL_ERR_UPSTREAM_CONNECT';
-        throw new PortcullisError(code, `upstream ${resource.name} refused the login: ${error.code} ${error.message}`);
+        const code = error.code.startsWith('28')
+          ? 'PCL_ERR_UPSTREAM_AUTH'
+          : 'PCL_ERR_UPSTREAM_CONNECT';
+        throw new PortcullisError(
+          code,
+          `upstream ${resource.name} refused the login: ${error.code} ${error.message}`,
+        );
       }
       case BackendCode.ReadyForQuery:
         return {

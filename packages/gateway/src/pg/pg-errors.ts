@@ -16,5 +16,10 @@ export const SqlState = {
 
 /** A FATAL ErrorResponse: the gateway closes the connection after sending it. */
 export function fatal(code: string, message: string, hint?: string): Buffer {
-  return errorResponse({ severity: 'FATAL', code, message, ...(hint === undefined ? {} : { hint }) });
+  return errorResponse({
+    severity: 'FATAL',
+    code,
+    message,
+    ...(hint === undefined ? {} : { hint }),
+  });
 }

@@ -30,11 +30,17 @@ export interface PgListenerDeps {
 }
 
 /** Starts the PostgreSQL listener of a gateway process. */
-export async function startPgListener(config: GatewayConfig, deps: PgListenerDeps): Promise<PgListener> {
+export async function startPgListener(
+  config: GatewayConfig,
+  deps: PgListenerDeps,
+): Promise<PgListener> {
   const sessions = new Set<PgRelay>();
   const ctx: AcceptContext = {
     config,
-    tls: config.postgres.tls === null ? null : createSecureContext({ cert: config.postgres.tls.cert, key: config.postgres.tls.key }),
+    tls:
+      config.postgres.tls === null
+        ? null
+        : createSecureContext({ cert: config.postgres.tls.cert, key: config.postgres.tls.key }),
     sink: deps.sink,
     logger: deps.logger,
     cancels: deps.cancels,
@@ -58,14 +64,22 @@ export async function startPgListener(config: GatewayConfig, deps: PgListenerDep
   });
   await new Promise<void>((resolveListen, reject) => {
     server.once('error', reject);
-    server.listen({ host: config.postgres.host, port: config.postgres.port, exclusive: deps.exclusive ?? false }, () => {
-      server.off('error', reject);
-      resolveListen();
-    });
+    server.listen(
+      {
+        host: config.postgres.host,
+        port: config.postgres.port,
+        exclusive: deps.exclusive ?? false,
+      },
+      () => {
+        server.off('error', reject);
+        resolveListen();
+      },
+    );
   });
   server.on('error', (err) => deps.logger.error({ err }, 'listener error'));
   const address = server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : config.postgres.port;
+  const port =
+    typeof address === 'object' && address !== null ? address.port : config.postgres.port;
   return {
     host: config.postgres.host,
     port,
@@ -74,7 +88,12 @@ export async function startPgListener(config: GatewayConfig, deps: PgListenerDep
     },
     async close() {
       const closed = new Promise<void>((resolveClose) => server.close(() => resolveClose()));
-      for (const relay of sessions) relay.terminate(SqlState.AdminShutdown, 'terminating connection because the gateway is shutting down', 'shutdown');
+      for (const relay of sessions)
+        relay.terminate(
+          SqlState.AdminShutdown,
+          'terminating connection because the gateway is shutting down',
+          'shutdown',
+        );
       // Sessions end at their next frame boundary; anything still open after the grace
       // period (clients in startup, clients that stopped reading) is cut.
       const deadline = setTimeout(() => {
@@ -82,6 +101,13 @@ export async function startPgListener(config: GatewayConfig, deps: PgListenerDep
       }, SHUTDOWN_GRACE_MS);
       await closed;
       clearTimeout(deadline);
+      // The server is closed once every client socket is; a session still records its end when
+      // its upstream socket closes too, which can come later. Wait for that (bounded), so the
+      // caller does not close the event sink under it.
+      const settleBy = Date.now() + SHUTDOWN_GRACE_MS;
+      while (sessions.size > 0 && Date.now() < settleBy) {
+        await new Promise((resolveTick) => setTimeout(resolveTick, 10));
+      }
     },
   };
 }

@@ -3,7 +3,11 @@ import { PortcullisError, type Logger, type StatementRecord } from '@portcullis/
 import { FrameScanner, FrontendCode, isFrontendCode, terminate } from '@portcullis/protocol-pg';
 import { nowUs, type SessionRecorder } from '../events/session-recorder.js';
 import { fatal, SqlState } from './pg-errors.js';
-import { StatementTracker, TRACKED_CLIENT_FRAMES, TRACKED_SERVER_FRAMES } from './statement-tracker.js';
+import {
+  StatementTracker,
+  TRACKED_CLIENT_FRAMES,
+  TRACKED_SERVER_FRAMES,
+} from './statement-tracker.js';
 
 /** Options of a {@link PgRelay}. */
 export interface PgRelayOptions {
@@ -42,7 +46,12 @@ export class PgRelay {
   #clientTerminated = false;
   #upstreamClosed = false;
 
-  constructor(client: Socket, upstream: Socket, recorder: SessionRecorder, options: PgRelayOptions) {
+  constructor(
+    client: Socket,
+    upstream: Socket,
+    recorder: SessionRecorder,
+    options: PgRelayOptions,
+  ) {
     this.#client = client;
     this.#upstream = upstream;
     this.#recorder = recorder;
@@ -127,7 +136,10 @@ export class PgRelay {
       return;
     }
     this.#client.write(chunk);
-    if (this.#client.writableLength > this.#options.clientWriteBufferBytes && !this.#upstreamPaused) {
+    if (
+      this.#client.writableLength > this.#options.clientWriteBufferBytes &&
+      !this.#upstreamPaused
+    ) {
       this.#upstreamPaused = true;
       this.#upstream.pause();
     }
@@ -147,7 +159,10 @@ export class PgRelay {
     const notice =
       side === 'client'
         ? fatal(SqlState.ProtocolViolation, message)
-        : fatal(SqlState.ConnectionFailure, 'the upstream server sent an invalid message; session closed');
+        : fatal(
+            SqlState.ConnectionFailure,
+            'the upstream server sent an invalid message; session closed',
+          );
     this.#closeBoth(this.#serverScanner.atBoundary ? notice : null);
   }
 
@@ -165,7 +180,11 @@ export class PgRelay {
       this.#reason = 'upstream-lost';
       this.#endError = { code: SqlState.ConnectionFailure, message: 'upstream connection lost' };
       const notice = this.#serverScanner.atBoundary
-        ? fatal(SqlState.ConnectionFailure, 'connection to the upstream server was lost', 'reconnect and retry')
+        ? fatal(
+            SqlState.ConnectionFailure,
+            'connection to the upstream server was lost',
+            'reconnect and retry',
+          )
         : null;
       this.#closeBoth(notice);
     }

@@ -17,7 +17,8 @@ export class SocketReader {
     this.#wake();
   };
   readonly #onError = (err: Error): void => this.fail(err);
-  readonly #onClose = (): void => this.fail(new Error(`${this.#peer} closed the connection during login`));
+  readonly #onClose = (): void =>
+    this.fail(new Error(`${this.#peer} closed the connection during login`));
 
   /** `peer` names the other side in error messages ('client' or 'upstream'). */
   constructor(socket: Socket, peer: string) {

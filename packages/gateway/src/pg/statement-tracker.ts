@@ -85,7 +85,10 @@ export class StatementTracker {
       }
       case FrontendCode.Parse: {
         const parse = decodeParse(buf, start, end);
-        this.#statements.set(parse.name, { text: this.#hooks.recordedText(parse.query), params: parse.paramTypes });
+        this.#statements.set(parse.name, {
+          text: this.#hooks.recordedText(parse.query),
+          params: parse.paramTypes,
+        });
         return;
       }
       case FrontendCode.Bind: {
@@ -117,7 +120,13 @@ export class StatementTracker {
         return;
       case FrontendCode.FunctionCall: {
         const call = decodeFunctionCall(buf, start, end);
-        this.#push('statement', 'function-call', `<function call oid=${call.functionOid}>`, '', call.args);
+        this.#push(
+          'statement',
+          'function-call',
+          `<function call oid=${call.functionOid}>`,
+          '',
+          call.args,
+        );
         this.#push('sync', 'function-call', '', '', 0);
         return;
       }
@@ -163,7 +172,13 @@ export class StatementTracker {
     }
   }
 
-  #push(kind: Pending['kind'], protocol: StatementProtocol, text: string, preparedName: string, params: number): void {
+  #push(
+    kind: Pending['kind'],
+    protocol: StatementProtocol,
+    text: string,
+    preparedName: string,
+    params: number,
+  ): void {
     this.#queue.push({
       kind,
       protocol,
