@@ -6,6 +6,8 @@
 // Prints a table of TPS and latency per path and mode, with each path's ratio to PgBouncer and
 // the latency it adds over the direct connection. Runs are interleaved so drift on a noisy
 // machine hits every path alike; with --runs > 1 the median run is reported.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import {
   ensurePostgresInstalled,
@@ -17,6 +19,7 @@ import {
   type GatewayProcess,
 } from '@portcullis/testkit';
 import { formatBenchTable, median } from './support/bench-table.js';
+import { cpuTimeUs, processTree } from './support/proc-stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -67,6 +70,17 @@ const gatewayConfig = (): Record<string, unknown> => ({
   tokens: [{ token: { value: TOKEN }, person: { subject: 'bench', email: 'bench@example.com' } }],
   log: { level: 'warn' },
 });
+// The floor for any Node proxy here: a relay that only pipes bytes.
+const pipeRelay = spawn(process.execPath, [fileURLToPath(new URL('./support/pipe-relay.mjs', import.meta.url)), String(server.port)], {
+  stdio: ['ignore', 'pipe', 'inherit'],
+});
+const pipeRelayPort = await new Promise<number>((resolvePort) => {
+  pipeRelay.stdout.setEncoding('utf8').on('data', (text: string) => {
+    const match = /listening (\d+)/.exec(text);
+    if (match !== null) resolvePort(Number(match[1]));
+  });
+});
+
 const gateways: GatewayProcess[] = [];
 for (const processes of [1, 2]) {
   console.error(`starting Portcullis with ${processes} process(es)…`);
@@ -77,27 +91,38 @@ interface Target {
   readonly name: string;
   readonly url: string;
   readonly password: string;
+  /** The proxy's process (its CPU time is measured); null for the direct path. */
+  readonly pid: number | null;
 }
 const targets: Target[] = [
   {
     name: 'direct to PostgreSQL',
     url: `postgresql://${role.user}@${server.host}:${server.port}/bench?sslmode=disable`,
     password: role.password,
+    pid: null,
   },
   {
     name: 'PgBouncer (session)',
     url: `postgresql://${role.user}@${bouncer.host}:${bouncer.port}/bench?sslmode=disable`,
     password: role.password,
+    pid: bouncer.pid,
+  },
+  {
+    name: 'Node pipe relay (baseline)',
+    url: `postgresql://${role.user}@127.0.0.1:${pipeRelayPort}/bench?sslmode=disable`,
+    password: role.password,
+    pid: pipeRelay.pid!,
   },
   ...gateways.map((g, i) => ({
     name: `Portcullis, ${i + 1} process${i === 0 ? '' : 'es'}`,
     url: `postgresql://bench@${g.host}:${g.port}/bench?sslmode=disable`,
     password: TOKEN,
+    pid: g.pid,
   })),
 ];
 
 const modes = ['simple', 'prepared'] as const;
-const results = new Map<string, { tps: number[]; latencyMs: number[] }>();
+const results = new Map<string, { tps: number[]; latencyMs: number[]; cpuUsPerTxn: number[] }>();
 try {
   for (let run = 0; run < runs; run++) {
     for (const mode of modes) {
@@ -105,6 +130,8 @@ try {
         console.error(
           `run ${run + 1}/${runs}: ${target.name}, ${mode}, ${clients} clients, ${seconds} s…`,
         );
+        const pids = target.pid === null ? [] : processTree(target.pid);
+        const cpuBefore = cpuTimeUs(pids);
         const { stdout } = await runProgram(
           pgbench,
           [
@@ -125,28 +152,31 @@ try {
             timeoutMs: (seconds + 60) * 1000,
           },
         );
+        const cpuUs = cpuTimeUs(pids) - cpuBefore;
         const parsed = parsePgbenchOutput(stdout);
         if (parsed.failed > 0)
           throw new Error(`${target.name}: ${parsed.failed} failed transactions`);
         const key = `${target.name}|${mode}`;
-        const entry = results.get(key) ?? { tps: [], latencyMs: [] };
+        const entry = results.get(key) ?? { tps: [], latencyMs: [], cpuUsPerTxn: [] };
         entry.tps.push(parsed.tps);
         entry.latencyMs.push(parsed.latencyMs);
+        entry.cpuUsPerTxn.push(cpuUs / parsed.transactions);
         results.set(key, entry);
       }
     }
   }
 } finally {
   for (const g of gateways) await g.stop();
+  pipeRelay.kill('SIGTERM');
   await bouncer.stop();
   await server.stop();
 }
 
 const rows: string[][] = [];
 for (const mode of modes) {
-  const get = (name: string): { tps: number; latencyMs: number } => {
+  const get = (name: string): { tps: number; latencyMs: number; cpuUsPerTxn: number } => {
     const entry = results.get(`${name}|${mode}`)!;
-    return { tps: median(entry.tps), latencyMs: median(entry.latencyMs) };
+    return { tps: median(entry.tps), latencyMs: median(entry.latencyMs), cpuUsPerTxn: median(entry.cpuUsPerTxn) };
   };
   const direct = get(targets[0]!.name);
   const bouncerResult = get(targets[1]!.name);
@@ -159,6 +189,7 @@ for (const mode of modes) {
       r.latencyMs.toFixed(3),
       (r.latencyMs - direct.latencyMs).toFixed(3),
       (r.tps / bouncerResult.tps).toFixed(2),
+      target.pid === null ? '-' : r.cpuUsPerTxn.toFixed(1),
     ]);
   }
 }
@@ -167,7 +198,7 @@ console.log(
 );
 console.log(
   formatBenchTable(
-    ['mode', 'path', 'TPS', 'latency ms', 'added ms vs direct', 'x PgBouncer'],
+    ['mode', 'path', 'TPS', 'latency ms', 'added ms vs direct', 'x PgBouncer', 'proxy CPU µs/txn'],
     rows,
   ),
 );

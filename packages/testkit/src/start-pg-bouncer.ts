@@ -16,6 +16,8 @@ export interface PgBouncerServer {
   port: number;
   /** PgBouncer's log file. */
   logFile: string;
+  /** Process id of PgBouncer itself (for RSS and CPU measurements). */
+  readonly pid: number;
   /** A `postgresql://` URL for logging in through PgBouncer. */
   url(database: string, user: string, password: string): string;
   /** Immediate shutdown (SIGTERM) and removal of its files. Idempotent. */
@@ -157,6 +159,10 @@ class PgBouncer implements PgBouncerServer {
         rmSync(this.dir, { recursive: true, force: true });
       },
     });
+  }
+
+  get pid(): number {
+    return this.child.pid;
   }
 
   url(database: string, user: string, password: string): string {

@@ -138,7 +138,12 @@ export const gatewayConfigSchema = z.strictObject({
     .default({ level: 'info' }),
   listeners: z.strictObject({ postgres: postgresListener }),
   resources: z.record(
-    z.string().regex(/^[A-Za-z0-9_.-]{1,63}$/, 'resource names are 1-63 of A-Z a-z 0-9 _ . -'),
+    z
+      .string()
+      .regex(
+        /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/,
+        'resource names are 1-63 of A-Z a-z 0-9 _ . -, starting with a letter or digit',
+      ),
     postgresResource,
   ),
   tokens: z.array(staticToken).default([]),

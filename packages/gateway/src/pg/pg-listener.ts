@@ -50,6 +50,11 @@ export async function startPgListener(
   const sockets = new Set<Socket>();
   const server: Server = createServer({ noDelay: true }, (socket) => {
     if (sockets.size >= config.limits.maxConnections) {
+      // A refused client may reset the connection while the refusal is written: without a
+      // listener that 'error' would be an uncaught exception. Reading (and dropping) its input
+      // lets the socket see the client's FIN and close at once instead of at the timeout.
+      socket.on('error', (err) => deps.logger.debug({ err }, 'refused client socket error'));
+      socket.resume();
       socket.end(fatal(SqlState.TooManyConnections, 'sorry, too many clients already'));
       socket.setTimeout(5_000, () => socket.destroy());
       return;

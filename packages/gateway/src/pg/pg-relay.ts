@@ -152,6 +152,8 @@ export class PgRelay {
   }
 
   #protocolError(err: unknown, side: 'client' | 'upstream'): void {
+    // Once closing, later chunks only repeat that the scanner failed: keep the first cause.
+    if (this.#closing) return;
     const message = err instanceof Error ? err.message : String(err);
     this.#options.logger.warn({ err, side }, 'protocol error; closing session');
     this.#reason = side === 'client' ? 'protocol-error' : 'upstream-protocol-error';

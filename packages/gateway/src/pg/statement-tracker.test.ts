@@ -1,0 +1,258 @@
+import { describe, expect, it } from 'vitest';
+import type { StatementRecord } from '@portcullis/core';
+import { FrameScanner } from '@portcullis/protocol-pg';
+import { serialize } from 'pg-protocol';
+import {
+  StatementTracker,
+  TRACKED_CLIENT_FRAMES,
+  TRACKED_SERVER_FRAMES,
+} from './statement-tracker.js';
+
+/** A backend frame: type letter and body parts (strings become C strings). */
+function server(type: string, ...parts: (string | Buffer)[]): Buffer {
+  const body = Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(`${p}\0`) : p)));
+  const head = Buffer.alloc(5);
+  head[0] = type.charCodeAt(0);
+  head.writeInt32BE(body.length + 4, 1);
+  return Buffer.concat([head, body]);
+}
+
+const complete = (tag: string) => server('C', tag);
+const ready = (status = 'I') => server('Z', Buffer.from(status));
+const dataRow = (value: string) => {
+  const v = Buffer.from(value);
+  const body = Buffer.alloc(6 + v.length);
+  body.writeInt16BE(1, 0);
+  body.writeInt32BE(v.length, 2);
+  v.copy(body, 6);
+  return server('D', body);
+};
+const error = (code: string, message: string) =>
+  server('E', Buffer.concat([Buffer.from(`SERROR\0C${code}\0M${message}\0`), Buffer.from([0])]));
+
+/** Drives a tracker through scanners, as the relay does, with a fake clock. */
+function session() {
+  const records: StatementRecord[] = [];
+  let clock = 1_000;
+  const tracker = new StatementTracker({
+    now: () => (clock += 10),
+    recordedText: (text) => text.replace(/'[^']*'/g, '?'),
+    onStatement: (r) => records.push(r),
+  });
+  const fromClient = new FrameScanner(
+    { onFrame: (type, buf, start, end) => tracker.clientFrame(type, buf, start, end) },
+    { maxFrameBytes: 1 << 20, assemble: TRACKED_CLIENT_FRAMES },
+  );
+  const fromServer = new FrameScanner(
+    {
+      onFrame: (type, buf, start, end, length) =>
+        tracker.serverFrame(type, buf, start, end, length),
+    },
+    { maxFrameBytes: 1 << 20, assemble: TRACKED_SERVER_FRAMES },
+  );
+  return {
+    records,
+    tracker,
+    client: (...frames: Buffer[]) => fromClient.push(Buffer.concat(frames)),
+    server: (...frames: Buffer[]) => fromServer.push(Buffer.concat(frames)),
+  };
+}
+
+describe('StatementTracker', () => {
+  it('records a simple query with its tag, rows, bytes and redacted text', () => {
+    const s = session();
+    s.client(serialize.query("select name from t where id = 'x'"));
+    s.server(
+      server('T', Buffer.alloc(2)),
+      dataRow('a'),
+      dataRow('bb'),
+      complete('SELECT 2'),
+      ready(),
+    );
+    expect(s.records).toEqual([
+      {
+        text: 'select name from t where id = ?',
+        protocol: 'simple',
+        params: 0,
+        tag: 'SELECT 2',
+        rows: 2,
+        bytes: dataRow('a').length + dataRow('bb').length,
+        durationUs: expect.any(Number),
+        error: null,
+      },
+    ]);
+    expect(s.records[0]!.durationUs).toBeGreaterThan(0);
+    expect(s.tracker.inFlight).toBe(0);
+  });
+
+  it('records one statement per command of a multi-statement query', () => {
+    const s = session();
+    s.client(serialize.query('insert into t values (1); update t set a = 2; select 1'));
+    s.server(
+      complete('INSERT 0 1'),
+      complete('UPDATE 4'),
+      dataRow('1'),
+      complete('SELECT 1'),
+      ready(),
+    );
+    expect(s.records.map((r) => [r.tag, r.rows])).toEqual([
+      ['INSERT 0 1', 1],
+      ['UPDATE 4', 4],
+      ['SELECT 1', 1],
+    ]);
+  });
+
+  it('records a failing simple query with its SQLSTATE and nothing after it', () => {
+    const s = session();
+    s.client(serialize.query('select 1; select nope; select 3'));
+    s.server(
+      dataRow('1'),
+      complete('SELECT 1'),
+      error('42703', 'column "nope" does not exist'),
+      ready(),
+    );
+    expect(s.records.map((r) => [r.tag, r.error])).toEqual([
+      ['SELECT 1', null],
+      ['', { code: '42703', message: 'column "nope" does not exist' }],
+    ]);
+    expect(s.tracker.inFlight).toBe(0);
+  });
+
+  it('records nothing for an empty query', () => {
+    const s = session();
+    s.client(serialize.query(''));
+    s.server(server('I'), ready());
+    expect(s.records).toEqual([]);
+    expect(s.tracker.inFlight).toBe(0);
+  });
+
+  it('follows named statements and portals through pipelined extended batches', () => {
+    const s = session();
+    s.client(
+      serialize.parse({ name: 'q1', text: "select * from t where a = $1 and b = 'k'", types: [] }),
+      serialize.bind({ statement: 'q1', portal: '', values: ['7'] }),
+      serialize.execute({}),
+      serialize.sync(),
+      serialize.bind({ statement: 'q1', portal: 'p2', values: ['8'] }),
+      serialize.execute({ portal: 'p2' }),
+      serialize.sync(),
+    );
+    s.server(server('1'), server('2'), dataRow('x'), complete('SELECT 1'), ready());
+    s.server(server('2'), complete('SELECT 0'), ready());
+    expect(s.records.map((r) => [r.protocol, r.preparedName, r.params, r.text, r.rows])).toEqual([
+      ['extended', 'q1', 1, 'select * from t where a = $1 and b = ?', 1],
+      ['extended', 'q1', 1, 'select * from t where a = $1 and b = ?', 0],
+    ]);
+  });
+
+  it('drops the executes an error skips, up to the Sync', () => {
+    const s = session();
+    s.client(
+      serialize.parse({ text: 'select 1/0' }),
+      serialize.bind({}),
+      serialize.execute({}),
+      serialize.parse({ text: 'select 2' }),
+      serialize.bind({}),
+      serialize.execute({}),
+      serialize.sync(),
+      serialize.parse({ text: 'select 3' }),
+      serialize.bind({}),
+      serialize.execute({}),
+      serialize.sync(),
+    );
+    s.server(server('1'), server('2'), error('22012', 'division by zero'), ready());
+    s.server(server('1'), server('2'), dataRow('3'), complete('SELECT 1'), ready());
+    expect(s.records.map((r) => [r.text, r.error?.code ?? null])).toEqual([
+      ['select 1/0', '22012'],
+      ['select 3', null],
+    ]);
+    expect(s.tracker.inFlight).toBe(0);
+  });
+
+  it('reports a portal suspended by a row limit', () => {
+    const s = session();
+    s.client(
+      serialize.parse({ text: 'select g' }),
+      serialize.bind({}),
+      serialize.execute({ rows: 2 }),
+      serialize.sync(),
+    );
+    s.server(server('1'), server('2'), dataRow('1'), dataRow('2'), server('s'), ready());
+    expect(s.records.map((r) => [r.tag, r.rows])).toEqual([['', 2]]);
+  });
+
+  it('forgets closed statements', () => {
+    const s = session();
+    s.client(
+      serialize.parse({ name: 'gone', text: 'select 1' }),
+      serialize.close({ type: 'S', name: 'gone' }),
+    );
+    s.client(serialize.bind({ statement: 'gone' }), serialize.execute({}), serialize.sync());
+    s.server(
+      server('1'),
+      server('3'),
+      error('26000', 'prepared statement "gone" does not exist'),
+      ready(),
+    );
+    expect(s.records.map((r) => [r.text, r.error?.code])).toEqual([['', '26000']]);
+  });
+
+  it('counts COPY data returned and takes rows from the tag', () => {
+    const s = session();
+    s.client(serialize.query('copy t to stdout'));
+    s.server(
+      server('H', Buffer.from([0, 0, 0])),
+      server('d', Buffer.from('a\n')),
+      server('d', Buffer.from('b\n')),
+      server('c'),
+    );
+    s.server(complete('COPY 2'), ready());
+    expect(s.records.map((r) => [r.tag, r.rows, r.bytes])).toEqual([['COPY 2', 2, 14]]);
+  });
+
+  it('records a function call', () => {
+    const s = session();
+    const call = Buffer.alloc(4 + 2 + 2 + 2);
+    call.writeInt32BE(2026, 0);
+    s.client(server('F', call));
+    s.server(server('V', Buffer.from([0, 0, 0, 4, 0, 0, 0, 1])), ready());
+    expect(s.records.map((r) => [r.protocol, r.text, r.tag])).toEqual([
+      ['function-call', '<function call oid=2026>', 'FUNCTION CALL'],
+    ]);
+  });
+
+  it('gives the same records whatever the chunking', () => {
+    const clientBytes = Buffer.concat([
+      serialize.parse({ name: 'a', text: 'select $1' }),
+      serialize.bind({ statement: 'a', values: ['1'] }),
+      serialize.execute({}),
+      serialize.sync(),
+      serialize.query('select 2; select 3'),
+    ]);
+    const serverBytes = Buffer.concat([
+      server('1'),
+      server('2'),
+      dataRow('1'),
+      complete('SELECT 1'),
+      ready(),
+      dataRow('2'),
+      complete('SELECT 1'),
+      dataRow('3'),
+      complete('SELECT 1'),
+      ready(),
+    ]);
+    const whole = session();
+    whole.client(clientBytes);
+    whole.server(serverBytes);
+    for (const size of [1, 3, 7, 64]) {
+      const split = session();
+      for (let i = 0; i < clientBytes.length; i += size)
+        split.client(clientBytes.subarray(i, i + size));
+      for (let i = 0; i < serverBytes.length; i += size)
+        split.server(serverBytes.subarray(i, i + size));
+      const shape = (r: StatementRecord) => [r.text, r.tag, r.rows, r.bytes];
+      expect(split.records.map(shape)).toEqual(whole.records.map(shape));
+    }
+    expect(whole.records).toHaveLength(3);
+  });
+});
