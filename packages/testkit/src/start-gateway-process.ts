@@ -3,6 +3,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { rmSync } from 'node:fs';
+import { registerService } from './stop-all-services.js';
 
 /** A Portcullis gateway running as a child process (the built CLI's `start`). */
 export interface GatewayProcess {
@@ -54,7 +56,20 @@ export async function startGatewayProcess(
   const exited = new Promise<number | null>((resolveExit) =>
     child.once('exit', (code) => resolveExit(code)),
   );
-  const address = await new Promise<{ host: string; port: number }>((resolveReady, reject) => {
+  // A test or benchmark that fails must not leave the gateway (and its workers) running.
+  const unregister = registerService({
+    stop: async () => {
+      child.kill('SIGTERM');
+      await exited;
+      await rm(dataDir, { recursive: true, force: true });
+    },
+    stopSync: () => {
+      // SIGTERM: the gateway stops its workers itself; this process cannot wait.
+      child.kill('SIGTERM');
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  });
+  const ready = new Promise<{ host: string; port: number }>((resolveReady, reject) => {
     const timer = setTimeout(
       () =>
         reject(
@@ -62,6 +77,7 @@ export async function startGatewayProcess(
         ),
       opts.readyTimeoutMs ?? 30_000,
     );
+    timer.unref();
     child.stdout.setEncoding('utf8').on('data', (text: string) => {
       stdout += text;
       const match = READY_LINE.exec(stdout);
@@ -76,6 +92,15 @@ export async function startGatewayProcess(
     });
   });
   let stopped: Promise<number | null> | null = null;
+  let address: { host: string; port: number };
+  try {
+    address = await ready;
+  } catch (err) {
+    unregister();
+    child.kill('SIGKILL');
+    await rm(dataDir, { recursive: true, force: true });
+    throw err;
+  }
   return {
     ...address,
     pid: child.pid!,
@@ -84,6 +109,7 @@ export async function startGatewayProcess(
     stderr: () => stderr,
     stop(stopOpts = {}) {
       stopped ??= (async () => {
+        unregister();
         child.kill(stopOpts.signal ?? 'SIGTERM');
         const code = await exited;
         if (stopOpts.keepDataDir !== true) await rm(dataDir, { recursive: true, force: true });

@@ -230,6 +230,7 @@ export async function acceptClient(raw: Socket, ctx: AcceptContext): Promise<voi
       clientWriteBufferBytes: config.limits.clientWriteBufferBytes,
       recordedText: config.events.recordLiterals ? (text) => text : redactLiterals,
       logger,
+      processIds: { upstream: upstream.processId, client: key.processId },
       onClose: () => {
         ctx.cancels.unregister(key.processId);
         ctx.sessions.delete(relay);

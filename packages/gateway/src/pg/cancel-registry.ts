@@ -4,6 +4,7 @@ import { connect as tlsConnect } from 'node:tls';
 import type { Logger } from '@portcullis/core';
 import { cancelRequest, sslRequest } from '@portcullis/protocol-pg';
 import type { PostgresResource } from '../config/load-config.js';
+import { upstreamTlsOptions } from './upstream-tls.js';
 
 /** Bits of a gateway process id that hold the session counter; the rest name the process. */
 const COUNTER_BITS = 24;
@@ -99,12 +100,7 @@ export class CancelRegistry {
         socket.destroy();
         return;
       }
-      const secure = tlsConnect({
-        socket,
-        servername: resource.tls.serverName ?? resource.host,
-        rejectUnauthorized: resource.tls.mode === 'verify-full',
-        ...(resource.tls.ca === null ? {} : { ca: resource.tls.ca }),
-      });
+      const secure = tlsConnect({ ...upstreamTlsOptions(resource), socket });
       secure.on('error', (err) =>
         this.#logger.warn({ err, resource: resource.name }, 'cancel request to upstream failed'),
       );

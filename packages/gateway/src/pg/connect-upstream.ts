@@ -16,6 +16,7 @@ import {
   startupMessage,
 } from '@portcullis/protocol-pg';
 import type { PostgresResource } from '../config/load-config.js';
+import { upstreamTlsOptions } from './upstream-tls.js';
 import { SocketReader } from './socket-reader.js';
 
 /** An authenticated upstream session, ready for queries. */
@@ -66,12 +67,7 @@ export async function connectUpstream(
         );
       }
       reader.detach();
-      const secure = tlsConnect({
-        socket: plain,
-        servername: resource.tls.serverName ?? resource.host,
-        rejectUnauthorized: resource.tls.mode === 'verify-full',
-        ...(resource.tls.ca === null ? {} : { ca: resource.tls.ca }),
-      });
+      const secure = tlsConnect({ ...upstreamTlsOptions(resource), socket: plain });
       socket = secure;
       reader.attach(secure);
       await reader.event('secureConnect');

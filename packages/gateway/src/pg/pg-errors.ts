@@ -11,6 +11,7 @@ export const SqlState = {
   UnableToConnect: '08001',
   ConnectionFailure: '08006',
   TooManyConnections: '53300',
+  ProgramLimitExceeded: '54000',
   AdminShutdown: '57P01',
 } as const;
 

@@ -1,6 +1,17 @@
 import type { Socket } from 'node:net';
-import { PortcullisError, type Logger, type StatementRecord } from '@portcullis/core';
-import { FrameScanner, FrontendCode, isFrontendCode, terminate } from '@portcullis/protocol-pg';
+import {
+  PortcullisError,
+  isPortcullisError,
+  type Logger,
+  type StatementRecord,
+} from '@portcullis/core';
+import {
+  BackendCode,
+  FrameScanner,
+  FrontendCode,
+  isFrontendCode,
+  terminate,
+} from '@portcullis/protocol-pg';
 import { nowUs, type SessionRecorder } from '../events/session-recorder.js';
 import { fatal, SqlState } from './pg-errors.js';
 import {
@@ -15,6 +26,8 @@ export interface PgRelayOptions {
   readonly clientWriteBufferBytes: number;
   readonly recordedText: (text: string) => string;
   readonly logger: Logger;
+  /** The session's process id upstream and the one the client was given instead. */
+  readonly processIds: { readonly upstream: number; readonly client: number };
   /** Called once when both sides are closed. */
   readonly onClose: () => void;
 }
@@ -42,6 +55,8 @@ export class PgRelay {
   #reason = 'client-closed';
   #endError: { code: string; message: string } | null = null;
   #upstreamPaused = false;
+  /** The upstream chunk being scanned (frames that lie inside it can be patched in place). */
+  #upstreamChunk: Buffer | null = null;
   #clientClosed = false;
   #clientTerminated = false;
   #upstreamClosed = false;
@@ -68,7 +83,8 @@ export class PgRelay {
     );
     this.#serverScanner = new FrameScanner(
       {
-        onFrame(type, buf, start, end, length) {
+        onFrame: (type, buf, start, end, length) => {
+          if (type === BackendCode.NotificationResponse) this.#rewriteNotifier(buf, start, end);
           tracker.serverFrame(type, buf, start, end, length);
         },
       },
@@ -128,13 +144,14 @@ export class PgRelay {
   }
 
   #fromUpstream(chunk: Buffer): void {
-    this.#bytesToClient += chunk.length;
+    this.#upstreamChunk = chunk;
     try {
       this.#serverScanner.push(chunk);
     } catch (err) {
       this.#protocolError(err, 'upstream');
       return;
     }
+    this.#bytesToClient += chunk.length;
     this.#client.write(chunk);
     if (
       this.#client.writableLength > this.#options.clientWriteBufferBytes &&
@@ -151,6 +168,28 @@ export class PgRelay {
     this.#recorder.statement(record);
   }
 
+  /**
+   * A NotificationResponse names the notifying backend's process id. When that is this
+   * session's own upstream backend, the client must see the id it was given (its cancel key),
+   * or clients that skip their own notifications (a documented libpq idiom) get them wrong.
+   * The id is rewritten in place, same length, in the chunk about to be forwarded.
+   */
+  #rewriteNotifier(buf: Buffer, start: number, end: number): void {
+    if (end - start < 4) return;
+    if (buf !== this.#upstreamChunk) {
+      // The frame spanned chunks and its start was forwarded already; rare, and harmless
+      // except for that idiom.
+      this.#options.logger.debug(
+        {},
+        'notification split across reads; notifier id left as the upstream one',
+      );
+      return;
+    }
+    if (buf.readInt32BE(start) === this.#options.processIds.upstream) {
+      buf.writeInt32BE(this.#options.processIds.client, start);
+    }
+  }
+
   #protocolError(err: unknown, side: 'client' | 'upstream'): void {
     // Once closing, later chunks only repeat that the scanner failed: keep the first cause.
     if (this.#closing) return;
@@ -158,13 +197,23 @@ export class PgRelay {
     this.#options.logger.warn({ err, side }, 'protocol error; closing session');
     this.#reason = side === 'client' ? 'protocol-error' : 'upstream-protocol-error';
     this.#endError = { code: SqlState.ProtocolViolation, message };
-    const notice =
-      side === 'client'
-        ? fatal(SqlState.ProtocolViolation, message)
-        : fatal(
-            SqlState.ConnectionFailure,
-            'the upstream server sent an invalid message; session closed',
-          );
+    let notice: Buffer;
+    if (side === 'client') {
+      notice = fatal(SqlState.ProtocolViolation, message);
+    } else if (isPortcullisError(err, 'PCL_ERR_PROTOCOL_FRAME_TOO_LARGE')) {
+      notice = fatal(
+        SqlState.ProgramLimitExceeded,
+        `the upstream server's reply is too large: ${message}`,
+        'raise limits.maxFrameBytes in the gateway configuration',
+      );
+    } else {
+      notice = fatal(
+        SqlState.ConnectionFailure,
+        'the upstream server sent an invalid message; session closed',
+      );
+    }
+    // The upstream's stream cannot be followed any more: drop it rather than read the rest.
+    if (side === 'upstream') this.#upstream.destroy();
     this.#closeBoth(this.#serverScanner.atBoundary ? notice : null);
   }
 
