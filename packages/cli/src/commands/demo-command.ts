@@ -1,0 +1,155 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import {
+  createLogger,
+  resolveConfig,
+  runGateway,
+  type GatewayConfigInput,
+} from '@portcullis/gateway';
+import { demoCertificate } from '../demo/self-signed-certificate.js';
+import { startDemoUpstream } from '../demo/demo-upstream.js';
+import { onShutdown } from './shutdown.js';
+
+/** The demo's people; their tokens are generated once per data directory. */
+const DEMO_PEOPLE = [
+  {
+    login: 'alice',
+    person: {
+      subject: 'alice',
+      email: 'alice@example.com',
+      name: 'Alice Martin',
+      groups: ['engineering'],
+    },
+  },
+  {
+    login: 'bob',
+    person: {
+      subject: 'bob',
+      email: 'bob@example.com',
+      name: 'Bob Okafor',
+      groups: ['dba', 'approvers'],
+    },
+  },
+] as const;
+
+function parsePort(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new InvalidArgumentError('expected a port number 0-65535');
+  return n;
+}
+
+/** Demo tokens, created on first start and kept (mode 0600) so printed URLs stay valid. */
+function demoTokens(dataDir: string): Record<string, string> {
+  const file = join(dataDir, 'demo-tokens.json');
+  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>;
+  const tokens = Object.fromEntries(
+    DEMO_PEOPLE.map(({ login }) => [login, `pcl_demo_${randomBytes(18).toString('base64url')}`]),
+  );
+  writeFileSync(file, `${JSON.stringify(tokens, null, 2)}\n`, { mode: 0o600 });
+  return tokens;
+}
+
+/** `portcullis demo`: the gateway in front of an embedded demo database, no services needed. */
+export function demoCommand(): Command {
+  return new Command('demo')
+    .description('run the gateway on an embedded demo database (what `npm start` runs)')
+    .option('--host <host>', 'address of the PostgreSQL listener', '127.0.0.1')
+    .option('--port <port>', 'port of the PostgreSQL listener', parsePort, 6432)
+    .option(
+      '--data-dir <dir>',
+      'where the demo keeps its database, events and keys',
+      './.portcullis',
+    )
+    .option(
+      '--upstream-port <port>',
+      'port of the embedded demo database (0 = any free port)',
+      parsePort,
+      0,
+    )
+    .action(async (opts: { host: string; port: number; dataDir: string; upstreamPort: number }) => {
+      const dataDir = resolve(opts.dataDir);
+      mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+      const progress = (message: string): void => console.error(`  ${message}`);
+      console.error('Starting the Portcullis demo…');
+      const upstream = await startDemoUpstream({
+        dataDir,
+        host: '127.0.0.1',
+        port: opts.upstreamPort,
+        onProgress: progress,
+      });
+      const certificate = await demoCertificate(dataDir);
+      const tokens = demoTokens(dataDir);
+      const input: GatewayConfigInput = {
+        dataDir,
+        processes: 1,
+        listeners: {
+          postgres: {
+            host: opts.host,
+            port: opts.port,
+            tls: { cert: certificate.certPath, key: certificate.keyPath },
+            insecure: true,
+          },
+        },
+        resources: {
+          demo: {
+            type: 'postgres',
+            host: upstream.host,
+            port: upstream.port,
+            database: upstream.database,
+            user: upstream.user,
+          },
+        },
+        tokens: DEMO_PEOPLE.map(({ login, person }) => ({
+          token: { value: tokens[login]! },
+          person: { ...person, groups: [...person.groups] },
+        })),
+        log: { level: 'warn' },
+      };
+      const config = resolveConfig(input, { baseDir: dataDir, env: process.env }, 'demo config');
+      let running;
+      try {
+        running = await runGateway(config, createLogger(config.logLevel));
+      } catch (err) {
+        await upstream.close();
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'EADDRINUSE') {
+          throw new Error(`port ${opts.port} on ${opts.host} is in use; pick another with --port`, {
+            cause: err,
+          });
+        }
+        throw err;
+      }
+      const relativeDir = relative(process.cwd(), dataDir) || '.';
+      const shownDir = relativeDir.startsWith('..') ? dataDir : relativeDir;
+      const eventsHint = shownDir === '.portcullis' ? '' : ` --data-dir ${shownDir}`;
+      const lines = [
+        '',
+        'Portcullis demo is running.',
+        '',
+        `  gateway     postgresql://${running.host}:${running.port}  (TLS with a self-signed certificate; cleartext allowed for this demo)`,
+        `  upstream    embedded PostgreSQL (PGlite) on ${upstream.host}:${upstream.port}: customers, orders, products with personal data`,
+        `  events      ${join(shownDir, 'events.jsonl')}`,
+        '',
+        'Connect with psql, as:',
+        ...DEMO_PEOPLE.map(
+          ({ login, person }) =>
+            `  ${login.padEnd(6)} (${person.email}, ${person.groups.join('+')}):  psql 'postgresql://${login}:${tokens[login]}@${running.host}:${running.port}/demo?sslmode=require'`,
+        ),
+        '',
+        'Then see what was recorded, against whom:',
+        `  npx portcullis events${eventsHint}                  (a table)`,
+        `  npx portcullis events${eventsHint} --format json    (one JSON object per line)`,
+        '',
+        'Ctrl-C stops the demo.',
+        '',
+      ];
+      console.log(lines.join('\n'));
+      onShutdown(async () => {
+        await running.close();
+        await upstream.close();
+      });
+    });
+}

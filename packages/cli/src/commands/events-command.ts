@@ -1,0 +1,108 @@
+import { resolve } from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import type { SessionEvent } from '@portcullis/core';
+import { loadConfigFile, readEvents } from '@portcullis/gateway';
+import { formatTable } from './format-table.js';
+
+interface EventsOptions {
+  dataDir: string;
+  config?: string;
+  file?: string;
+  format: 'table' | 'json';
+  session?: string;
+  type?: string;
+  person?: string;
+  last: number;
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1)
+    throw new InvalidArgumentError('expected a positive whole number');
+  return n;
+}
+
+/** `portcullis events`: prints recorded session events. */
+export function eventsCommand(): Command {
+  return new Command('events')
+    .description('print recorded session events, oldest first')
+    .option('--data-dir <dir>', 'data directory of the gateway', './.portcullis')
+    .option('-c, --config <file>', 'read the event file location from this configuration')
+    .option('--file <path>', 'event file to read (overrides --data-dir and --config)')
+    .addOption(
+      new Option('-f, --format <format>', 'output format')
+        .choices(['table', 'json'])
+        .default('table'),
+    )
+    .option('-s, --session <id>', 'only this session (a full id or its first 8 characters)')
+    .option('-t, --type <type>', 'only this event type (session.start, statement, session.end)')
+    .option('--person <subject-or-email>', 'only sessions of this person')
+    .option('-n, --last <n>', 'only the last N events', positiveInt, 50)
+    .action(async (opts: EventsOptions) => {
+      const path =
+        opts.file ??
+        (opts.config !== undefined
+          ? loadConfigFile(opts.config, process.env).events.path
+          : resolve(opts.dataDir, 'events.jsonl'));
+      const { events, unreadable } = await readEvents(path, {
+        ...(opts.type === undefined ? {} : { type: opts.type }),
+        ...(opts.person === undefined ? {} : { person: opts.person }),
+        last: opts.session === undefined ? opts.last : Number.MAX_SAFE_INTEGER,
+      });
+      const selected =
+        opts.session === undefined
+          ? events
+          : events.filter((e) => e.sessionId.startsWith(opts.session!)).slice(-opts.last);
+      if (opts.format === 'json') {
+        for (const event of selected) process.stdout.write(`${JSON.stringify(event)}\n`);
+      } else if (selected.length === 0) {
+        console.log(`no events recorded in ${path} match`);
+      } else {
+        console.log(
+          formatTable(
+            ['time', 'session', 'seq', 'person', 'type', 'resource', 'detail'],
+            selected.map(eventRow),
+          ),
+        );
+      }
+      if (unreadable > 0)
+        console.error(`portcullis: skipped ${unreadable} unreadable line(s) in ${path}`);
+    });
+}
+
+function eventRow(event: SessionEvent): string[] {
+  const time = new Date(Math.floor(event.timeUs / 1000))
+    .toISOString()
+    .replace('T', ' ')
+    .slice(0, 23);
+  const who =
+    event.agent === null ? event.person.email : `${event.person.email} via ${event.agent.name}`;
+  return [
+    time,
+    event.sessionId.slice(0, 8),
+    String(event.seq),
+    who,
+    event.type,
+    event.resource,
+    detail(event),
+  ];
+}
+
+function detail(event: SessionEvent): string {
+  if (event.statement !== undefined) {
+    const s = event.statement;
+    const outcome = s.error === null ? `${s.tag || 'ok'}` : `ERROR ${s.error.code}`;
+    const text = s.text.replace(/\s+/g, ' ').trim();
+    return `${outcome} · ${s.rows} rows · ${(s.durationUs / 1000).toFixed(2)} ms · ${s.protocol} · ${truncate(text, 60)}`;
+  }
+  if (event.summary !== undefined) {
+    const s = event.summary;
+    return `${s.reason} · ${s.statements} statements · ${(s.durationUs / 1e6).toFixed(1)} s`;
+  }
+  const c = event.client;
+  return `from ${c.address}${c.application === '' ? '' : ` (${c.application})`}${c.tls ? ' TLS' : ''} as ${event.upstreamUser}`;
+}
+
+function truncate(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
