@@ -2,16 +2,41 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
-const nodeIo = ['node:net', 'node:tls', 'node:fs', 'node:fs/promises', 'node:child_process', 'node:worker_threads', 'node:cluster', 'node:http', 'node:dgram'];
+const nodeIo = [
+  'node:net',
+  'node:tls',
+  'node:fs',
+  'node:fs/promises',
+  'node:child_process',
+  'node:worker_threads',
+  'node:cluster',
+  'node:http',
+  'node:dgram',
+];
 
 export default tseslint.config(
   { ignores: ['**/dist/**', '**/node_modules/**', '.nx/**', '.portcullis/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    languageOptions: { globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', setImmediate: 'readonly', URL: 'readonly' } },
+    languageOptions: {
+      globals: {
+        process: 'readonly',
+        console: 'readonly',
+        Buffer: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        setInterval: 'readonly',
+        clearInterval: 'readonly',
+        setImmediate: 'readonly',
+        URL: 'readonly',
+      },
+    },
     rules: {
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
+      ],
       'no-console': 'error',
     },
   },
@@ -19,12 +44,24 @@ export default tseslint.config(
     files: ['packages/core/src/**/*.ts', 'packages/protocol-pg/src/**/*.ts'],
     ignores: ['**/*.test.ts'],
     rules: {
-      'no-restricted-imports': ['error', { paths: nodeIo.map((name) => ({ name, message: 'pure packages do no I/O' })) }],
-      'no-restricted-globals': ['error', { name: 'process', message: 'pure packages never read process state' }],
+      'no-restricted-imports': [
+        'error',
+        { paths: nodeIo.map((name) => ({ name, message: 'pure packages do no I/O' })) },
+      ],
+      'no-restricted-globals': [
+        'error',
+        { name: 'process', message: 'pure packages never read process state' },
+      ],
     },
   },
   {
-    files: ['packages/cli/src/**/*.ts', 'bench/**', 'packages/testkit/src/**/*.ts', '**/*.test.ts', 'test/**'],
+    files: [
+      'packages/cli/src/**/*.ts',
+      'bench/**',
+      'packages/testkit/src/**/*.ts',
+      '**/*.test.ts',
+      'test/**',
+    ],
     rules: { 'no-console': 'off' },
   },
 );

@@ -14,7 +14,10 @@ const connections = Number(values.connections);
 const TOKEN = 'bench-token';
 
 console.error(`starting PostgreSQL with max_connections ${connections * 2 + 20}…`);
-const server = await startPostgres({ maxConnections: connections * 2 + 20, settings: { shared_buffers: '64MB' } });
+const server = await startPostgres({
+  maxConnections: connections * 2 + 20,
+  settings: { shared_buffers: '64MB' },
+});
 await server.createDatabase('bench');
 const role = server.roles.scram;
 const bouncer = await startPgBouncer({
@@ -28,7 +31,14 @@ const gateway = await startGatewayProcess({
   config: {
     listeners: { postgres: { host: '127.0.0.1', port: 0, insecure: true } },
     resources: {
-      bench: { type: 'postgres', host: server.host, port: server.port, database: 'bench', user: role.user, password: { value: role.password } },
+      bench: {
+        type: 'postgres',
+        host: server.host,
+        port: server.port,
+        database: 'bench',
+        user: role.user,
+        password: { value: role.password },
+      },
     },
     tokens: [{ token: { value: TOKEN }, person: { subject: 'bench', email: 'bench@example.com' } }],
     log: { level: 'warn' },
@@ -39,7 +49,10 @@ const gateway = await startGatewayProcess({
 async function openIdle(port: number, user: string, password: string): Promise<pg.Client[]> {
   const clients: pg.Client[] = [];
   for (let i = 0; i < connections; i += 50) {
-    const batch = Array.from({ length: Math.min(50, connections - i) }, () => new pg.Client({ host: '127.0.0.1', port, user, password, database: 'bench' }));
+    const batch = Array.from(
+      { length: Math.min(50, connections - i) },
+      () => new pg.Client({ host: '127.0.0.1', port, user, password, database: 'bench' }),
+    );
     await Promise.all(batch.map((c) => c.connect()));
     // One round trip each, so every session is fully set up, then idle.
     await Promise.all(batch.map((c) => c.query('SELECT 1')));
@@ -53,8 +66,20 @@ async function openIdle(port: number, user: string, password: string): Promise<p
 const rows: string[][] = [];
 try {
   for (const target of [
-    { name: 'PgBouncer (session)', pid: bouncer.pid, port: bouncer.port, user: role.user, password: role.password },
-    { name: 'Portcullis, 1 process', pid: gateway.pid, port: gateway.port, user: 'bench', password: TOKEN },
+    {
+      name: 'PgBouncer (session)',
+      pid: bouncer.pid,
+      port: bouncer.port,
+      user: role.user,
+      password: role.password,
+    },
+    {
+      name: 'Portcullis, 1 process',
+      pid: gateway.pid,
+      port: gateway.port,
+      user: 'bench',
+      password: TOKEN,
+    },
   ]) {
     console.error(`${target.name}: opening ${connections} connections…`);
     const before = rssKiB(target.pid);
@@ -76,4 +101,9 @@ try {
   await server.stop();
 }
 console.log(`\nIdle proxied connections; RSS of the proxy process; Node ${process.version}\n`);
-console.log(formatBenchTable(['proxy', 'connections', 'RSS before MiB', 'RSS after MiB', 'KiB per connection'], rows));
+console.log(
+  formatBenchTable(
+    ['proxy', 'connections', 'RSS before MiB', 'RSS after MiB', 'KiB per connection'],
+    rows,
+  ),
+);

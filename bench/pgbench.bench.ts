@@ -71,9 +71,13 @@ const gatewayConfig = (): Record<string, unknown> => ({
   log: { level: 'warn' },
 });
 // The floor for any Node proxy here: a relay that only pipes bytes.
-const pipeRelay = spawn(process.execPath, [fileURLToPath(new URL('./support/pipe-relay.mjs', import.meta.url)), String(server.port)], {
-  stdio: ['ignore', 'pipe', 'inherit'],
-});
+const pipeRelay = spawn(
+  process.execPath,
+  [fileURLToPath(new URL('./support/pipe-relay.mjs', import.meta.url)), String(server.port)],
+  {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  },
+);
 const pipeRelayPort = await new Promise<number>((resolvePort) => {
   pipeRelay.stdout.setEncoding('utf8').on('data', (text: string) => {
     const match = /listening (\d+)/.exec(text);
@@ -176,7 +180,11 @@ const rows: string[][] = [];
 for (const mode of modes) {
   const get = (name: string): { tps: number; latencyMs: number; cpuUsPerTxn: number } => {
     const entry = results.get(`${name}|${mode}`)!;
-    return { tps: median(entry.tps), latencyMs: median(entry.latencyMs), cpuUsPerTxn: median(entry.cpuUsPerTxn) };
+    return {
+      tps: median(entry.tps),
+      latencyMs: median(entry.latencyMs),
+      cpuUsPerTxn: median(entry.cpuUsPerTxn),
+    };
   };
   const direct = get(targets[0]!.name);
   const bouncerResult = get(targets[1]!.name);

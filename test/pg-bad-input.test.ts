@@ -100,12 +100,14 @@ describe('after authentication', () => {
     await client.end();
   });
 
-  it('ends a session whose upstream sends a row over the frame limit with 08006', async () => {
+  it('ends a session whose upstream sends a row over the frame limit with 54000', async () => {
     const client = await gw.connect('app');
     const port = localPort(client);
     const err = await queryError(client, `SELECT repeat('x', ${4 * FRAME_LIMIT})`);
-    expect(err.code).toBe('08006');
+    expect(err.code).toBe('54000');
     expect(err.severity).toBe('FATAL');
+    expect(err.message).toContain("the upstream server's reply is too large");
+    expect(err.hint).toBe('raise limits.maxFrameBytes in the gateway configuration');
     await expectGatewayServes();
     // The recorded cause is the first one, not a later chunk's "scanner already failed".
     const events = await gw.waitForEvents((all) =>
@@ -115,7 +117,7 @@ describe('after authentication', () => {
     expect(end.summary).toMatchObject({
       reason: 'upstream-protocol-error',
       error: {
-        code: '08P01',
+        code: '54000',
         message: `message type "D" announces ${4 * FRAME_LIMIT + 10} bytes, over the ${FRAME_LIMIT}-byte frame limit`,
       },
     });

@@ -196,21 +196,24 @@ export class PgRelay {
     const message = err instanceof Error ? err.message : String(err);
     this.#options.logger.warn({ err, side }, 'protocol error; closing session');
     this.#reason = side === 'client' ? 'protocol-error' : 'upstream-protocol-error';
-    this.#endError = { code: SqlState.ProtocolViolation, message };
+    const tooLarge = isPortcullisError(err, 'PCL_ERR_PROTOCOL_FRAME_TOO_LARGE');
     let notice: Buffer;
     if (side === 'client') {
       notice = fatal(SqlState.ProtocolViolation, message);
-    } else if (isPortcullisError(err, 'PCL_ERR_PROTOCOL_FRAME_TOO_LARGE')) {
+      this.#endError = { code: SqlState.ProtocolViolation, message };
+    } else if (tooLarge) {
       notice = fatal(
         SqlState.ProgramLimitExceeded,
         `the upstream server's reply is too large: ${message}`,
         'raise limits.maxFrameBytes in the gateway configuration',
       );
+      this.#endError = { code: SqlState.ProgramLimitExceeded, message };
     } else {
       notice = fatal(
         SqlState.ConnectionFailure,
         'the upstream server sent an invalid message; session closed',
       );
+      this.#endError = { code: SqlState.ConnectionFailure, message };
     }
     // The upstream's stream cannot be followed any more: drop it rather than read the rest.
     if (side === 'upstream') this.#upstream.destroy();
