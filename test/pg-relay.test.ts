@@ -3,7 +3,7 @@
 // backpressure toward a client that stops reading.
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { query } from '@portcullis/protocol-pg';
+import { passwordMessage, query, startupMessage } from '@portcullis/protocol-pg';
 import { ensurePostgresInstalled, runProgram } from '@portcullis/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -471,3 +471,27 @@ async function waitForActivity(pid: number, query: string): Promise<void> {
   }
   throw new Error(`backend ${pid} did not start ${query}`);
 }
+
+describe('a client that sends ahead of the login', () => {
+  // Everything a client pipelines behind its password is held (up to a bound, then the socket
+  // is paused) while the gateway logs in upstream, and then relayed without losing a byte.
+  it('relays queries pipelined behind the password, past the login read bound', async () => {
+    const raw = await RawPgClient.connect(gw.port);
+    const count = 20_000; // ~500 KB of Query frames, well past the 64 KiB login buffer bound
+    raw.write(
+      startupMessage({ user: 'someone', database: 'app' }),
+      passwordMessage(ALICE.token),
+      ...Array.from({ length: count }, (_, i) => query(`SELECT ${i} AS n`)),
+    );
+    const login = await raw.readUntil('Z');
+    expect(login.map((m) => m.type)).toContain('K');
+    let last = '';
+    for (let i = 0; i < count; i++) {
+      const result = await raw.collect();
+      expect(result.errors).toEqual([]);
+      last = result.rows[0]![0]!;
+    }
+    expect(last).toBe(String(count - 1));
+    raw.destroy();
+  });
+});

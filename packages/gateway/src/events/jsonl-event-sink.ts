@@ -8,6 +8,7 @@ import {
   type Logger,
   type SessionEvent,
 } from '@portcullis/core';
+import { encodeEventJson } from './encode-event-json.js';
 
 const writeAsync = promisify(write);
 
@@ -59,7 +60,7 @@ export class JsonlEventSink implements EventSink {
   /** Queues one event; it reaches the file within the flush interval. */
   write(event: SessionEvent): void {
     if (this.#closed) throw new PortcullisError('PCL_ERR_EVENTS_WRITE', 'event sink is closed');
-    const line = `${JSON.stringify(event)}\n`;
+    const line = `${encodeEventJson(event)}\n`;
     this.#pending.push(line);
     this.#pendingBytes += line.length;
     if (this.#pendingBytes >= this.#flushBytes) {

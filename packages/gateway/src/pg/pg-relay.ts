@@ -109,6 +109,9 @@ export class PgRelay {
       }
     });
     upstream.on('drain', () => client.resume());
+    // Login may have paused either socket (see SocketReader); from here backpressure rules.
+    client.resume();
+    upstream.resume();
     if (upstreamLeftover.length > 0) this.#fromUpstream(upstreamLeftover);
     if (clientLeftover.length > 0) this.#fromClient(clientLeftover);
   }

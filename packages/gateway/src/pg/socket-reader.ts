@@ -2,6 +2,9 @@ import type { Socket } from 'node:net';
 import { PortcullisError } from '@portcullis/core';
 import { decodeStartupPacket, type StartupPacket } from '@portcullis/protocol-pg';
 
+/** Bytes a reader holds before it stops reading from the socket. */
+const MAX_BUFFERED_BYTES = 64 * 1024;
+
 /**
  * Reads whole handshake messages from a socket with promises. Only the login phase of either
  * side uses it; once a session relays, the FrameScanner takes over the socket's bytes.
@@ -14,6 +17,9 @@ export class SocketReader {
   #error: Error | null = null;
   readonly #onData = (chunk: Buffer): void => {
     this.#buffer = this.#buffer.length === 0 ? chunk : Buffer.concat([this.#buffer, chunk]);
+    // A peer that sends ahead (or floods) during login must not grow memory without bound:
+    // stop reading until a read consumes what is here. The relay resumes the socket.
+    if (this.#buffer.length > MAX_BUFFERED_BYTES) this.#socket.pause();
     this.#wake();
   };
   readonly #onError = (err: Error): void => this.fail(err);
@@ -111,6 +117,8 @@ export class SocketReader {
     for (;;) {
       if (this.#error !== null) throw this.#error;
       if (ready()) return;
+      // More bytes are needed than the cap allowed in: read on (each message has its own limit).
+      if (this.#socket.isPaused()) this.#socket.resume();
       await new Promise<void>((resolveWait) => {
         this.#waiter = resolveWait;
       });
