@@ -321,7 +321,7 @@ export function endedSessions(events: readonly SessionEvent[]): number {
 export async function queryError(
   client: pg.Client,
   sql: string | pg.QueryConfig,
-): Promise<Error & { code?: string; severity?: string }> {
+): Promise<Error & { code?: string; severity?: string; hint?: string }> {
   try {
     await client.query(sql);
   } catch (err) {
