@@ -41,7 +41,12 @@ export default tseslint.config(
     },
   },
   {
-    files: ['packages/core/src/**/*.ts', 'packages/protocol-pg/src/**/*.ts'],
+    files: [
+      'packages/core/src/**/*.ts',
+      'packages/protocol-pg/src/**/*.ts',
+      'packages/sql/src/**/*.ts',
+      'packages/masking/src/**/*.ts',
+    ],
     ignores: ['**/*.test.ts'],
     rules: {
       'no-restricted-imports': [

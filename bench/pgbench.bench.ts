@@ -55,7 +55,31 @@ const bouncer = await startPgBouncer({
   defaultPoolSize: clients + 4,
 });
 
-const gatewayConfig = (): Record<string, unknown> => ({
+/** Guardrails typical of a production resource: every statement is parsed and judged. */
+const GUARDRAILS = {
+  default: 'allow',
+  unparsable: 'block',
+  rules: [
+    { name: 'no-drop-or-truncate', action: 'block', match: { flags: ['drop', 'truncate'] } },
+    {
+      name: 'no-unbounded-writes',
+      action: 'block',
+      match: { flags: ['delete-without-where', 'update-without-where'] },
+    },
+    {
+      name: 'no-server-files',
+      action: 'block',
+      match: { flags: ['server-file-access', 'copy-program'] },
+    },
+    {
+      name: 'history-needs-approval',
+      action: 'review',
+      match: { tablesWritten: ['pgbench_history'], agent: true },
+    },
+  ],
+};
+
+const gatewayConfig = (policy?: unknown): Record<string, unknown> => ({
   listeners: { postgres: { host: '127.0.0.1', port: 0, insecure: true } },
   resources: {
     bench: {
@@ -65,6 +89,7 @@ const gatewayConfig = (): Record<string, unknown> => ({
       database: 'bench',
       user: role.user,
       password: { value: role.password },
+      ...(policy === undefined ? {} : { policy }),
     },
   },
   tokens: [{ token: { value: TOKEN }, person: { subject: 'bench', email: 'bench@example.com' } }],
@@ -85,10 +110,17 @@ const pipeRelayPort = await new Promise<number>((resolvePort) => {
   });
 });
 
-const gateways: GatewayProcess[] = [];
-for (const processes of [1, 2]) {
-  console.error(`starting Portcullis with ${processes} process(es)…`);
-  gateways.push(await startGatewayProcess({ config: gatewayConfig(), processes }));
+const gateways: { name: string; gateway: GatewayProcess }[] = [];
+for (const [name, processes, policy] of [
+  ['Portcullis, 1 process', 1, undefined],
+  ['Portcullis, 2 processes', 2, undefined],
+  ['Portcullis, 1 process, guardrails', 1, GUARDRAILS],
+] as const) {
+  console.error(`starting ${name}…`);
+  gateways.push({
+    name,
+    gateway: await startGatewayProcess({ config: gatewayConfig(policy), processes }),
+  });
 }
 
 interface Target {
@@ -117,11 +149,11 @@ const targets: Target[] = [
     password: role.password,
     pid: pipeRelay.pid!,
   },
-  ...gateways.map((g, i) => ({
-    name: `Portcullis, ${i + 1} process${i === 0 ? '' : 'es'}`,
-    url: `postgresql://bench@${g.host}:${g.port}/bench?sslmode=disable`,
+  ...gateways.map(({ name, gateway }) => ({
+    name,
+    url: `postgresql://bench@${gateway.host}:${gateway.port}/bench?sslmode=disable`,
     password: TOKEN,
-    pid: g.pid,
+    pid: gateway.pid,
   })),
 ];
 
@@ -170,7 +202,7 @@ try {
     }
   }
 } finally {
-  for (const g of gateways) await g.stop();
+  for (const { gateway } of gateways) await gateway.stop();
   pipeRelay.kill('SIGTERM');
   await bouncer.stop();
   await server.stop();

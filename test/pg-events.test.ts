@@ -25,6 +25,15 @@ import {
   syncMessage,
 } from './support/raw-pg-client.js';
 
+/** What every statement of an unrestricted resource records besides its outcome. */
+const ALLOWED = {
+  kind: expect.any(String),
+  fingerprint: expect.any(String),
+  tables: expect.any(Array),
+  verdict: 'allow',
+  rule: 'default',
+};
+
 const DB = 'it_pg_events';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -114,7 +123,7 @@ describe('a session', () => {
 
     const statement = events[1]!.statement!;
     expect(statement).toEqual({
-      text: 'select ? as v',
+      text: 'select $1 as v',
       protocol: 'simple',
       params: 0,
       tag: 'SELECT 1',
@@ -122,6 +131,9 @@ describe('a session', () => {
       bytes: expect.any(Number),
       durationUs: expect.any(Number),
       error: null,
+      ...ALLOWED,
+      kind: 'select',
+      tables: [],
     });
     // DataRow: type(1) + length(4) + column count(2) + column length(4) + 12 bytes.
     expect(statement.bytes).toBe(1 + 4 + 2 + 4 + 'secret-value'.length);
@@ -149,7 +161,7 @@ describe('a session', () => {
     });
     expect(statements(events)).toEqual([
       {
-        text: 'SELECT $1::int + $2::int AS s, ? AS h',
+        text: 'SELECT $1::int + $2::int AS s, $3 AS h',
         protocol: 'extended',
         preparedName: '',
         params: 2,
@@ -158,6 +170,7 @@ describe('a session', () => {
         bytes: expect.any(Number),
         durationUs: expect.any(Number),
         error: null,
+        ...ALLOWED,
       },
       ...['x', 'y'].map(() => ({
         text: 'SELECT $1::text AS t',
@@ -169,6 +182,7 @@ describe('a session', () => {
         bytes: 1 + 4 + 2 + 4 + 1,
         durationUs: expect.any(Number),
         error: null,
+        ...ALLOWED,
       })),
     ]);
   });
@@ -188,7 +202,7 @@ describe('a session', () => {
       ['extended', '', 0, { code: '42P01', message: 'relation "nowhere" does not exist' }],
       ['simple', 'SELECT 1', 1, null],
     ]);
-    expect(recorded[0]!.text).toBe('SELECT ?/?');
+    expect(recorded[0]!.text).toBe('SELECT $1/$2');
     // pg parses the failing extended statement, so the text is known even though Bind never ran.
     expect(recorded[1]!.text).toBe('SELECT * FROM nowhere WHERE x = $1');
   });
@@ -209,7 +223,7 @@ describe('a session', () => {
     for (const s of recorded) {
       expect(s.protocol).toBe('simple');
       expect(s.text).toBe(
-        'CREATE TEMP TABLE ev (v text); INSERT INTO ev VALUES (?), (?); SELECT v FROM ev; DELETE FROM ev',
+        'CREATE TEMP TABLE ev (v text); INSERT INTO ev VALUES ($1), ($2); SELECT v FROM ev; DELETE FROM ev',
       );
     }
     expect(recorded.map((s) => s.bytes > 0)).toEqual([false, false, true, false]);
@@ -311,7 +325,7 @@ describe('raw protocol statements', () => {
       ['CREATE TEMP TABLE cp (v int)', 'CREATE TABLE', 0],
       ['COPY cp FROM STDIN', 'COPY 3', 3],
       ['COPY cp TO STDOUT', 'COPY 3', 3],
-      ['SELECT ?::regproc::oid', 'SELECT 1', 1],
+      ['SELECT $1::regproc::oid', 'SELECT 1', 1],
       [`<function call oid=${oid}>`, 'FUNCTION CALL', 0],
     ]);
     // COPY out: three CopyData frames of 2 bytes each (5-byte headers).
@@ -333,9 +347,9 @@ describe('raw protocol statements', () => {
       expect(result.messages.map((m) => m.type).join('')).toBe('12DDsDDsDCZ');
     });
     expect(statements(events).map((s) => [s.text, s.tag, s.rows])).toEqual([
-      ['SELECT generate_series(?, ?)', '', 2],
-      ['SELECT generate_series(?, ?)', '', 2],
-      ['SELECT generate_series(?, ?)', 'SELECT 1', 1],
+      ['SELECT generate_series($1, $2)', '', 2],
+      ['SELECT generate_series($1, $2)', '', 2],
+      ['SELECT generate_series($1, $2)', 'SELECT 1', 1],
     ]);
   });
 
@@ -347,7 +361,7 @@ describe('raw protocol statements', () => {
       expect((await raw.query('SELECT 1')).tags).toEqual(['SELECT 1']);
     });
     expect(statements(events).map((s) => [s.text, s.protocol, s.tag])).toEqual([
-      ['SELECT ?', 'simple', 'SELECT 1'],
+      ['SELECT $1', 'simple', 'SELECT 1'],
     ]);
   });
 });

@@ -1,10 +1,11 @@
 import type { Agent, AuthMethod, Person } from './identity.js';
+import type { PolicyAction } from './policy.js';
 
 /** Bumped whenever a field changes meaning or is removed; adding optional fields keeps it. */
 export const SESSION_EVENT_SCHEMA_VERSION = 1;
 
 /** The kinds of session event this build records. */
-export type SessionEventType = 'session.start' | 'statement' | 'session.end';
+export type SessionEventType = 'session.start' | 'statement' | 'approval.requested' | 'session.end';
 
 /** Where the client connected from and what it said about itself. */
 export interface ClientInfo {
@@ -42,6 +43,24 @@ export interface StatementRecord {
   readonly bytes: number;
   readonly durationUs: number;
   readonly error: StatementError | null;
+  /** Statement kind from the parser (`select`, `delete`, `multi`, …; `unparsable` when it failed). */
+  readonly kind: string;
+  /** Groups statements that differ only in literals ('' when unparsable). */
+  readonly fingerprint: string;
+  /** Tables read or written, as written in the statement (`schema.name` or `name`). */
+  readonly tables: readonly string[];
+  /** What the policy decided. */
+  readonly verdict: PolicyAction;
+  /** The deciding rule (`default` when none matched, `unparsable` when parsing failed). */
+  readonly rule: string;
+}
+
+/** A statement held for a human decision (the approvals flow picks it up). */
+export interface ApprovalRequest {
+  readonly text: string;
+  readonly kind: string;
+  readonly rule: string;
+  readonly message: string;
 }
 
 /** Totals of a finished session. */
@@ -78,6 +97,7 @@ export interface SessionEvent {
   readonly upstreamUser: string;
   readonly client: ClientInfo;
   readonly statement?: StatementRecord;
+  readonly approval?: ApprovalRequest;
   readonly summary?: SessionSummary;
 }
 

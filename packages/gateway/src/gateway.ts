@@ -1,4 +1,5 @@
 import type { EventSink, Logger } from '@portcullis/core';
+import { StatementAnalyzer, loadSqlParser } from '@portcullis/sql';
 import type { GatewayConfig } from './config/load-config.js';
 import { JsonlEventSink } from './events/jsonl-event-sink.js';
 import { CancelRegistry } from './pg/cancel-registry.js';
@@ -38,12 +39,16 @@ export async function startGateway(
       logger,
     });
   const cancels = new CancelRegistry(options.slot ?? 0, logger);
+  // The parser (WASM) loads once per process; analyses are cached across its sessions.
+  await loadSqlParser();
+  const analyzer = new StatementAnalyzer();
   let postgres: PgListener;
   try {
     postgres = await startPgListener(config, {
       sink,
       logger,
       cancels,
+      analyzer,
       routeCancel: options.routeCancel ?? (() => {}),
     });
   } catch (err) {

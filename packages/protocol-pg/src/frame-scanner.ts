@@ -47,11 +47,21 @@ export class FrameScanner {
   #pendingHave = 0;
   #pendingBody: Buffer | null = null;
   #failed: PortcullisError | null = null;
+  #frameEnd = 0;
 
   constructor(handler: FrameHandler, options: FrameScannerOptions) {
     this.#handler = handler;
     this.#maxFrameBytes = options.maxFrameBytes;
     for (const type of options.assemble ?? []) this.#assemble[type] = 1;
+  }
+
+  /**
+   * During `onFrame`: the offset in the chunk being pushed just past the reported frame. For a
+   * frame that began in an earlier chunk its body may be an assembled copy; this still says
+   * where the frame's last byte sits in the current chunk.
+   */
+  get frameEndInChunk(): number {
+    return this.#frameEnd;
   }
 
   /** True when no partial frame is buffered (the stream is at a frame boundary). */
@@ -105,6 +115,7 @@ export class FrameScanner {
         }
         return;
       }
+      this.#frameEnd = end;
       handler.onFrame(type, chunk, start, end, length);
       pos = end;
     }
@@ -124,6 +135,7 @@ export class FrameScanner {
     const length = this.#header.readInt32BE(1) - 4;
     if (length < 0 || length > this.#maxFrameBytes) this.#badLength(type, length + 4);
     if (take + length <= chunk.length) {
+      this.#frameEnd = take + length;
       this.#handler.onFrame(type, chunk, take, take + length, length);
       return take + length;
     }
@@ -157,6 +169,7 @@ export class FrameScanner {
     const length = this.#pendingLength;
     this.#pendingType = -1;
     this.#pendingBody = null;
+    this.#frameEnd = take;
     if (body !== null) this.#handler.onFrame(type, body, 0, length, length);
     else this.#handler.onFrame(type, EMPTY, 0, 0, length);
     return take;

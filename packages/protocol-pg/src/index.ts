@@ -4,3 +4,4 @@ export * from './message-builders.js';
 export * from './message-codes.js';
 export * from './startup-packet.js';
 export * from './upstream-auth.js';
+export * from './frame-forwarder.js';

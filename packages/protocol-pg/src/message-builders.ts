@@ -149,3 +149,13 @@ export function query(sql: string): Buffer {
 
 /** Terminate (`X`). */
 export const terminate: Buffer = frame(0x58, Buffer.alloc(0));
+
+/** Parse (`P`) with no parameter types. */
+export function parse(name: string, sql: string): Buffer {
+  return frame(0x50, Buffer.concat([cstring(name), cstring(sql), Buffer.from([0, 0])]));
+}
+
+/** Bind (`B`) with no parameters and default result formats. */
+export function bind(portal: string, statement: string): Buffer {
+  return frame(0x42, Buffer.concat([cstring(portal), cstring(statement), Buffer.alloc(6)]));
+}

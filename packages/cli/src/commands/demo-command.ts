@@ -34,6 +34,31 @@ const DEMO_PEOPLE = [
   },
 ] as const;
 
+/** The demo's guardrails: what a newcomer can try to see a statement refused. */
+const DEMO_POLICY: NonNullable<GatewayConfigInput['resources'][string]['policy']> = {
+  default: 'allow',
+  unparsable: 'block',
+  rules: [
+    {
+      name: 'no-drop-or-truncate',
+      action: 'block',
+      match: { flags: ['drop', 'truncate'] },
+      message: 'dropping or truncating tables is not allowed through the demo gateway',
+    },
+    {
+      name: 'no-unbounded-writes',
+      action: 'block',
+      match: { flags: ['delete-without-where', 'update-without-where'] },
+      message: 'DELETE and UPDATE need a WHERE clause',
+    },
+    {
+      name: 'no-server-files',
+      action: 'block',
+      match: { flags: ['server-file-access', 'copy-program', 'copy-server-file'] },
+    },
+  ],
+};
+
 function parsePort(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535)
@@ -95,6 +120,7 @@ export function demoCommand(): Command {
         },
         resources: {
           demo: {
+            policy: DEMO_POLICY,
             type: 'postgres',
             host: upstream.host,
             port: upstream.port,
@@ -138,6 +164,9 @@ export function demoCommand(): Command {
           ({ login, person }) =>
             `  ${login.padEnd(6)} (${person.email}, ${person.groups.join('+')}):  psql 'postgresql://${login}:${tokens[login]}@${running.host}:${running.port}/demo?sslmode=require'`,
         ),
+        '',
+        'Try the guardrails (refused with SQLSTATE 42501, naming the rule; the session carries on):',
+        "  DROP TABLE customers;      DELETE FROM orders;      SELECT pg_read_file('/etc/passwd');",
         '',
         'Then see what was recorded, against whom:',
         `  npx portcullis events${eventsHint}                  (a table)`,

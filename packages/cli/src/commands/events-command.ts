@@ -91,7 +91,12 @@ function eventRow(event: SessionEvent): string[] {
 function detail(event: SessionEvent): string {
   if (event.statement !== undefined) {
     const s = event.statement;
-    const outcome = s.error === null ? `${s.tag || 'ok'}` : `ERROR ${s.error.code}`;
+    const outcome =
+      s.verdict !== undefined && s.verdict !== 'allow'
+        ? `${s.verdict === 'block' ? 'BLOCKED' : 'HELD'} by ${s.rule}`
+        : s.error === null
+          ? `${s.tag || 'ok'}`
+          : `ERROR ${s.error.code}`;
     const text = s.text.replace(/\s+/g, ' ').trim();
     return `${outcome} · ${s.rows} rows · ${(s.durationUs / 1000).toFixed(2)} ms · ${s.protocol} · ${truncate(text, 60)}`;
   }
@@ -99,6 +104,7 @@ function detail(event: SessionEvent): string {
     const s = event.summary;
     return `${s.reason} · ${s.statements} statements · ${(s.durationUs / 1e6).toFixed(1)} s`;
   }
+  if (event.approval !== undefined) return `approval needed (${event.approval.rule}) · ${truncate(event.approval.text, 60)}`;
   const c = event.client;
   return `from ${c.address}${c.application === '' ? '' : ` (${c.application})`}${c.tls ? ' TLS' : ''} as ${event.upstreamUser}`;
 }

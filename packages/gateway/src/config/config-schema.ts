@@ -51,6 +51,72 @@ const upstreamTls = z.strictObject({
     .describe('Host name expected in the upstream certificate (defaults to host).'),
 });
 
+const clock = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'expected HH:MM (24-hour clock)');
+const names = z.array(nonEmpty).min(1);
+
+const ruleMatch = z.strictObject({
+  kinds: names
+    .optional()
+    .describe(
+      'Statement kinds: select, insert, update, delete, merge, create, alter, drop, truncate, grant, revoke, copy-to, copy-from, transaction, set, call, do, explain, multi, …',
+    ),
+  tables: names.optional().describe('Tables read or written: name, schema.name, schema.* or *.'),
+  tablesWritten: names.optional().describe('Tables written, same patterns.'),
+  functions: names
+    .optional()
+    .describe('Functions called (lower case, optionally schema-qualified).'),
+  flags: names
+    .optional()
+    .describe(
+      'Statement flags: update-without-where, delete-without-where, drop, truncate, copy-program, server-file-access, network-access, set-role, …',
+    ),
+  groups: names
+    .optional()
+    .describe("The person is in any of these groups (from the identity's groups)."),
+  agent: z
+    .boolean()
+    .optional()
+    .describe('true: only when an agent acts for the person; false: only direct use.'),
+  readOnly: z
+    .boolean()
+    .optional()
+    .describe('Match only provably read-only (true) or possibly writing (false) statements.'),
+  time: z
+    .strictObject({
+      from: clock,
+      to: clock,
+      timeZone: z
+        .string()
+        .refine((tz) => {
+          try {
+            new Intl.DateTimeFormat('en', { timeZone: tz });
+            return true;
+          } catch {
+            return false;
+          }
+        }, 'unknown time zone (use an IANA name such as Europe/Berlin)')
+        .optional(),
+    })
+    .optional()
+    .describe('Local time window [from, to); may wrap midnight.'),
+});
+
+const policyRule = z.strictObject({
+  name: nonEmpty.describe('Named in block messages and recorded on every decision.'),
+  action: z.enum(['allow', 'block', 'review']),
+  match: ruleMatch.default({}),
+  message: nonEmpty.optional().describe('Told to the client when the rule blocks.'),
+});
+
+const statementPolicy = z.strictObject({
+  default: z.enum(['allow', 'block', 'review']).default('allow').describe('When no rule matches.'),
+  unparsable: z
+    .enum(['allow', 'block'])
+    .default('block')
+    .describe('Text the PostgreSQL parser rejects cannot be shown to be safe; blocked by default.'),
+  rules: z.array(policyRule).default([]).describe('First matching rule wins.'),
+});
+
 const postgresResource = z.strictObject({
   type: z.literal('postgres'),
   host: nonEmpty,
@@ -60,6 +126,9 @@ const postgresResource = z.strictObject({
   password: secretSource.optional().describe('Upstream password (omit for trust authentication).'),
   tls: upstreamTls.default({ mode: 'disable' }),
   connectTimeoutMs: z.number().int().positive().default(10_000),
+  policy: statementPolicy
+    .default({ default: 'allow', unparsable: 'block', rules: [] })
+    .describe('Guardrails: which statements are allowed, blocked or held for review.'),
 });
 
 const person = z.strictObject({

@@ -2,12 +2,19 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { PortcullisError, type Person } from '@portcullis/core';
+import {
+  PortcullisError,
+  type Person,
+  type PolicyRule,
+  type RuleMatch,
+  type StatementPolicy,
+} from '@portcullis/core';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import {
   gatewayConfigSchema,
   type GatewayConfigInput,
+  type GatewayConfigParsed,
   type SecretSource,
 } from './config-schema.js';
 
@@ -26,6 +33,7 @@ export interface PostgresResource {
     readonly serverName: string | null;
   };
   readonly connectTimeoutMs: number;
+  readonly policy: StatementPolicy;
 }
 
 /** What a static token grants. */
@@ -138,6 +146,7 @@ export function resolveConfig(raw: unknown, ctx: ResolveContext, source = 'confi
         serverName: r.tls.serverName ?? null,
       },
       connectTimeoutMs: r.connectTimeoutMs,
+      policy: resolvePolicy(`resources.${name}.policy`, r.policy),
     };
   }
 
@@ -187,6 +196,29 @@ export function resolveConfig(raw: unknown, ctx: ResolveContext, source = 'confi
       recordLiterals: cfg.events.dangerouslyRecordLiterals,
     },
   });
+}
+
+function resolvePolicy(
+  key: string,
+  policy: GatewayConfigParsed['resources'][string]['policy'],
+): StatementPolicy {
+  const seen = new Set<string>();
+  const rules: PolicyRule[] = policy.rules.map((rule, i) => {
+    if (seen.has(rule.name))
+      throw invalid(`${key}.rules.${i}.name: rule "${rule.name}" is defined twice`);
+    seen.add(rule.name);
+    // zod leaves absent optional keys as undefined; the policy model has them absent.
+    const match = Object.fromEntries(
+      Object.entries(rule.match).filter(([, value]) => value !== undefined),
+    ) as RuleMatch;
+    return {
+      name: rule.name,
+      action: rule.action,
+      match,
+      ...(rule.message === undefined ? {} : { message: rule.message }),
+    };
+  });
+  return { default: policy.default, unparsable: policy.unparsable, rules };
 }
 
 /** SHA-256 of a token, hex; how tokens are looked up (so lookups never compare secrets). */

@@ -25,6 +25,11 @@ const statement = fc.record({
   bytes: fc.nat(),
   durationUs: fc.nat(),
   error: fc.option(fc.record({ code: text, message: text }), { nil: null }),
+  kind: text,
+  fingerprint: text,
+  tables: fc.array(text, { maxLength: 3 }),
+  verdict: fc.constantFrom('allow' as const, 'block' as const, 'review' as const),
+  rule: text,
 });
 
 describe('encodeEventJson', () => {

@@ -27,11 +27,9 @@ export function encodeEventJson(event: SessionEvent): string {
     fragment = fixed.slice(1, -1);
     sessionFragments.set(event.client, fragment);
   }
-  const detail =
-    event.statement !== undefined
-      ? `,"statement":${JSON.stringify(event.statement)}`
-      : event.summary !== undefined
-        ? `,"summary":${JSON.stringify(event.summary)}`
-        : '';
+  let detail = '';
+  if (event.statement !== undefined) detail += `,"statement":${JSON.stringify(event.statement)}`;
+  if (event.approval !== undefined) detail += `,"approval":${JSON.stringify(event.approval)}`;
+  if (event.summary !== undefined) detail += `,"summary":${JSON.stringify(event.summary)}`;
   return `{"schema":${event.schema},"id":"${event.id}","type":"${event.type}","timeUs":${event.timeUs},"sessionId":"${event.sessionId}","seq":${event.seq},${fragment}${detail}}`;
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import {
   SESSION_EVENT_SCHEMA_VERSION,
+  type ApprovalRequest,
   type ClientInfo,
   type EventSink,
   type SessionEvent,
@@ -44,12 +45,20 @@ export class SessionRecorder {
     this.#write('statement', { statement });
   }
 
+  /** Records `approval.requested` for a statement held for review. */
+  approvalRequested(approval: ApprovalRequest): void {
+    this.#write('approval.requested', { approval });
+  }
+
   /** Records `session.end` with the session's totals. */
   end(summary: SessionSummary): void {
     this.#write('session.end', { summary });
   }
 
-  #write(type: SessionEvent['type'], extra: Pick<SessionEvent, 'statement' | 'summary'>): void {
+  #write(
+    type: SessionEvent['type'],
+    extra: Pick<SessionEvent, 'statement' | 'approval' | 'summary'>,
+  ): void {
     const facts = this.#facts;
     this.#sink.write({
       schema: SESSION_EVENT_SCHEMA_VERSION,

@@ -3,7 +3,6 @@ import { TLSSocket, type SecureContext } from 'node:tls';
 import {
   PortcullisError,
   isPortcullisError,
-  redactLiterals,
   type EventSink,
   type Logger,
   type SessionIdentity,
@@ -19,12 +18,15 @@ import {
   readyForQuery,
   sslAccepted,
 } from '@portcullis/protocol-pg';
+import type { StatementAnalyzer } from '@portcullis/sql';
 import { sha256Hex, type GatewayConfig } from '../config/load-config.js';
 import { SessionRecorder } from '../events/session-recorder.js';
 import type { CancelRegistry } from './cancel-registry.js';
 import { connectUpstream, type UpstreamConnection } from './connect-upstream.js';
 import { fatal, SqlState } from './pg-errors.js';
 import { PgRelay } from './pg-relay.js';
+import { unreadableSetting } from './session-settings.js';
+import { createJudge } from './statement-judge.js';
 import { SocketReader } from './socket-reader.js';
 
 /** Largest password message (the gateway token) accepted before authentication. */
@@ -44,6 +46,8 @@ export interface AcceptContext {
   readonly routeCancel: (processId: number, secretKey: number) => void;
   /** Tracks live relays for shutdown. */
   readonly sessions: Set<PgRelay>;
+  /** This process's statement analyzer (parser loaded, cache shared by its sessions). */
+  readonly analyzer: StatementAnalyzer;
 }
 
 /** A refusal sent to the client as a FATAL ErrorResponse before closing. */
@@ -206,6 +210,10 @@ export async function acceptClient(raw: Socket, ctx: AcceptContext): Promise<voi
       upstream.socket.destroy();
       return;
     }
+    for (const [name, value] of upstream.parameters) {
+      const unreadable = unreadableSetting(name, value);
+      if (unreadable !== null) throw new Refusal(SqlState.FeatureNotSupported, unreadable);
+    }
 
     const identity: SessionIdentity = {
       person: grant.person,
@@ -228,7 +236,14 @@ export async function acceptClient(raw: Socket, ctx: AcceptContext): Promise<voi
     const relay = new PgRelay(socket, upstream.socket, recorder, {
       maxFrameBytes: config.limits.maxFrameBytes,
       clientWriteBufferBytes: config.limits.clientWriteBufferBytes,
-      recordedText: config.events.recordLiterals ? (text) => text : redactLiterals,
+      judge: createJudge({
+        analyzer: ctx.analyzer,
+        policy: resource.policy,
+        person: grant.person,
+        agentActing: false,
+        recordLiterals: config.events.recordLiterals,
+      }),
+      resource: resource.name,
       logger,
       processIds: { upstream: upstream.processId, client: key.processId },
       onClose: () => {

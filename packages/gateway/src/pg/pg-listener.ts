@@ -1,6 +1,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import type { EventSink, Logger } from '@portcullis/core';
+import type { StatementAnalyzer } from '@portcullis/sql';
 import type { GatewayConfig } from '../config/load-config.js';
 import { acceptClient, type AcceptContext } from './accept-client.js';
 import type { CancelRegistry } from './cancel-registry.js';
@@ -25,6 +26,8 @@ export interface PgListenerDeps {
   readonly logger: Logger;
   readonly cancels: CancelRegistry;
   readonly routeCancel: (processId: number, secretKey: number) => void;
+  /** The process's statement analyzer (its parser already loaded). */
+  readonly analyzer: StatementAnalyzer;
   /** Listen on an already-bound server (cluster workers share the primary's); default: own. */
   readonly exclusive?: boolean;
 }
@@ -46,6 +49,7 @@ export async function startPgListener(
     cancels: deps.cancels,
     routeCancel: deps.routeCancel,
     sessions,
+    analyzer: deps.analyzer,
   };
   const sockets = new Set<Socket>();
   const server: Server = createServer({ noDelay: true }, (socket) => {

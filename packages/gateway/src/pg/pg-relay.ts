@@ -7,24 +7,32 @@ import {
 } from '@portcullis/core';
 import {
   BackendCode,
+  FrameForwarder,
   FrameScanner,
   FrontendCode,
+  bind,
+  decodeBind,
+  decodeParameterStatus,
+  decodeParse,
   isFrontendCode,
+  parse,
+  query,
   terminate,
 } from '@portcullis/protocol-pg';
 import { nowUs, type SessionRecorder } from '../events/session-recorder.js';
 import { fatal, SqlState } from './pg-errors.js';
-import {
-  StatementTracker,
-  TRACKED_CLIENT_FRAMES,
-  TRACKED_SERVER_FRAMES,
-} from './statement-tracker.js';
+import { unreadableSetting } from './session-settings.js';
+import { refusalStatement } from './statement-judge.js';
+import { StatementTracker, TRACKED_SERVER_FRAMES, type Judgement } from './statement-tracker.js';
 
 /** Options of a {@link PgRelay}. */
 export interface PgRelayOptions {
   readonly maxFrameBytes: number;
   readonly clientWriteBufferBytes: number;
-  readonly recordedText: (text: string) => string;
+  /** Analyses, judges and describes statement text (see statement-judge.ts). */
+  readonly judge: (text: string) => Judgement;
+  /** Names the resource in refusal hints. */
+  readonly resource: string;
   readonly logger: Logger;
   /** The session's process id upstream and the one the client was given instead. */
   readonly processIds: { readonly upstream: number; readonly client: number };
@@ -44,7 +52,7 @@ export class PgRelay {
   readonly #recorder: SessionRecorder;
   readonly #options: PgRelayOptions;
   readonly #tracker: StatementTracker;
-  readonly #clientScanner: FrameScanner;
+  readonly #clientForwarder: FrameForwarder;
   readonly #serverScanner: FrameScanner;
   readonly #startedUs = nowUs();
   #statements = 0;
@@ -59,6 +67,10 @@ export class PgRelay {
   #upstreamChunk: Buffer | null = null;
   #clientClosed = false;
   #clientTerminated = false;
+  /** What one client chunk forwards (reused: no allocation per chunk). */
+  readonly #clientOut: Buffer[] = [];
+  /** Set when the server reports a setting the gateway cannot read statements under. */
+  #unreadable: string | null = null;
   #upstreamClosed = false;
 
   constructor(
@@ -73,22 +85,28 @@ export class PgRelay {
     this.#options = options;
     this.#tracker = new StatementTracker({
       now: nowUs,
-      recordedText: options.recordedText,
+      judge: options.judge,
       onStatement: (record) => this.#onStatement(record),
     });
     const tracker = this.#tracker;
-    this.#clientScanner = new FrameScanner(
+    // Client frames go upstream whole once complete, so a refused one can be replaced before
+    // any of it leaves; client traffic is small next to results.
+    this.#clientForwarder = new FrameForwarder(
       { onFrame: (type, buf, start, end) => this.#onClientFrame(type, buf, start, end) },
-      { maxFrameBytes: options.maxFrameBytes, assemble: TRACKED_CLIENT_FRAMES },
+      { maxFrameBytes: options.maxFrameBytes },
     );
     this.#serverScanner = new FrameScanner(
       {
         onFrame: (type, buf, start, end, length) => {
           if (type === BackendCode.NotificationResponse) this.#rewriteNotifier(buf, start, end);
+          else if (type === BackendCode.ParameterStatus) this.#checkSetting(buf, start, end);
           tracker.serverFrame(type, buf, start, end, length);
         },
       },
-      { maxFrameBytes: options.maxFrameBytes, assemble: TRACKED_SERVER_FRAMES },
+      {
+        maxFrameBytes: options.maxFrameBytes,
+        assemble: [...TRACKED_SERVER_FRAMES, BackendCode.ParameterStatus],
+      },
     );
   }
 
@@ -124,7 +142,8 @@ export class PgRelay {
     this.#closeBoth(this.#serverScanner.atBoundary ? fatal(code, message) : null);
   }
 
-  #onClientFrame(type: number, buf: Buffer, start: number, end: number): void {
+  /** A whole client frame: recorded, judged, and passed on or replaced (see #refuse). */
+  #onClientFrame(type: number, buf: Buffer, start: number, end: number): Buffer | null {
     if (!isFrontendCode(type)) {
       throw new PortcullisError(
         'PCL_ERR_PROTOCOL_MALFORMED',
@@ -132,18 +151,65 @@ export class PgRelay {
       );
     }
     if (type === FrontendCode.Terminate) this.#clientTerminated = true;
-    this.#tracker.clientFrame(type, buf, start, end);
+    const judgement = this.#tracker.clientFrame(type, buf, start, end);
+    if (judgement === null || judgement.decision.action === 'allow') return null;
+    return this.#refuse(type, buf, start, end, judgement);
+  }
+
+  /**
+   * The frame that goes upstream instead of a refused statement's Query, Parse or Bind: the
+   * statement becomes one that raises the refusal (42501), and a Bind of it carries no
+   * parameters, so the server answers in order and the session stays usable.
+   */
+  #refuse(
+    type: number,
+    buf: Buffer,
+    start: number,
+    end: number,
+    judgement: Judgement,
+  ): Buffer | null {
+    const { decision } = judgement;
+    const hint = `policy rule "${decision.rule}" on resource "${this.#options.resource}"`;
+    if (type === FrontendCode.Bind) {
+      const bound = decodeBind(buf, start, end);
+      return bind(bound.portal, bound.statement);
+    }
+    if (decision.action === 'review') {
+      this.#recorder.approvalRequested({
+        text: judgement.recordedText,
+        kind: judgement.kind,
+        rule: decision.rule,
+        message: decision.message,
+      });
+    }
+    const message =
+      decision.action === 'review'
+        ? `${decision.message}; approvals are not enabled on this gateway yet, so it was not run`
+        : decision.message;
+    const sql = refusalStatement(message, hint);
+    if (type === FrontendCode.Query) return query(sql);
+    return parse(decodeParse(buf, start, end).name, sql);
   }
 
   #fromClient(chunk: Buffer): void {
     this.#bytesFromClient += chunk.length;
+    const out = this.#clientOut;
+    out.length = 0;
     try {
-      this.#clientScanner.push(chunk);
+      this.#clientForwarder.push(chunk, out);
     } catch (err) {
       this.#protocolError(err, 'client');
       return;
     }
-    if (!this.#upstream.write(chunk)) this.#client.pause();
+    let flowing = true;
+    if (out.length === 1) {
+      flowing = this.#upstream.write(out[0]!);
+    } else if (out.length > 1) {
+      this.#upstream.cork();
+      for (const part of out) flowing = this.#upstream.write(part);
+      this.#upstream.uncork();
+    }
+    if (!flowing) this.#client.pause();
   }
 
   #fromUpstream(chunk: Buffer): void {
@@ -156,6 +222,10 @@ export class PgRelay {
     }
     this.#bytesToClient += chunk.length;
     this.#client.write(chunk);
+    if (this.#unreadable !== null) {
+      this.terminate(SqlState.FeatureNotSupported, this.#unreadable, 'unreadable-session-setting');
+      return;
+    }
     if (
       this.#client.writableLength > this.#options.clientWriteBufferBytes &&
       !this.#upstreamPaused
@@ -169,6 +239,12 @@ export class PgRelay {
     this.#statements++;
     this.#rows += record.rows;
     this.#recorder.statement(record);
+  }
+
+  /** A server setting changed (after SET): the session ends if the gateway can no longer read it. */
+  #checkSetting(buf: Buffer, start: number, end: number): void {
+    const { name, value } = decodeParameterStatus(buf, start, end);
+    this.#unreadable ??= unreadableSetting(name, value);
   }
 
   /**
@@ -253,7 +329,7 @@ export class PgRelay {
     this.#closing = true;
     if (!this.#upstream.destroyed) {
       if (this.#clientTerminated) this.#upstream.end();
-      else if (this.#clientScanner.atBoundary) this.#upstream.end(terminate);
+      else if (this.#clientForwarder.atBoundary) this.#upstream.end(terminate);
       else this.#upstream.destroy();
     }
     if (!this.#client.destroyed) {

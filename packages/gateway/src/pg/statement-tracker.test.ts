@@ -36,7 +36,13 @@ function session() {
   let clock = 1_000;
   const tracker = new StatementTracker({
     now: () => (clock += 10),
-    recordedText: (text) => text.replace(/'[^']*'/g, '?'),
+    judge: (text) => ({
+      decision: { action: 'allow' as const, rule: 'default', message: '' },
+      recordedText: text.replace(/'[^']*'/g, '?'),
+      kind: 'test',
+      fingerprint: 'f',
+      tables: [],
+    }),
     onStatement: (r) => records.push(r),
   });
   const fromClient = new FrameScanner(
@@ -79,6 +85,11 @@ describe('StatementTracker', () => {
         bytes: dataRow('a').length + dataRow('bb').length,
         durationUs: expect.any(Number),
         error: null,
+        kind: 'test',
+        fingerprint: 'f',
+        tables: [],
+        verdict: 'allow',
+        rule: 'default',
       },
     ]);
     expect(s.records[0]!.durationUs).toBeGreaterThan(0);

@@ -1,4 +1,9 @@
-import type { StatementError, StatementProtocol, StatementRecord } from '@portcullis/core';
+import type {
+  PolicyDecision,
+  StatementError,
+  StatementProtocol,
+  StatementRecord,
+} from '@portcullis/core';
 import {
   BackendCode,
   FrontendCode,
@@ -30,20 +35,39 @@ export const TRACKED_SERVER_FRAMES: readonly number[] = [
   BackendCode.ReadyForQuery,
 ];
 
+/** What the gateway concluded about a statement's text: the policy decision and what to record. */
+export interface Judgement {
+  readonly decision: PolicyDecision;
+  /** The text as recorded (literals redacted unless the deployment opted out). */
+  readonly recordedText: string;
+  readonly kind: string;
+  readonly fingerprint: string;
+  readonly tables: readonly string[];
+}
+
 /** What the tracker needs from its owner. */
 export interface StatementTrackerHooks {
   /** Current time in microseconds. */
   now(): number;
-  /** Turns statement text into what is recorded (literal redaction). */
-  recordedText(text: string): string;
+  /** Analyses and judges statement text (cached by the owner; called once per Query or Parse). */
+  judge(text: string): Judgement;
   onStatement(record: StatementRecord): void;
 }
+
+/** Judgement of an Execute whose portal or statement the tracker never saw. */
+const UNKNOWN_STATEMENT: Judgement = {
+  decision: { action: 'allow', rule: 'default', message: '' },
+  recordedText: '',
+  kind: 'unknown',
+  fingerprint: '',
+  tables: [],
+};
 
 /** A statement sent and not yet answered; a `sync` entry marks a Sync or simple Query's end. */
 interface Pending {
   kind: 'statement' | 'sync';
   protocol: StatementProtocol;
-  text: string;
+  judgement: Judgement;
   preparedName: string;
   params: number;
   startUs: number;
@@ -59,8 +83,8 @@ interface Pending {
  */
 export class StatementTracker {
   readonly #hooks: StatementTrackerHooks;
-  /** Prepared statements by name: recorded text and parameter type count. */
-  readonly #statements = new Map<string, { text: string; params: number }>();
+  /** Prepared statements by name: their judgement. */
+  readonly #statements = new Map<string, Judgement>();
   /** Portals by name: the statement they bind and the parameter count. */
   readonly #portals = new Map<string, { statement: string; params: number }>();
   readonly #queue: Pending[] = [];
@@ -74,63 +98,65 @@ export class StatementTracker {
     return this.#queue.length;
   }
 
-  /** A frame the client sent (called in order, before it is forwarded). */
-  clientFrame(type: number, buf: Buffer, start: number, end: number): void {
+  /**
+   * A frame the client sent (called in order, before it is forwarded). Returns the judgement
+   * of the statement a Query or Parse carries, or that a Bind binds; null for other frames.
+   */
+  clientFrame(type: number, buf: Buffer, start: number, end: number): Judgement | null {
     switch (type) {
       case FrontendCode.Query: {
-        const text = decodeQuery(buf, start, end);
-        this.#push('statement', 'simple', this.#hooks.recordedText(text), '', 0);
-        this.#push('sync', 'simple', '', '', 0);
-        return;
+        const judgement = this.#hooks.judge(decodeQuery(buf, start, end));
+        this.#push('statement', 'simple', judgement, '', 0);
+        this.#push('sync', 'simple', UNKNOWN_STATEMENT, '', 0);
+        return judgement;
       }
       case FrontendCode.Parse: {
         const parse = decodeParse(buf, start, end);
-        this.#statements.set(parse.name, {
-          text: this.#hooks.recordedText(parse.query),
-          params: parse.paramTypes,
-        });
-        return;
+        const judgement = this.#hooks.judge(parse.query);
+        this.#statements.set(parse.name, judgement);
+        return judgement;
       }
       case FrontendCode.Bind: {
         const bind = decodeBind(buf, start, end);
         this.#portals.set(bind.portal, { statement: bind.statement, params: bind.params });
-        return;
+        return this.#statements.get(bind.statement) ?? null;
       }
       case FrontendCode.Execute: {
         const { portal } = decodeExecute(buf, start, end);
         const bound = this.#portals.get(portal);
-        const statement = bound === undefined ? undefined : this.#statements.get(bound.statement);
+        const judgement = bound === undefined ? undefined : this.#statements.get(bound.statement);
+        const preparedName = bound?.statement ?? '';
         this.#push(
           'statement',
           'extended',
-          statement?.text ?? '',
-          bound?.statement ?? '',
+          judgement ?? UNKNOWN_STATEMENT,
+          preparedName,
           bound?.params ?? 0,
         );
-        return;
+        return null;
       }
       case FrontendCode.Close: {
         const { target, name } = decodeTarget(buf, start, end);
         if (target === 'statement') this.#statements.delete(name);
         else this.#portals.delete(name);
-        return;
+        return null;
       }
       case FrontendCode.Sync:
-        this.#push('sync', 'extended', '', '', 0);
-        return;
+        this.#push('sync', 'extended', UNKNOWN_STATEMENT, '', 0);
+        return null;
       case FrontendCode.FunctionCall: {
         const call = decodeFunctionCall(buf, start, end);
-        this.#push(
-          'statement',
-          'function-call',
-          `<function call oid=${call.functionOid}>`,
-          '',
-          call.args,
-        );
-        this.#push('sync', 'function-call', '', '', 0);
-        return;
+        const judgement: Judgement = {
+          ...UNKNOWN_STATEMENT,
+          recordedText: `<function call oid=${call.functionOid}>`,
+          kind: 'function-call',
+        };
+        this.#push('statement', 'function-call', judgement, '', call.args);
+        this.#push('sync', 'function-call', UNKNOWN_STATEMENT, '', 0);
+        return null;
       }
       default:
+        return null;
     }
   }
 
@@ -175,14 +201,14 @@ export class StatementTracker {
   #push(
     kind: Pending['kind'],
     protocol: StatementProtocol,
-    text: string,
+    judgement: Judgement,
     preparedName: string,
     params: number,
   ): void {
     this.#queue.push({
       kind,
       protocol,
-      text,
+      judgement,
       preparedName,
       params,
       startUs: kind === 'statement' ? this.#hooks.now() : 0,
@@ -197,8 +223,9 @@ export class StatementTracker {
     if (head === undefined || head.kind !== 'statement') return;
     const now = this.#hooks.now();
     const dataRows = head.rows;
+    const { judgement } = head;
     this.#hooks.onStatement({
-      text: head.text,
+      text: judgement.recordedText,
       protocol: head.protocol,
       ...(head.protocol === 'extended' ? { preparedName: head.preparedName } : {}),
       params: head.params,
@@ -207,6 +234,11 @@ export class StatementTracker {
       bytes: head.bytes,
       durationUs: Math.max(0, now - head.startUs),
       error,
+      kind: judgement.kind,
+      fingerprint: judgement.fingerprint,
+      tables: judgement.tables,
+      verdict: judgement.decision.action,
+      rule: judgement.decision.rule,
     });
     if (head.protocol === 'simple' && error === null) {
       // A multi-statement query goes on: the next command starts now.

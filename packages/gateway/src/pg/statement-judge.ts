@@ -1,0 +1,94 @@
+import {
+  evaluatePolicy,
+  redactLiterals,
+  type Person,
+  type StatementFacts,
+  type StatementPolicy,
+  type TableName,
+} from '@portcullis/core';
+import type { StatementAnalyzer } from '@portcullis/sql';
+import type { Judgement } from './statement-tracker.js';
+
+/** Who a session is and what governs it. */
+export interface JudgeContext {
+  readonly analyzer: StatementAnalyzer;
+  readonly policy: StatementPolicy;
+  readonly person: Person;
+  readonly agentActing: boolean;
+  /** Record statement text with its literal values (`events.dangerouslyRecordLiterals`). */
+  readonly recordLiterals: boolean;
+  readonly now?: () => Date;
+}
+
+const UNPARSED: StatementFacts = {
+  parsed: false,
+  kinds: [],
+  tablesRead: [],
+  tablesWritten: [],
+  functions: [],
+  flags: [],
+  readOnly: false,
+};
+
+const EMPTY_TEXT: StatementFacts = { ...UNPARSED, parsed: true, readOnly: true };
+
+/** Makes a session's judge: statement text in, policy decision and recorded facts out. */
+export function createJudge(ctx: JudgeContext): (text: string) => Judgement {
+  const now = ctx.now ?? (() => new Date());
+  return (text) => {
+    const result = ctx.analyzer.analyze(text);
+    const subject = { person: ctx.person, agentActing: ctx.agentActing, at: now() };
+    if (!result.ok && result.reason === 'empty') {
+      // An empty query (or only comments) does nothing; the server answers EmptyQueryResponse.
+      return {
+        decision: evaluatePolicy(ctx.policy, EMPTY_TEXT, subject),
+        recordedText: '',
+        kind: 'empty',
+        fingerprint: '',
+        tables: [],
+      };
+    }
+    if (!result.ok) {
+      return {
+        decision: evaluatePolicy(ctx.policy, UNPARSED, subject),
+        // The parser could not normalize it; the lexical redactor still removes literals.
+        recordedText: ctx.recordLiterals ? text : redactLiterals(text),
+        kind: 'unparsable',
+        fingerprint: '',
+        tables: [],
+      };
+    }
+    const a = result.analysis;
+    const facts: StatementFacts = {
+      parsed: true,
+      kinds: a.statements.map((s) => s.kind),
+      tablesRead: a.tablesRead,
+      tablesWritten: a.tablesWritten,
+      functions: a.functions,
+      flags: a.flags,
+      readOnly: a.readOnly,
+    };
+    return {
+      decision: evaluatePolicy(ctx.policy, facts, subject),
+      recordedText: ctx.recordLiterals ? text : a.redactedText,
+      kind: a.kind,
+      fingerprint: a.fingerprint,
+      tables: tableNames([...a.tablesRead, ...a.tablesWritten]),
+    };
+  };
+}
+
+function tableNames(tables: readonly TableName[]): string[] {
+  return [...new Set(tables.map((t) => (t.schema === null ? t.name : `${t.schema}.${t.name}`)))];
+}
+
+/**
+ * SQL that fails with the policy's refusal when the server runs it. A refused statement is
+ * replaced by this rather than dropped, so PostgreSQL itself orders the error among pipelined
+ * results and fails an open transaction exactly as the refused statement failing would.
+ */
+export function refusalStatement(message: string, hint: string): string {
+  const literal = (value: string): string =>
+    `'${value.replaceAll('\0', '').replaceAll('$portcullis$', '').replaceAll("'", "''")}'`;
+  return `DO $portcullis$BEGIN RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = ${literal(message)}, HINT = ${literal(hint)}; END$portcullis$`;
+}

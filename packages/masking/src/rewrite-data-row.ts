@@ -1,0 +1,259 @@
+import { PortcullisError } from '@portcullis/core';
+import { Op, type RowPlan } from './row-plan.js';
+import { OutputWriter, readInt32, writeInt32 } from './output-writer.js';
+import { jsonStringMaxLength, writeJsonString } from './write-json-string.js';
+
+/** A DataRow that masking changed. Counts only: the values themselves are never reported. */
+export interface DataRowRewrite {
+  /** The complete new frame: type byte `D`, Int32 length, body. */
+  readonly frame: Buffer;
+  /** Values whose bytes changed. */
+  readonly maskedValues: number;
+  /** Indexes of the columns with a changed value, ascending. */
+  readonly maskedColumns: readonly number[];
+}
+
+/** The outcome of rewriting a chunk of frames with {@link rewriteDataRows}. */
+export interface DataRowsRewrite {
+  /**
+   * The frames of `[start, consumed)` with masked DataRows replaced, as one new Buffer of its
+   * own (an unpooled ArrayBuffer at offset 0, possibly longer than `output.length`, so it can be
+   * transferred to another thread); `null` when no frame changed, so the input can be forwarded
+   * as it is.
+   */
+  readonly output: Buffer | null;
+  /** End of the frames handled; less than `end` at an incomplete frame or one the batch leaves to the caller. */
+  readonly consumed: number;
+  /** Frames handled. */
+  readonly frames: number;
+  /** DataRows replaced. */
+  readonly rewrittenFrames: number;
+  /** Values whose bytes changed. */
+  readonly maskedValues: number;
+  /** Indexes of the columns with a changed value, ascending. */
+  readonly maskedColumns: readonly number[];
+}
+
+const DATA_ROW = 0x44;
+
+/**
+ * Frame types a chunk rewrite passes through unchanged: they carry no row values
+ * (CommandComplete, ReadyForQuery, EmptyQueryResponse, PortalSuspended, ParseComplete,
+ * BindComplete, CloseComplete, NoData). Any other type ends the batch: a RowDescription needs a
+ * new plan, and errors, notices, notifications and COPY data have their own rewriters.
+ */
+const PASS_THROUGH = new Uint8Array(256);
+for (const c of 'CZIs123n') PASS_THROUGH[c.charCodeAt(0)] = 1;
+
+// Scratch for json-wrapped rule output.
+let scratch = new Uint8Array(256);
+
+/**
+ * Masks one DataRow. `body[start, end)` is the frame's body (column count, then per column an
+ * Int32 length, -1 for NULL, and the bytes), as the FrameScanner hands it out. Returns `null`
+ * when no value changed (nothing is copied), else a new complete frame.
+ *
+ * A row whose column count differs from the plan's, or whose lengths run past the body, throws
+ * `PCL_ERR_PROTOCOL_MALFORMED`: forwarding it unmasked could leak, and the stream is broken.
+ */
+export function rewriteDataRow(
+  body: Uint8Array,
+  start: number,
+  end: number,
+  plan: RowPlan,
+): DataRowRewrite | null {
+  if (plan.lastActive < 0) return null;
+  const writer = new OutputWriter(body, start, end - start + 64, false);
+  const maskedValues = rewriteRow(body, start, end, plan, writer, -1);
+  if (maskedValues === 0) return null;
+  return { frame: writer.result(), maskedValues, maskedColumns: plan.takeHits() };
+}
+
+/**
+ * Masks every DataRow among the complete frames in `chunk[start, end)` (whole frames with their
+ * type bytes, as read from the upstream socket). Frames listed in {@link PASS_THROUGH} are kept;
+ * the batch stops at an incomplete frame or any other type and reports where in `consumed`.
+ * Unchanged frames are copied as ranges into the output, never one by one; nothing is copied
+ * when no frame changes. The function touches nothing but its arguments, so the gateway may run
+ * it inline or in a worker on a transferred buffer.
+ */
+export function rewriteDataRows(
+  chunk: Uint8Array,
+  start: number,
+  end: number,
+  plan: RowPlan,
+): DataRowsRewrite {
+  const active = plan.lastActive >= 0;
+  const writer = new OutputWriter(chunk, start, end - start + ((end - start) >> 3) + 1024, true);
+  let pos = start;
+  let frames = 0;
+  let rewrittenFrames = 0;
+  let maskedValues = 0;
+  while (pos + 5 <= end) {
+    const type = chunk[pos]!;
+    const length = readInt32(chunk, pos + 1);
+    if (length < 4) malformed(`frame length ${length}`);
+    const frameEnd = pos + 1 + length;
+    if (frameEnd > end) break;
+    if (type === DATA_ROW) {
+      if (active) {
+        const masked = rewriteRow(chunk, pos + 5, frameEnd, plan, writer, pos);
+        if (masked > 0) {
+          rewrittenFrames++;
+          maskedValues += masked;
+        }
+      }
+    } else if (PASS_THROUGH[type] !== 1) {
+      break;
+    }
+    frames++;
+    pos = frameEnd;
+  }
+  const maskedColumns = active ? plan.takeHits() : [];
+  if (rewrittenFrames === 0) {
+    return { output: null, consumed: pos, frames, rewrittenFrames, maskedValues, maskedColumns };
+  }
+  writer.copyTo(pos);
+  return {
+    output: writer.result(),
+    consumed: pos,
+    frames,
+    rewrittenFrames,
+    maskedValues,
+    maskedColumns,
+  };
+}
+
+function malformed(what: string): never {
+  throw new PortcullisError('PCL_ERR_PROTOCOL_MALFORMED', `malformed DataRow: ${what}`);
+}
+
+/**
+ * Rewrites one row into `w` when a value changes; returns the number of changed values (0: the
+ * writer is left as it was). `frameStart` is the frame's type byte in `src` (chunk mode: bytes
+ * before it are pending copies), or -1 when `src` holds the body alone (a `D` header is
+ * written).
+ */
+function rewriteRow(
+  src: Uint8Array,
+  start: number,
+  end: number,
+  plan: RowPlan,
+  w: OutputWriter,
+  frameStart: number,
+): number {
+  if (end - start < 2) malformed('no column count');
+  const count = (src[start]! << 8) | src[start + 1]!;
+  if (count !== plan.columnCount) {
+    malformed(`${count} columns where the result set has ${plan.columnCount}`);
+  }
+  const ops = plan.ops;
+  const last = plan.lastActive;
+  const hit = plan.hit;
+  let changed = 0;
+  let lengthAt = -1;
+  const savedPos = w.pos;
+  const savedPending = w.pending;
+  let p = start + 2;
+  for (let col = 0; col <= last; col++) {
+    if (p + 4 > end) malformed('truncated column length');
+    const length = readInt32(src, p);
+    const vs = p + 4;
+    if (length === -1) {
+      p = vs;
+      continue;
+    }
+    const ve = vs + length;
+    if (length < -1 || ve > end) malformed(`column length ${length}`);
+    const op = ops[col]!;
+    if (op === Op.None) {
+      p = ve;
+      continue;
+    }
+    const detector = plan.detector;
+    // Binary jsonb: a version byte, then the JSON text.
+    const jsonb = (op === Op.DetectJsonb || op === Op.RuleJsonb) && length > 0 ? 1 : 0;
+    if (op >= Op.Detect && detector!.scan(src, vs + jsonb, ve) === 0) {
+      p = ve;
+      continue;
+    }
+    if (lengthAt < 0) {
+      // First change in this row: copy what came before, write the header, keep its length
+      // field's position to fill in at the end.
+      if (frameStart >= 0) {
+        w.copyTo(frameStart + 1);
+      } else {
+        w.byte(DATA_ROW);
+      }
+      w.ensure(4);
+      lengthAt = w.pos;
+      w.pos += 4;
+      w.pending = start;
+    }
+    w.copyTo(p);
+    w.ensure(4);
+    const at = w.pos;
+    let outLength: number;
+    switch (op) {
+      case Op.Null:
+        outLength = -1;
+        break;
+      case Op.Rule: {
+        const masker = plan.maskers[col]!;
+        w.ensure(4 + masker.maxOutput(length));
+        outLength = masker.write(src, vs, ve, w.buf, at + 4) - at - 4;
+        break;
+      }
+      case Op.RuleJson:
+      case Op.RuleJsonb: {
+        const masker = plan.maskers[col]!;
+        const max = masker.maxOutput(length);
+        if (scratch.length < max) scratch = new Uint8Array(Math.max(max, scratch.length * 2));
+        const n = masker.write(src, vs + jsonb, ve, scratch, 0);
+        w.ensure(4 + 1 + jsonStringMaxLength(n));
+        if (op === Op.RuleJsonb) w.buf[at + 4] = 1;
+        outLength =
+          writeJsonString(scratch, 0, n, w.buf, at + 4 + (op === Op.RuleJsonb ? 1 : 0)) - at - 4;
+        break;
+      }
+      default: {
+        w.ensure(4 + jsonb + detector!.maxOutput(length));
+        if (jsonb === 1) w.buf[at + 4] = src[vs]!;
+        const stop = detector!.writeMasked(
+          src,
+          vs + jsonb,
+          ve,
+          w.buf,
+          at + 4 + jsonb,
+          true,
+          op !== Op.Detect,
+        );
+        outLength = stop < 0 ? -1 : stop - at - 4;
+      }
+    }
+    if (outLength === length && sameBytes(src, vs, w.buf, at + 4, length)) {
+      // Masking left the value as it was (`****` redacted): not a change.
+      p = ve;
+      continue;
+    }
+    writeInt32(w.buf, at, outLength);
+    w.pos = at + 4 + Math.max(outLength, 0);
+    w.pending = ve;
+    hit[col] = 1;
+    changed++;
+    p = ve;
+  }
+  if (changed === 0) {
+    w.pos = savedPos;
+    w.pending = savedPending;
+    return 0;
+  }
+  w.copyTo(end);
+  writeInt32(w.buf, lengthAt, w.pos - lengthAt);
+  return changed;
+}
+
+function sameBytes(a: Uint8Array, as: number, b: Uint8Array, bs: number, n: number): boolean {
+  for (let i = 0; i < n; i++) if (a[as + i] !== b[bs + i]) return false;
+  return true;
+}

@@ -1,0 +1,9 @@
+export {
+  analyzeStatement,
+  DEFAULT_MAX_STATEMENT_BYTES,
+  type AnalyzeStatementOptions,
+} from './analyze-statement.js';
+export { loadSqlParser } from './load-sql-parser.js';
+export * from './statement-analysis.js';
+export * from './statement-analyzer.js';
+export * from './lineage/index.js';

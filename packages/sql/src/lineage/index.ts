@@ -1,0 +1,12 @@
+export type { CatalogRelation, LineageCatalog, RelationKind } from './lineage-catalog.js';
+export type {
+  ColumnSource,
+  Derivation,
+  LineageOutcome,
+  LineageResult,
+  OutputColumn,
+  ShapingClause,
+  ShapingUse,
+  WrittenColumn,
+} from './lineage-result.js';
+export { traceLineage, type TraceLineageOptions } from './trace-lineage.js';
