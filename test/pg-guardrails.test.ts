@@ -209,13 +209,29 @@ describe('recording decisions', () => {
 });
 
 describe('sessions the gateway cannot read', () => {
-  it('ends a session that switches client_encoding away from UTF8', async () => {
+  it('refuses statements that would change how the server reads text, whatever the policy', async () => {
+    const client = await gw.connect('open');
+    for (const sql of [
+      "SET client_encoding = 'LATIN1'",
+      'SET standard_conforming_strings = off',
+      "SELECT set_config('client_encoding', 'SQL_ASCII', false)",
+    ]) {
+      const err = await queryError(client, sql);
+      expect(err.code, sql).toBe('42501');
+      expect(err.hint, sql).toBe('policy rule "unsafe-lexer-setting" on resource "open"');
+    }
+    const { rows } = await client.query('SHOW client_encoding');
+    expect(rows).toEqual([{ client_encoding: 'UTF8' }]);
+    await client.end();
+  });
+
+  it('ends a session whose client_encoding still changes (through dynamic SQL)', async () => {
     const client = await gw.connect('shop');
     const ended = new Promise<Error & { code?: string }>((resolveError) =>
       // The FATAL comes first, then pg reports the closed connection: keep the first.
       client.on('error', resolveError),
     );
-    await client.query("SET client_encoding = 'LATIN1'");
+    await client.query("DO $$ BEGIN EXECUTE 'SET client_encoding = ''LATIN1'''; END $$");
     const err = await ended;
     expect(err.code).toBe('0A000');
     expect(err.message).toContain('client_encoding is LATIN1');

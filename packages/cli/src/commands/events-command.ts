@@ -104,7 +104,8 @@ function detail(event: SessionEvent): string {
     const s = event.summary;
     return `${s.reason} · ${s.statements} statements · ${(s.durationUs / 1e6).toFixed(1)} s`;
   }
-  if (event.approval !== undefined) return `approval needed (${event.approval.rule}) · ${truncate(event.approval.text, 60)}`;
+  if (event.approval !== undefined)
+    return `approval needed (${event.approval.rule}) · ${truncate(event.approval.text, 60)}`;
   const c = event.client;
   return `from ${c.address}${c.application === '' ? '' : ` (${c.application})`}${c.tls ? ' TLS' : ''} as ${event.upstreamUser}`;
 }

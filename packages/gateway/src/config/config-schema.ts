@@ -1,3 +1,4 @@
+import { STATEMENT_FLAGS, type StatementFlag } from '@portcullis/sql';
 import { z } from 'zod';
 
 /**
@@ -65,7 +66,9 @@ const ruleMatch = z.strictObject({
   functions: names
     .optional()
     .describe('Functions called (lower case, optionally schema-qualified).'),
-  flags: names
+  flags: z
+    .array(z.enum(STATEMENT_FLAGS as [StatementFlag, ...StatementFlag[]]))
+    .min(1)
     .optional()
     .describe(
       'Statement flags: update-without-where, delete-without-where, drop, truncate, copy-program, server-file-access, network-access, set-role, …',

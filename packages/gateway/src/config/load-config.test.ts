@@ -123,6 +123,55 @@ describe('resolveConfig', () => {
   });
 });
 
+describe('policy configuration', () => {
+  const withPolicy = (policy: unknown) => ({
+    ...base,
+    resources: { app: { ...base.resources.app, policy } },
+  });
+
+  it('resolves rules in order with defaults', () => {
+    const config = resolveConfig(
+      withPolicy({
+        rules: [{ name: 'no-drop', action: 'block', match: { flags: ['drop'] } }],
+      }),
+      { baseDir: dir, env: { APP_PW: 'x' } },
+    );
+    expect(config.resources.app?.policy).toEqual({
+      default: 'allow',
+      unparsable: 'block',
+      rules: [{ name: 'no-drop', action: 'block', match: { flags: ['drop'] } }],
+    });
+  });
+
+  it('names a misspelled flag, a bad time and a duplicate rule (a typo must not silently never match)', () => {
+    const bad = withPolicy({
+      rules: [
+        { name: 'a', action: 'block', match: { flags: ['delete-wihtout-where'] } },
+        {
+          name: 'b',
+          action: 'block',
+          match: { time: { from: '25:00', to: '06:00', timeZone: 'Mars/Olympus' } },
+        },
+      ],
+    });
+    const { message } = errorOf(() => resolveConfig(bad, { baseDir: dir, env: { APP_PW: 'x' } }));
+    expect(message).toContain('resources.app.policy.rules.0.match.flags.0');
+    expect(message).toContain('resources.app.policy.rules.1.match.time.from: expected HH:MM');
+    expect(message).toContain(
+      'resources.app.policy.rules.1.match.time.timeZone: unknown time zone',
+    );
+    const twice = withPolicy({
+      rules: [
+        { name: 'a', action: 'block', match: {} },
+        { name: 'a', action: 'allow', match: {} },
+      ],
+    });
+    expect(
+      errorOf(() => resolveConfig(twice, { baseDir: dir, env: { APP_PW: 'x' } })).message,
+    ).toContain('resources.app.policy.rules.1.name: rule "a" is defined twice');
+  });
+});
+
 describe('loadConfigFile', () => {
   it('reports unreadable files and invalid YAML clearly', () => {
     expect(errorOf(() => loadConfigFile(join(dir, 'missing.yaml'), {})).code).toBe(

@@ -2,6 +2,7 @@ import {
   evaluatePolicy,
   redactLiterals,
   type Person,
+  type PolicyDecision,
   type StatementFacts,
   type StatementPolicy,
   type TableName,
@@ -28,6 +29,17 @@ const UNPARSED: StatementFacts = {
   functions: [],
   flags: [],
   readOnly: false,
+};
+
+/**
+ * Always refused, whatever the policy: after such a SET the server would read later statement
+ * text differently from the gateway's parser, and every guardrail would be guessing.
+ */
+const UNSAFE_LEXER_SETTING: PolicyDecision = {
+  action: 'block',
+  rule: 'unsafe-lexer-setting',
+  message:
+    'changing client_encoding or standard_conforming_strings is not allowed through Portcullis: it reads statements as UTF8 with standard_conforming_strings on',
 };
 
 const EMPTY_TEXT: StatementFacts = { ...UNPARSED, parsed: true, readOnly: true };
@@ -69,7 +81,9 @@ export function createJudge(ctx: JudgeContext): (text: string) => Judgement {
       readOnly: a.readOnly,
     };
     return {
-      decision: evaluatePolicy(ctx.policy, facts, subject),
+      decision: a.flags.includes('unsafe-lexer-setting')
+        ? UNSAFE_LEXER_SETTING
+        : evaluatePolicy(ctx.policy, facts, subject),
       recordedText: ctx.recordLiterals ? text : a.redactedText,
       kind: a.kind,
       fingerprint: a.fingerprint,
