@@ -9,21 +9,10 @@
 import { createRequire } from 'node:module';
 import { Bench } from 'tinybench';
 import { BackendCode, FrameScanner } from '@portcullis/protocol-pg';
+import { prng } from './support/prng.js';
 
 const STREAM_BYTES = 16 * 1024 * 1024;
 const COLUMNS = 5;
-
-/** A small deterministic PRNG (mulberry32), so every run scans the same stream. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function frame(type: number, body: Buffer): Buffer {
   const out = Buffer.allocUnsafe(5 + body.length);

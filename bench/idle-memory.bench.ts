@@ -8,10 +8,10 @@ import pg from 'pg';
 import { startGatewayProcess, startPgBouncer, startPostgres } from '@portcullis/testkit';
 import { formatBenchTable } from './support/bench-table.js';
 import { rssKiB } from './support/proc-stats.js';
+import { BENCH_TOKEN, benchGatewayConfig } from './support/gateway-config.js';
 
 const { values } = parseArgs({ options: { connections: { type: 'string', default: '1000' } } });
 const connections = Number(values.connections);
-const TOKEN = 'bench-token';
 
 console.error(`starting PostgreSQL with max_connections ${connections * 2 + 20}…`);
 const server = await startPostgres({
@@ -28,21 +28,7 @@ const bouncer = await startPgBouncer({
   defaultPoolSize: connections + 10,
 });
 const gateway = await startGatewayProcess({
-  config: {
-    listeners: { postgres: { host: '127.0.0.1', port: 0, insecure: true } },
-    resources: {
-      bench: {
-        type: 'postgres',
-        host: server.host,
-        port: server.port,
-        database: 'bench',
-        user: role.user,
-        password: { value: role.password },
-      },
-    },
-    tokens: [{ token: { value: TOKEN }, person: { subject: 'bench', email: 'bench@example.com' } }],
-    log: { level: 'warn' },
-  },
+  config: benchGatewayConfig(server, role),
   processes: 1,
 });
 
@@ -78,7 +64,7 @@ try {
       pid: gateway.pid,
       port: gateway.port,
       user: 'bench',
-      password: TOKEN,
+      password: BENCH_TOKEN,
     },
   ]) {
     console.error(`${target.name}: opening ${connections} connections…`);

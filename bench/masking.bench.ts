@@ -19,22 +19,11 @@ import {
   type RowPlan,
 } from '@portcullis/masking';
 import { formatBenchTable } from './support/bench-table.js';
+import { prng } from './support/prng.js';
 
 const STREAM_BYTES = 16 * 1024 * 1024;
 const CHUNK_BYTES = 64 * 1024;
 const GOALS: Record<string, number> = { a: 1000, b: 250 };
-
-/** A small deterministic PRNG (mulberry32), so every run masks the same stream. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const random = prng(0x5eed);
 const int = (lo: number, hi: number): number => lo + Math.floor(random() * (hi - lo + 1));

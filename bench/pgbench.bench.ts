@@ -20,6 +20,7 @@ import {
 } from '@portcullis/testkit';
 import { formatBenchTable, median } from './support/bench-table.js';
 import { cpuTimeUs, processTree } from './support/proc-stats.js';
+import { BENCH_TOKEN, benchGatewayConfig } from './support/gateway-config.js';
 
 const { values } = parseArgs({
   options: {
@@ -34,7 +35,6 @@ const clients = Number(values.clients);
 const runs = Number(values.runs);
 const scale = Number(values.scale);
 
-const TOKEN = 'bench-token';
 const { binDir } = await ensurePostgresInstalled();
 const pgbench = `${binDir}/pgbench`;
 
@@ -79,22 +79,6 @@ const GUARDRAILS = {
   ],
 };
 
-const gatewayConfig = (policy?: unknown): Record<string, unknown> => ({
-  listeners: { postgres: { host: '127.0.0.1', port: 0, insecure: true } },
-  resources: {
-    bench: {
-      type: 'postgres',
-      host: server.host,
-      port: server.port,
-      database: 'bench',
-      user: role.user,
-      password: { value: role.password },
-      ...(policy === undefined ? {} : { policy }),
-    },
-  },
-  tokens: [{ token: { value: TOKEN }, person: { subject: 'bench', email: 'bench@example.com' } }],
-  log: { level: 'warn' },
-});
 // The floor for any Node proxy here: a relay that only pipes bytes.
 const pipeRelay = spawn(
   process.execPath,
@@ -119,7 +103,10 @@ for (const [name, processes, policy] of [
   console.error(`starting ${name}…`);
   gateways.push({
     name,
-    gateway: await startGatewayProcess({ config: gatewayConfig(policy), processes }),
+    gateway: await startGatewayProcess({
+      config: benchGatewayConfig(server, role, policy),
+      processes,
+    }),
   });
 }
 
@@ -152,7 +139,7 @@ const targets: Target[] = [
   ...gateways.map(({ name, gateway }) => ({
     name,
     url: `postgresql://bench@${gateway.host}:${gateway.port}/bench?sslmode=disable`,
-    password: TOKEN,
+    password: BENCH_TOKEN,
     pid: gateway.pid,
   })),
 ];
