@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { redactLiterals } from './redact-literals.js';
+import { literalShape, redactLiterals } from './redact-literals.js';
 
 describe('redactLiterals: strings', () => {
   it.each([
@@ -345,6 +345,49 @@ describe('redactLiterals: properties', () => {
         expect(redactLiterals(once)).toBe(once);
       }),
       { numRuns: 3000 },
+    );
+  });
+});
+
+describe('literalShape', () => {
+  it('is the redacted text when every literal is plain', () => {
+    expect(literalShape("SELECT a FROM t WHERE id = 12 AND name = 'it''s' -- note")).toBe(
+      'SELECT a FROM t WHERE id = ? AND name = ? -- note',
+    );
+    expect(literalShape('SELECT $1, "quoted id", 1.5e3 /* c */')).toBe(
+      'SELECT $1, "quoted id", ? /* c */',
+    );
+  });
+
+  it.each([
+    "SELECT E'a\\\\'b'",
+    "SELECT U&'d\\0061t'",
+    "SELECT X'ff'",
+    'SELECT $$body$$',
+    'SELECT $tag$body$tag$',
+    "SELECT 'unterminated",
+    'SELECT "unterminated',
+    'SELECT 1 /* unterminated',
+  ])('is null for %s', (sql) => {
+    expect(literalShape(sql)).toBeNull();
+  });
+
+  it('gives equal shapes exactly when only plain literal values differ', () => {
+    fc.assert(
+      fc.property(
+        fc.integer(),
+        fc.integer(),
+        fc.string({ unit: fc.constantFrom('a', 'b', "'", ' ') }),
+        (x, y, text) => {
+          const quoted = `'${text.replaceAll("'", "''")}'`;
+          expect(literalShape(`SELECT * FROM t WHERE a = ${Math.abs(x)} AND b = ${quoted}`)).toBe(
+            literalShape(`SELECT * FROM t WHERE a = ${Math.abs(y)} AND b = 'other'`),
+          );
+        },
+      ),
+    );
+    expect(literalShape('SELECT * FROM t WHERE a = 1')).not.toBe(
+      literalShape('SELECT * FROM u WHERE a = 1'),
     );
   });
 });

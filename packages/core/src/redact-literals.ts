@@ -7,11 +7,28 @@
  * `standard_conforming_strings = on` (PostgreSQL's default): a backslash escapes nothing there.
  */
 export function redactLiterals(sql: string): string {
+  return redact(sql, false)!;
+}
+
+/**
+ * The text with its literals replaced by `?`, when every literal in it is a plain number or a
+ * plain `'…'` string and every quote and comment is closed; null otherwise. Two statements with
+ * the same shape differ only in plain literal values, so what a parser derives from their
+ * structure (kind, tables, functions, fingerprint) is the same — the key for caching analyses
+ * of statements that inline their values. Prefixed strings (E'', U&'', B'', X''), dollar
+ * quotes and unterminated text give null: there a lexer's reading is subtle enough that a
+ * cache must not trust this one.
+ */
+export function literalShape(sql: string): string | null {
+  return redact(sql, true);
+}
+
+function redact(sql: string, plainOnly: boolean): string | null {
   let out = '';
   let copyFrom = 0;
   let i = 0;
   const n = sql.length;
-  const redact = (start: number, end: number): void => {
+  const replace = (start: number, end: number): void => {
     out += sql.slice(copyFrom, start) + '?';
     copyFrom = end;
   };
@@ -25,7 +42,8 @@ export function redactLiterals(sql: string): string {
     } else if (c === SLASH && next === STAR) {
       const end = skipBlockComment(sql, i);
       if (end === -1) {
-        redact(i, n);
+        if (plainOnly) return null;
+        replace(i, n);
         i = n;
       } else {
         i = end;
@@ -33,14 +51,16 @@ export function redactLiterals(sql: string): string {
     } else if (c === DQUOTE) {
       const end = skipQuoted(sql, i + 1, DQUOTE, false);
       if (end === -1) {
-        redact(i, n);
+        if (plainOnly) return null;
+        replace(i, n);
         i = n;
       } else {
         i = end;
       }
     } else if (c === QUOTE) {
       const end = skipQuoted(sql, i + 1, QUOTE, false);
-      redact(i, end === -1 ? n : end);
+      if (end === -1 && plainOnly) return null;
+      replace(i, end === -1 ? n : end);
       i = end === -1 ? n : end;
     } else if (isIdentStart(c)) {
       const quoteAt = stringPrefixQuote(sql, i);
@@ -50,9 +70,10 @@ export function redactLiterals(sql: string): string {
         i++;
         while (i < n && isIdentChar(sql.charCodeAt(i))) i++;
       } else {
+        if (plainOnly) return null;
         const backslashes = (c | 0x20) === 0x65; // E'...' honours backslash escapes
         const end = skipQuoted(sql, quoteAt + 1, QUOTE, backslashes);
-        redact(i, end === -1 ? n : end);
+        replace(i, end === -1 ? n : end);
         i = end === -1 ? n : end;
       }
     } else if (c === DOLLAR) {
@@ -64,15 +85,16 @@ export function redactLiterals(sql: string): string {
         if (tagEnd === -1) {
           i++;
         } else {
+          if (plainOnly) return null;
           const close = sql.indexOf(sql.slice(i, tagEnd), tagEnd);
           const end = close === -1 ? n : close + (tagEnd - i);
-          redact(i, end);
+          replace(i, end);
           i = end;
         }
       }
     } else if (isDigit(c) || (c === DOT && isDigit(next))) {
       const end = numberEnd(sql, i);
-      redact(i, end);
+      replace(i, end);
       i = end;
     } else if (c === DOT && next === DOT) {
       i += 2; // `..`, as in `FOR i IN 1..10`
