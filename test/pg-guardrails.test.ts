@@ -14,31 +14,24 @@ import {
   startGatewayFixture,
   superuserQuery,
   type GatewayFixture,
+  type ResourceInput,
 } from './support/gateway-fixture.js';
 
 const DB = 'it_pg_guardrails';
 let gw: GatewayFixture;
 
-const policy = {
-  default: 'allow' as const,
-  unparsable: 'block' as const,
+const policy: NonNullable<ResourceInput['policy']> = {
+  default: 'allow',
+  unparsable: 'block',
   rules: [
-    {
-      name: 'no-drop-or-truncate',
-      action: 'block' as const,
-      match: { flags: ['drop', 'truncate'] },
-    },
+    { name: 'no-drop-or-truncate', action: 'block', match: { flags: ['drop', 'truncate'] } },
     {
       name: 'no-unbounded-delete',
-      action: 'block' as const,
+      action: 'block',
       match: { flags: ['delete-without-where', 'update-without-where'] },
       message: 'DELETE and UPDATE need a WHERE clause here',
     },
-    {
-      name: 'audit-log-needs-approval',
-      action: 'review' as const,
-      match: { tablesWritten: ['audit_log'] },
-    },
+    { name: 'audit-log-needs-approval', action: 'review', match: { tablesWritten: ['audit_log'] } },
   ],
 };
 

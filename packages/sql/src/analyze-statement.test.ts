@@ -31,7 +31,8 @@ function names(tables: readonly TableRef[]): string[] {
 
 function analyzed(sql: string): StatementAnalysis {
   const result = analyzeStatement(sql);
-  if (!result.ok) throw new Error(`expected ${sql} to parse, got ${result.reason}: ${result.message}`);
+  if (!result.ok)
+    throw new Error(`expected ${sql} to parse, got ${result.reason}: ${result.message}`);
   return result.analysis;
 }
 
@@ -611,6 +612,18 @@ const cases: readonly Case[] = [
   },
   { sql: "ALTER SYSTEM SET work_mem = '1GB'", kind: 'alter', flags: ['ddl'], readOnly: false },
   {
+    sql: 'ALTER ROLE intern SET role = admin',
+    kind: 'alter',
+    flags: ['set-role', 'ddl'],
+    readOnly: false,
+  },
+  {
+    sql: 'ALTER DATABASE app SET standard_conforming_strings = off',
+    kind: 'alter',
+    flags: ['unsafe-lexer-setting', 'ddl'],
+    readOnly: false,
+  },
+  {
     sql: "COMMENT ON TABLE users IS 'people'",
     kind: 'comment',
     written: ['users'],
@@ -786,6 +799,25 @@ describe('fingerprint', () => {
     expect(fp('SELECT * FROM users WHERE id > 1')).not.toBe(base);
   });
 
+  it('groups parameters with literals, constant lists of any length and needless quotes', () => {
+    expect(fp('SELECT * FROM users WHERE id = $1')).toBe(fp('SELECT * FROM users WHERE id = 7'));
+    expect(fp('SELECT * FROM users WHERE id IN (1, 2, 3)')).toBe(
+      fp('SELECT * FROM users WHERE id IN ($1)'),
+    );
+    expect(fp("INSERT INTO t VALUES (1, 'a'), (2, 'b')")).toBe(fp('INSERT INTO t VALUES ($1, $2)'));
+    expect(fp('SELECT * FROM "users"')).toBe(fp('select * from USERS'));
+  });
+
+  it('keeps apart what the constants are combined with', () => {
+    expect(fp('SELECT * FROM t WHERE a = 1 AND b = 2')).not.toBe(
+      fp('SELECT * FROM t WHERE b = 2 AND a = 1'),
+    );
+    expect(fp('INSERT INTO t VALUES (1, now())')).not.toBe(fp('INSERT INTO t VALUES (1, 2)'));
+    expect(fp('SELECT 1, 2')).not.toBe(fp('SELECT 1'));
+    expect(fp('SELECT 1; SELECT 2')).not.toBe(fp('SELECT 1'));
+    expect(fp('SELECT * FROM "Users"')).not.toBe(fp('SELECT * FROM users'));
+  });
+
   it('is sixteen hex digits', () => {
     expect(fp('SELECT 1; SELECT 2')).toMatch(/^[0-9a-f]{16}$/);
   });
@@ -820,9 +852,7 @@ describe('redactedText', () => {
   });
 
   it('removes comments, keeping the tokens around them apart', () => {
-    expect(redacted("SELECT/* app='billing' */1 -- user=ann\nFROM t")).toBe(
-      'SELECT $1 \nFROM t',
-    );
+    expect(redacted("SELECT/* app='billing' */1 -- user=ann\nFROM t")).toBe('SELECT $1 \nFROM t');
   });
 
   it('makes one placeholder of a string continued on the next line', () => {
@@ -879,7 +909,9 @@ describe('refusals', () => {
       message: 'statement text is over the 100-byte limit',
     });
     // Counted in UTF-8 bytes: 40 characters of 3 bytes each are 120 bytes.
-    expect(analyzeStatement(`SELECT '${'€'.repeat(40)}'`, { maxStatementBytes: 100 })).toMatchObject({
+    expect(
+      analyzeStatement(`SELECT '${'€'.repeat(40)}'`, { maxStatementBytes: 100 }),
+    ).toMatchObject({
       reason: 'too-large',
     });
     expect(analyzeStatement(`SELECT '${'€'.repeat(20)}'`, { maxStatementBytes: 100 }).ok).toBe(
@@ -895,13 +927,13 @@ describe('refusals', () => {
   });
 
   it('reads lone surrogates as U+FFFD, as they would be encoded', () => {
-    const a = analyzed("SELECT '\uD800' FROM \"t\uDC00\"");
+    const a = analyzed('SELECT \'\uD800\' FROM "t\uDC00"');
     expect(a.tablesRead).toEqual([{ schema: null, name: 't\uFFFD' }]);
     expect(a.redactedText).toBe('SELECT $1 FROM "t\uFFFD"');
   });
 
   it('analyzes control characters inside literals and identifiers', () => {
-    const a = analyzed("SELECT '\u0001\u001f\u000b' FROM \"a\u0002b\"\u000c");
+    const a = analyzed('SELECT \'\u0001\u001f\u000b\' FROM "a\u0002b"\u000c');
     expect(a.tablesRead).toEqual([{ schema: null, name: 'a\u0002b' }]);
     expect(a.redactedText).toBe('SELECT $1 FROM "a\u0002b"');
   });
@@ -938,10 +970,56 @@ describe('hostile input', () => {
 
   it('survives soups of SQL tokens, quotes, comments and escapes', () => {
     const piece = fc.constantFrom(
-      'SELECT', 'FROM', 'WHERE', 'DROP', 'TABLE', 'WITH', 'AS', 'UNION', 'JOIN', 'CASE', 'END',
-      'COPY', 'PROGRAM', 'EXPLAIN', 'ANALYZE', 'PREPARE', 'DO', 'SET', 'ROLE', 't', 'x.y', '*',
-      '(', ')', '[', ']', ',', ';', '+', '::', "'", "''", '"', '$$', '$a$', '$1', 'E\'',
-      "U&'", 'U&"', '\\', '/*', '*/', '--', '\n', '\0', '\uD800', '1', '1e', '0x', '.',
+      'SELECT',
+      'FROM',
+      'WHERE',
+      'DROP',
+      'TABLE',
+      'WITH',
+      'AS',
+      'UNION',
+      'JOIN',
+      'CASE',
+      'END',
+      'COPY',
+      'PROGRAM',
+      'EXPLAIN',
+      'ANALYZE',
+      'PREPARE',
+      'DO',
+      'SET',
+      'ROLE',
+      't',
+      'x.y',
+      '*',
+      '(',
+      ')',
+      '[',
+      ']',
+      ',',
+      ';',
+      '+',
+      '::',
+      "'",
+      "''",
+      '"',
+      '$$',
+      '$a$',
+      '$1',
+      "E'",
+      "U&'",
+      'U&"',
+      '\\',
+      '/*',
+      '*/',
+      '--',
+      '\n',
+      '\0',
+      '\uD800',
+      '1',
+      '1e',
+      '0x',
+      '.',
     );
     const soup = fc
       .array(fc.tuple(piece, fc.constantFrom('', ' ', '\n')), { maxLength: 80 })

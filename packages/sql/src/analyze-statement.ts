@@ -1,7 +1,10 @@
-import { fingerprintSync, parseSync, scanSync, type ScanToken } from 'libpg-query';
-import { estimateNesting, MAX_NESTING } from './estimate-nesting.js';
+import { parseSync, scanSync } from 'libpg-query';
+import { estimateNesting, MAX_NESTING, nestingBound } from './estimate-nesting.js';
+import { fingerprintStatements } from './fingerprint-statements.js';
+import { lexSql, plainCodeTokens, type SqlSpan } from './lex-sql.js';
 import { assertParserUsable, markParserBroken } from './load-sql-parser.js';
-import { redactTokens, utf8Length } from './redact-tokens.js';
+import { redactSql } from './redact-sql.js';
+import { utf8Length } from './utf8-length.js';
 import {
   STATEMENT_FLAGS,
   type AnalyzeFailureReason,
@@ -46,19 +49,24 @@ export function analyzeStatement(
   // Lone surrogates cannot come off the wire; encoded, they become U+FFFD, as here.
   const sql = LONE_SURROGATE.test(text) ? text.replace(LONE_SURROGATE_ALL, '\uFFFD') : text;
 
-  let tokens: ScanToken[];
-  try {
-    tokens = scanSync(lexable(sql)).tokens ?? [];
-  } catch {
-    return lexFailure(sql);
-  }
-  if (!tokens.some((t) => !isComment(t.text))) {
-    return failure('empty', 'statement text holds no statement');
-  }
-  // Deep trees overflow the stack inside the parser's later steps, which breaks it for good;
-  // refuse them from the tokens before parsing.
-  if (estimateNesting(tokens) > MAX_NESTING) {
-    return failure('too-deep', 'statement nests too deeply to analyze');
+  // A deep tree overflows the stack while the parser writes it out as JSON, which breaks the
+  // module for good: refuse deep statements before parsing. Most statements are ruled out by
+  // a bound that needs no lexer. Past it, plain text is tokenized here; anything else by
+  // PostgreSQL's own lexer, which costs more than the parse itself.
+  let spans: SqlSpan[] | undefined;
+  if (nestingBound(sql, MAX_NESTING) > MAX_NESTING) {
+    spans = lexSql(sql);
+    let tokens = plainCodeTokens(sql, spans);
+    if (tokens === null) {
+      try {
+        tokens = (scanSync(lexable(sql)).tokens ?? []).map((t) => t.text);
+      } catch {
+        return lexFailure(sql);
+      }
+    }
+    if (estimateNesting(tokens) > MAX_NESTING) {
+      return failure('too-deep', 'statement nests too deeply to analyze');
+    }
   }
 
   let statements: { stmt?: unknown }[];
@@ -69,23 +77,11 @@ export function analyzeStatement(
   }
   if (statements.length === 0) return failure('empty', 'statement text holds no statement');
 
-  let fingerprint: string;
-  try {
-    fingerprint = fingerprintSync(sql);
-  } catch (err) {
-    return parseFailure(err);
-  }
-  if (!/^[0-9a-f]{16}$/.test(fingerprint)) {
-    // The wrapper returns some of the parser's errors as the result string.
-    return /memory exhausted|stack depth/.test(fingerprint)
-      ? failure('too-deep', 'statement nests too deeply to analyze')
-      : failure('syntax', 'the statement could not be fingerprinted');
-  }
-
-  const findings = statements.map((s) => walkStatement(s.stmt));
+  const trees = statements.map((s) => s.stmt);
+  const findings = trees.map((tree) => walkStatement(tree));
   return Object.freeze({
     ok: true as const,
-    analysis: combine(findings, fingerprint, redactTokens(sql, tokens)),
+    analysis: combine(findings, fingerprintStatements(trees), redactSql(sql, spans)),
   });
 }
 
@@ -103,10 +99,6 @@ const LEXER_UNSAFE = /[\u0001-\u0008\u000b\u000c\u000e-\u001f]/g;
 function lexable(sql: string): string {
   LEXER_UNSAFE.lastIndex = 0;
   return LEXER_UNSAFE.test(sql) ? sql.replace(LEXER_UNSAFE, ' ') : sql;
-}
-
-function isComment(text: string): boolean {
-  return text.startsWith('--') || text.startsWith('/*');
 }
 
 /**
@@ -167,7 +159,8 @@ function withoutQuotedToken(message: string): string {
   return token.length <= 64 && SAFE_TOKEN.test(token) ? message : match[1]!;
 }
 
-const SAFE_TOKEN = /^(?:[A-Za-z_\u0080-\uffff][\w$\u0080-\uffff]*|[-+*/<>=~!@#%^&|`?:]+|[(),;.[\]]|\$\d+)$/;
+const SAFE_TOKEN =
+  /^(?:[A-Za-z_\u0080-\uffff][\w$\u0080-\uffff]*|[-+*/<>=~!@#%^&|`?:]+|[(),;.[\]]|\$\d+)$/;
 
 function failure(reason: AnalyzeFailureReason, message: string, position?: number): AnalyzeResult {
   return Object.freeze(

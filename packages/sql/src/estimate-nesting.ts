@@ -1,21 +1,12 @@
 /**
- * The parts of a lexer token that the nesting estimate and the redactor read: its text and
- * where it lies, in UTF-8 bytes, in the text that was scanned.
- */
-export interface LexToken {
-  readonly start: number;
-  readonly end: number;
-  readonly text: string;
-}
-
-/**
  * The largest {@link estimateNesting} value the analyzer hands to the parser.
  *
- * Measured against libpg-query 18 on Node 20's default 984 KiB stack: every construct tried
- * (operator and cast chains, nested calls, subqueries, `CASE`, joins, set operations) first
- * overflows at 7,000 units or more when called from a shallow stack; this leaves room for a
- * caller's own frames. In statements it admits ~2,000-term operator chains, ~1,000 nested
- * calls, ~500 nested subqueries, ~650 chained joins or ~220 chained `UNION`s.
+ * Measured against libpg-query 18 on Node 20's default 984 KiB stack, with the module's code
+ * both freshly loaded and optimized by V8: every construct tried (operator and cast chains,
+ * nested calls, subqueries, `CASE`, joins, set operations) first overflows at 7,000 units or
+ * more, or is refused by the parser's own stack limit first. The limit leaves over three
+ * times that room for a caller's frames. In statements it admits ~2,000-term operator chains,
+ * ~1,000 nested calls, ~500 nested subqueries, or ~2,000 chained joins or `UNION`s.
  */
 export const MAX_NESTING = 2000;
 
@@ -23,10 +14,9 @@ export const MAX_NESTING = 2000;
  * An upper estimate, in units of stack use, of how deep the statement's parse tree will be,
  * from its tokens alone.
  *
- * The parser's own stack is bounded, but its later steps (writing the tree as JSON,
- * fingerprinting) recurse once per tree level on the JavaScript stack. An overflow there
- * leaves the WebAssembly module broken for every later call, so deep statements must be
- * refused before they reach those steps.
+ * The parser's own stack is bounded, but writing the tree out as JSON recurses once per tree
+ * level on the JavaScript stack. An overflow there leaves the WebAssembly module broken for
+ * every later call, so deep statements must be refused before they are parsed.
  *
  * Depth comes from brackets (`(`, `[`, `CASE … END`) and from chains the grammar nests to the
  * left without brackets (`a + b + c`, `x::t::t`, `… UNION … UNION …`, `a JOIN b JOIN c`). At
@@ -35,8 +25,11 @@ export const MAX_NESTING = 2000;
  * it. Commas, `AND`, `OR` and the branches of a `CASE` start a new element, because the grammar
  * builds flat lists there; set operations and joins ignore them, since a comma or an `AND`
  * inside one arm does not end the chain. Weights follow the measured stack use per level.
+ *
+ * `tokens` are token texts, from PostgreSQL's lexer or {@link plainCodeTokens}; comments
+ * among them are skipped, so `( /* c *\/ SELECT` still counts as a subquery.
  */
-export function estimateNesting(tokens: readonly LexToken[]): number {
+export function estimateNesting(tokens: Iterable<string>): number {
   // Per open bracket: its own weight, operator weight in the current element, chain weight,
   // and whether it is a CASE (closed by END rather than by a bracket).
   const base: number[] = [1];
@@ -47,8 +40,8 @@ export function estimateNesting(tokens: readonly LexToken[]): number {
   let depth = 1;
   let max = 1;
   let afterOpen = false;
-  for (const token of tokens) {
-    const text = token.text;
+  for (const text of tokens) {
+    if (text.startsWith('--') || text.startsWith('/*')) continue; // `( /* c */ SELECT`
     const opened = afterOpen;
     afterOpen = false;
     if (text === '(' || text === '[') {
@@ -128,10 +121,10 @@ const QUERY_STARTS = new Set(['SELECT', 'WITH', 'VALUES', 'TABLE']);
 
 /** Keywords that chain whole queries or join trees to the left, with their weight. */
 const CHAIN_KEYWORDS = new Map([
-  ['UNION', 9],
-  ['INTERSECT', 9],
-  ['EXCEPT', 9],
-  ['JOIN', 3],
+  ['UNION', 1],
+  ['INTERSECT', 1],
+  ['EXCEPT', 1],
+  ['JOIN', 1],
 ]);
 
 /** Keywords that act as (prefix, infix or postfix) operators in expressions, with their weight. */
@@ -166,9 +159,37 @@ function isLetter(c: number): boolean {
 function isOperatorText(text: string): boolean {
   if (text.length === 0) return false;
   for (let i = 0; i < text.length; i++) {
-    if (!OPERATOR_CHARS.includes(text[i]!)) return false;
+    const c = text.charCodeAt(i);
+    if (c >= 0x80 || IS_OPERATOR_CHAR[c] !== 1) return false;
   }
   return true;
 }
 
-const OPERATOR_CHARS = '+-*/<>=~!@#%^&|`?:';
+const IS_OPERATOR_CHAR = new Uint8Array(128);
+for (const c of '+-*/<>=~!@#%^&|`?:') IS_OPERATOR_CHAR[c.charCodeAt(0)] = 1;
+
+/**
+ * A cheap upper bound of {@link estimateNesting} that needs no lexer: every bracket as if it
+ * opened a subquery, every operator character, and every run of letters as if it were the
+ * heaviest keyword, none ever taken back. Each token that raises the estimate is made of such
+ * characters, so the bound holds whatever the text's quotes and comments hide. When it is
+ * within {@link MAX_NESTING}, the exact estimate is too and PostgreSQL's lexer need not run.
+ * Stops counting once past `limit`.
+ */
+export function nestingBound(text: string, limit: number): number {
+  let bound = 1;
+  let inWord = false;
+  for (let i = 0; i < text.length && bound <= limit; i++) {
+    const c = text.charCodeAt(i);
+    const letter = (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
+    if (letter) {
+      if (!inWord) bound += CASE_BRACKET;
+    } else if (c === 0x28 || c === 0x5b) {
+      bound += BRACKET + SUBQUERY;
+    } else if (c < 0x80 && IS_OPERATOR_CHAR[c] === 1) {
+      bound += OPERATOR;
+    }
+    inWord = letter;
+  }
+  return bound;
+}

@@ -2,7 +2,8 @@ import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { analyzeStatement } from './analyze-statement.js';
 import { loadSqlParser } from './load-sql-parser.js';
-import { redactTokens, utf8Length } from './redact-tokens.js';
+import { redactSql } from './redact-sql.js';
+import { utf8Length } from './utf8-length.js';
 
 beforeAll(async () => {
   await loadSqlParser();
@@ -81,11 +82,13 @@ const templates: readonly Template[] = [
   },
 ];
 
-const planted = fc.constantFrom(...templates).chain((template) =>
-  fc
-    .tuple(...template.slots.map((slot) => (slot === 'string' ? stringLiteral : literal)))
-    .map((values) => ({ template, values })),
-);
+const planted = fc
+  .constantFrom(...templates)
+  .chain((template) =>
+    fc
+      .tuple(...template.slots.map((slot) => (slot === 'string' ? stringLiteral : literal)))
+      .map((values) => ({ template, values })),
+  );
 
 describe('redactedText', () => {
   it('holds the statement with each planted literal, and only it, replaced', () => {
@@ -118,13 +121,15 @@ describe('redactedText', () => {
   });
 });
 
-describe('redactTokens', () => {
+describe('redactSql', () => {
   it('keeps text without literals or comments as it is, but for outer whitespace', () => {
-    const tokens = [
-      { start: 1, end: 7, text: 'SELECT' },
-      { start: 8, end: 9, text: '*' },
-    ];
-    expect(redactTokens(' SELECT * ', tokens)).toBe('SELECT *');
+    expect(redactSql(' SELECT a.b, "c""d", e$1 FROM t1 ')).toBe('SELECT a.b, "c""d", e$1 FROM t1');
+  });
+
+  it('redacts to the end what it cannot see closed, rather than leak it', () => {
+    expect(redactSql("SELECT 'never closed")).toBe('SELECT $1');
+    expect(redactSql('SELECT $q$ never closed')).toBe('SELECT $1');
+    expect(redactSql('SELECT 1 /* never closed')).toBe('SELECT $1');
   });
 });
 

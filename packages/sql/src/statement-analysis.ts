@@ -126,7 +126,11 @@ export interface StatementAnalysis {
    * A user-defined function can still write: only known functions are recognised.
    */
   readonly readOnly: boolean;
-  /** libpg-query's fingerprint: equal for statements that differ only in literal values. */
+  /**
+   * 16 hex digits, equal for statements that differ only in literal values, parameter
+   * numbers, spelling and the length of constant lists; a hash of the parse tree computed here
+   * (see the README for why not libpg-query's own fingerprint, whose values differ).
+   */
   readonly fingerprint: string;
   /**
    * The text with every literal replaced by a `$n` placeholder (numbered after any `$n`

@@ -309,7 +309,8 @@ class Walker {
     let inner = scope;
     for (const cte of ctes) {
       cteScopes.push(inner);
-      const name = isObject(cte) && isObject(cte.CommonTableExpr) ? cte.CommonTableExpr.ctename : '';
+      const name =
+        isObject(cte) && isObject(cte.CommonTableExpr) ? cte.CommonTableExpr.ctename : '';
       if (typeof name === 'string' && name !== '') inner = { name, parent: inner };
     }
     for (let i = keys.length - 1; i >= 0; i--) {
@@ -364,7 +365,9 @@ class Walker {
 
   private funcCall(node: JsonObject): void {
     const parts = Array.isArray(node.funcname)
-      ? node.funcname.map((part) => (isObject(part) && isObject(part.String) ? str(part.String.sval) : ''))
+      ? node.funcname.map((part) =>
+          isObject(part) && isObject(part.String) ? str(part.String.sval) : '',
+        )
       : [];
     // SQL-syntax forms (EXTRACT(… FROM …), TRIM(…), x AT TIME ZONE y) name pg_catalog
     // functions the text never spelled out.
@@ -605,4 +608,7 @@ const FIELD_TYPES = new Map([
   ['into', 'IntoClause'],
   ['funccall', 'FuncCall'],
   ['base', 'CreateStmt'],
+  // ALTER ROLE/DATABASE … SET and ALTER SYSTEM SET: a default role or lexer setting for later
+  // sessions is flagged like one for this session.
+  ['setstmt', 'VariableSetStmt'],
 ]);
