@@ -375,20 +375,7 @@ export function decodeDataRowBytes(body: Buffer): (Buffer | null)[] {
 
 /** The columns of a DataRow as text. */
 export function decodeDataRow(body: Buffer): (string | null)[] {
-  const columns = body.readInt16BE(0);
-  const out: (string | null)[] = [];
-  let pos = 2;
-  for (let i = 0; i < columns; i++) {
-    const length = body.readInt32BE(pos);
-    pos += 4;
-    if (length === -1) {
-      out.push(null);
-    } else {
-      out.push(body.toString('utf8', pos, pos + length));
-      pos += length;
-    }
-  }
-  return out;
+  return decodeDataRowBytes(body).map((value) => (value === null ? null : value.toString('utf8')));
 }
 
 // --- Messages the protocol-pg builders do not cover (client side of the extended protocol). ---

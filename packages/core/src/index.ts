@@ -1,6 +1,5 @@
 export * from './errors.js';
 export * from './identity.js';
 export * from './logger.js';
-export * from './redact-literals.js';
 export * from './session-event.js';
 export * from './policy.js';

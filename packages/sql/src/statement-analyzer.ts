@@ -1,5 +1,5 @@
-import { literalShape } from '@portcullis/core';
 import { analyzeStatement, DEFAULT_MAX_STATEMENT_BYTES } from './analyze-statement.js';
+import { literalShape } from './literal-shape.js';
 import { LruCache } from './lru-cache.js';
 import type { AnalyzeResult, StatementAnalysis } from './statement-analysis.js';
 

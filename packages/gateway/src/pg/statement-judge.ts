@@ -1,13 +1,12 @@
 import {
   evaluatePolicy,
-  redactLiterals,
   type Person,
   type PolicyDecision,
   type StatementFacts,
   type StatementPolicy,
   type TableName,
 } from '@portcullis/core';
-import type { StatementAnalyzer } from '@portcullis/sql';
+import { redactSql, type StatementAnalyzer } from '@portcullis/sql';
 import type { Judgement } from './statement-tracker.js';
 
 /** Who a session is and what governs it. */
@@ -63,8 +62,8 @@ export function createJudge(ctx: JudgeContext): (text: string) => Judgement {
     if (!result.ok) {
       return {
         decision: evaluatePolicy(ctx.policy, UNPARSED, subject),
-        // The parser could not normalize it; the lexical redactor still removes literals.
-        recordedText: ctx.recordLiterals ? text : redactLiterals(text),
+        // The parser rejected it; the lexer still finds and removes every literal.
+        recordedText: ctx.recordLiterals ? text : redactSql(text),
         kind: 'unparsable',
         fingerprint: '',
         tables: [],
