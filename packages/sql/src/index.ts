@@ -9,3 +9,4 @@ export { redactSql } from './redact-sql.js';
 export * from './statement-analysis.js';
 export * from './statement-analyzer.js';
 export * from './lineage/index.js';
+export { LruCache } from './lru-cache.js';

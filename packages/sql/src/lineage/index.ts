@@ -9,4 +9,9 @@ export type {
   ShapingUse,
   WrittenColumn,
 } from './lineage-result.js';
-export { traceLineage, type TraceLineageOptions } from './trace-lineage.js';
+export {
+  traceLineage,
+  traceLineageEach,
+  type LineageListOutcome,
+  type TraceLineageOptions,
+} from './trace-lineage.js';

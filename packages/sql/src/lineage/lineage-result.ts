@@ -64,6 +64,11 @@ export interface LineageResult {
   readonly shaping: readonly ShapingUse[];
   /** Columns written server-side and where their values come from. */
   readonly writes: readonly WrittenColumn[];
+  /**
+   * True when a literal's value decides the lineage (`ORDER BY 1`): statements that differ only
+   * in literal values may then trace differently, so a cache must key this one by its text.
+   */
+  readonly dependsOnLiterals: boolean;
 }
 
 /**

@@ -269,6 +269,8 @@ export class QueryTracer {
   /** WITH items being traced, innermost last. */
   private readonly cteStack: CteEntry[] = [];
   private nesting = 0;
+  /** Set when an ORDER BY / GROUP BY key is a position: a literal then decides the lineage. */
+  private positional = false;
 
   constructor(
     private readonly catalog: LineageCatalog,
@@ -288,7 +290,12 @@ export class QueryTracer {
       sources: lineage.sources,
       derivation: lineage.derivation,
     }));
-    return { outputs: columns, shaping: [...this.shapingUses.values()], writes };
+    return {
+      outputs: columns,
+      shaping: [...this.shapingUses.values()],
+      writes,
+      dependsOnLiterals: this.positional,
+    };
   }
 
   /** Traces a top-level statement and returns the columns of the rows it returns. */
@@ -1238,6 +1245,7 @@ export class QueryTracer {
   ): ColumnLineage {
     if ('A_Const' in node) {
       if (node.A_Const.ival === undefined) return CONSTANT;
+      this.positional = true;
       const position = node.A_Const.ival.ival ?? 0;
       const column = outputs[position - 1];
       return column?.lineage ?? refuse(`position ${position} is not in select list`);

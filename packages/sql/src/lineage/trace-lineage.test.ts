@@ -1,7 +1,7 @@
 import { loadModule } from 'libpg-query';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { fixtureCatalog, summarize, type LineageSummary } from './fixture-catalog.js';
-import { traceLineage, type TraceLineageOptions } from './trace-lineage.js';
+import { traceLineage, traceLineageEach, type TraceLineageOptions } from './trace-lineage.js';
 
 beforeAll(async () => {
   await loadModule();
@@ -784,7 +784,45 @@ describe('result shape', () => {
         ],
         shaping: [],
         writes: [],
+        dependsOnLiterals: false,
       },
     });
+  });
+
+  it('marks positional ORDER BY and GROUP BY keys as depending on literals', () => {
+    const positional = traceLineage(
+      'SELECT id, email FROM crm.customers ORDER BY 2',
+      fixtureCatalog(),
+    );
+    const named = traceLineage('SELECT id, email FROM crm.customers ORDER BY id', fixtureCatalog());
+    expect(positional.ok && positional.lineage.dependsOnLiterals).toBe(true);
+    expect(named.ok && named.lineage.dependsOnLiterals).toBe(false);
+  });
+});
+
+describe('traceLineageEach', () => {
+  it('traces every statement of a simple-protocol query, in order', () => {
+    const outcome = traceLineageEach(
+      'SET search_path = crm; SELECT email FROM crm.customers; SELECT 1 AS one',
+      fixtureCatalog(),
+    );
+    expect(outcome.ok).toBe(true);
+    if (!outcome.ok) return;
+    expect(outcome.statements.map((s) => s.outputs.map((o) => o.name))).toEqual([
+      [],
+      ['email'],
+      ['one'],
+    ]);
+  });
+
+  it('refuses the whole text when one statement is refused, naming which', () => {
+    const outcome = traceLineageEach('SELECT 1; SELECT * FROM nowhere', fixtureCatalog());
+    expect(outcome.ok).toBe(false);
+    if (outcome.ok) return;
+    expect(outcome.reason).toMatch(/^statement 2: /);
+  });
+
+  it('yields no statements for empty text', () => {
+    expect(traceLineageEach(' -- nothing', fixtureCatalog())).toEqual({ ok: true, statements: [] });
   });
 });

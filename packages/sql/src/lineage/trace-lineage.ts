@@ -1,7 +1,7 @@
 import { hasSqlDetails, parseSync } from 'libpg-query';
 import type { LineageCatalog } from './lineage-catalog.js';
 import { LineageRefusal } from './lineage-refusal.js';
-import type { LineageOutcome } from './lineage-result.js';
+import type { LineageOutcome, LineageResult } from './lineage-result.js';
 import { QueryTracer } from './query-tracer.js';
 
 /** Options of {@link traceLineage}. */
@@ -30,6 +30,18 @@ function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** The outcome of {@link traceLineageEach}: one lineage per statement of the text, in order. */
+export type LineageListOutcome =
+  | { readonly ok: true; readonly statements: readonly LineageResult[] }
+  | { readonly ok: false; readonly reason: string };
+
+const EMPTY: LineageResult = Object.freeze({
+  outputs: [],
+  shaping: [],
+  writes: [],
+  dependsOnLiterals: false,
+});
+
 /**
  * Traces the output columns of one statement (text) back to the table columns they derive from,
  * with the columns that shape which rows come back and the columns written server-side.
@@ -44,8 +56,28 @@ export function traceLineage(
   catalog: LineageCatalog,
   options: TraceLineageOptions = {},
 ): LineageOutcome {
-  const empty: LineageOutcome = { ok: true, lineage: { outputs: [], shaping: [], writes: [] } };
-  if (sql.trim() === '') return empty;
+  const all = traceLineageEach(sql, catalog, options);
+  if (!all.ok) return all;
+  if (all.statements.length > 1) {
+    return {
+      ok: false,
+      reason: `${all.statements.length} statements in one string; trace each on its own`,
+    };
+  }
+  return { ok: true, lineage: all.statements[0] ?? EMPTY };
+}
+
+/**
+ * {@link traceLineage} for a text that may hold several statements (a simple-protocol query):
+ * one result per statement, in order, as the server runs them; refused as a whole when any
+ * statement is. An empty text (or only comments) yields no statements.
+ */
+export function traceLineageEach(
+  sql: string,
+  catalog: LineageCatalog,
+  options: TraceLineageOptions = {},
+): LineageListOutcome {
+  if (sql.trim() === '') return { ok: true, statements: [] };
   let stmts;
   try {
     stmts = parseSync(sql).stmts ?? [];
@@ -58,22 +90,28 @@ export function traceLineage(
     }
     return { ok: false, reason: `cannot parse the statement: ${parseErrorText(error)}` };
   }
-  if (stmts.length === 0) return empty;
-  const [first] = stmts;
-  if (stmts.length > 1 || first?.stmt === undefined) {
-    return { ok: false, reason: `${stmts.length} statements in one string; trace each on its own` };
-  }
-  const tracer = new QueryTracer(catalog, {
+  const settings = {
     maxViewDepth: options.maxViewDepth ?? DEFAULT_MAX_VIEW_DEPTH,
     trustedFunctions: new Set(options.trustedFunctions ?? []),
-  });
-  try {
-    return { ok: true, lineage: tracer.result(tracer.traceStatement(first.stmt)) };
-  } catch (error) {
-    if (error instanceof LineageRefusal) return { ok: false, reason: error.message };
-    // A stack overflow (a smaller stack than the nesting limit assumes) or a bug must not let
-    // the statement through unmasked.
-    if (error instanceof RangeError) return { ok: false, reason: 'the statement nests too deeply' };
-    return { ok: false, reason: `the tracer failed: ${message(error)}` };
+  };
+  const statements: LineageResult[] = [];
+  for (const [i, entry] of stmts.entries()) {
+    if (entry.stmt === undefined) return { ok: false, reason: 'an empty statement node' };
+    const tracer = new QueryTracer(catalog, settings);
+    try {
+      statements.push(tracer.result(tracer.traceStatement(entry.stmt)));
+    } catch (error) {
+      const reason = refusalReason(error);
+      return { ok: false, reason: stmts.length > 1 ? `statement ${i + 1}: ${reason}` : reason };
+    }
   }
+  return { ok: true, statements };
+}
+
+function refusalReason(error: unknown): string {
+  if (error instanceof LineageRefusal) return error.message;
+  // A stack overflow (a smaller stack than the nesting limit assumes) or a bug must not let
+  // the statement through unmasked.
+  if (error instanceof RangeError) return 'the statement nests too deeply';
+  return `the tracer failed: ${message(error)}`;
 }
