@@ -1,6 +1,7 @@
 export type { CatalogRelation, LineageCatalog, RelationKind } from './lineage-catalog.js';
 export type {
   ColumnSource,
+  CopyOutOptions,
   Derivation,
   LineageOutcome,
   LineageResult,

@@ -69,6 +69,19 @@ export interface LineageResult {
    * in literal values may then trace differently, so a cache must key this one by its text.
    */
   readonly dependsOnLiterals: boolean;
+  /** For `COPY … TO STDOUT`: how the rows are written (the server's CopyOutResponse does not say). */
+  readonly copy?: CopyOutOptions;
+}
+
+/** The options of a `COPY … TO STDOUT` that decide how its rows are laid out. */
+export interface CopyOutOptions {
+  readonly format: 'text' | 'csv' | 'binary';
+  /** A HEADER line comes first (CSV). */
+  readonly header: boolean;
+  readonly delimiter?: string;
+  readonly null?: string;
+  readonly quote?: string;
+  readonly escape?: string;
 }
 
 /**

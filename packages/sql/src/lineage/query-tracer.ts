@@ -39,6 +39,7 @@ import { figureColname } from './figure-colname.js';
 import type { CatalogRelation, LineageCatalog } from './lineage-catalog.js';
 import { LineageRefusal, refuse } from './lineage-refusal.js';
 import type {
+  CopyOutOptions,
   LineageResult,
   OutputColumn,
   ShapingClause,
@@ -271,6 +272,8 @@ export class QueryTracer {
   private nesting = 0;
   /** Set when an ORDER BY / GROUP BY key is a position: a literal then decides the lineage. */
   private positional = false;
+  /** The options of a `COPY … TO STDOUT`, which the caller needs to read its rows. */
+  private copyOut: CopyOutOptions | null = null;
 
   constructor(
     private readonly catalog: LineageCatalog,
@@ -295,6 +298,7 @@ export class QueryTracer {
       shaping: [...this.shapingUses.values()],
       writes,
       dependsOnLiterals: this.positional,
+      ...(this.copyOut === null ? {} : { copy: this.copyOut }),
     };
   }
 
@@ -1519,6 +1523,9 @@ export class QueryTracer {
   // ---- COPY ----------------------------------------------------------------------------------
 
   private traceCopy(stmt: CopyStmt): NamedColumn[] {
+    if (stmt.is_from !== true && stmt.filename === undefined && stmt.is_program !== true) {
+      this.copyOut = copyOutOptions(stmt);
+    }
     if (stmt.query !== undefined) return this.traceQuery(stmt.query, null);
     // COPY FROM brings data in from the client; nothing of the database flows out.
     if (stmt.is_from === true || stmt.relation === undefined) return [];
@@ -1531,4 +1538,41 @@ export class QueryTracer {
         refuse(`column ${quote(name)} of relation ${whereIs(rel)} does not exist`),
     );
   }
+}
+
+/** The options of `COPY … TO STDOUT` that decide how its rows are written. */
+function copyOutOptions(stmt: CopyStmt): CopyOutOptions {
+  let format: CopyOutOptions['format'] = 'text';
+  let header = false;
+  const text: { delimiter?: string; null?: string; quote?: string; escape?: string } = {};
+  for (const option of stmt.options ?? []) {
+    if (!('DefElem' in option)) continue;
+    const { defname, arg } = option.DefElem;
+    const value =
+      arg === undefined
+        ? undefined
+        : 'String' in arg
+          ? (arg.String.sval ?? '')
+          : 'Boolean' in arg
+            ? String(arg.Boolean.boolval === true)
+            : 'Integer' in arg
+              ? String(arg.Integer.ival ?? 0)
+              : undefined;
+    switch (defname) {
+      case 'format':
+        if (value === 'csv' || value === 'binary' || value === 'text') format = value;
+        break;
+      case 'header':
+        header = value === undefined || !['false', 'off', '0', 'no'].includes(value);
+        break;
+      case 'delimiter':
+      case 'null':
+      case 'quote':
+      case 'escape':
+        if (value !== undefined) text[defname] = value;
+        break;
+      default:
+    }
+  }
+  return { format, header, ...text };
 }

@@ -826,3 +826,26 @@ describe('traceLineageEach', () => {
     expect(traceLineageEach(' -- nothing', fixtureCatalog())).toEqual({ ok: true, statements: [] });
   });
 });
+
+describe('COPY TO STDOUT options', () => {
+  it.each([
+    ['COPY crm.customers TO STDOUT', { format: 'text', header: false }],
+    [
+      "COPY crm.customers TO STDOUT WITH (FORMAT csv, HEADER, DELIMITER ';', NULL 'n/a')",
+      { format: 'csv', header: true, delimiter: ';', null: 'n/a' },
+    ],
+    [
+      'COPY (SELECT email FROM crm.customers) TO STDOUT CSV HEADER',
+      { format: 'csv', header: true },
+    ],
+    ['COPY crm.customers TO STDOUT (FORMAT binary)', { format: 'binary', header: false }],
+  ])('%s', (sql, copy) => {
+    const outcome = traceLineage(sql, fixtureCatalog());
+    expect(outcome.ok && outcome.lineage.copy).toEqual(copy);
+  });
+
+  it('says nothing for COPY to a server file', () => {
+    const outcome = traceLineage("COPY crm.customers TO '/tmp/x'", fixtureCatalog());
+    expect(outcome.ok && outcome.lineage.copy).toBeUndefined();
+  });
+});
