@@ -5,3 +5,4 @@ export * from './message-codes.js';
 export * from './startup-packet.js';
 export * from './upstream-auth.js';
 export * from './frame-forwarder.js';
+export { decodeBindResultFormats } from './bind-result-formats.js';
