@@ -1,7 +1,7 @@
 /**
  * A growable output buffer that copies unchanged input lazily: `pending` marks where the input
  * bytes not yet copied begin, and {@link OutputWriter.copyTo} moves them over only when a
- * changed byte has to follow them. Nothing is allocated until the first write.
+ * changed byte has to follow them, as one run. Nothing is allocated until the first write.
  */
 export class OutputWriter {
   buf: Buffer = EMPTY;
@@ -11,6 +11,8 @@ export class OutputWriter {
   readonly #src: Uint8Array;
   readonly #initial: number;
   readonly #transferable: boolean;
+  /** Word access to `buf`; replaced whenever `buf` grows. */
+  #out: DataView = EMPTY_VIEW;
 
   /**
    * @param initial - capacity allocated at the first write.
@@ -32,6 +34,7 @@ export class OutputWriter {
     const grown = this.#transferable ? Buffer.allocUnsafeSlow(size) : Buffer.allocUnsafe(size);
     if (this.pos > 0) grown.set(this.buf.subarray(0, this.pos));
     this.buf = grown;
+    this.#out = new DataView(grown.buffer, grown.byteOffset, grown.length);
   }
 
   /** Copies the pending input bytes up to `to`. */
@@ -39,18 +42,8 @@ export class OutputWriter {
     const n = to - this.pending;
     if (n <= 0) return;
     this.ensure(n);
-    const src = this.#src;
-    const buf = this.buf;
-    let from = this.pending;
-    let pos = this.pos;
-    // A native copy costs a view and a call; short gaps are cheaper byte by byte.
-    if (n < 48) {
-      while (from < to) buf[pos++] = src[from++]!;
-    } else {
-      buf.set(src.subarray(from, to), pos);
-      pos += n;
-    }
-    this.pos = pos;
+    copyBytes(this.#src, this.pending, to, this.buf, this.#out, this.pos);
+    this.pos += n;
     this.pending = to;
   }
 
@@ -74,6 +67,57 @@ export class OutputWriter {
 }
 
 const EMPTY = Buffer.alloc(0);
+const EMPTY_VIEW = new DataView(new ArrayBuffer(0));
+
+/** Runs at least this long are copied natively; a view and a native call cost about as much. */
+const NATIVE_COPY_BYTES = 160;
+
+// The word view of the last source seen: a chunk's frames are rewritten one after another, so
+// the view is built once per chunk, not once per run.
+let lastSource: Uint8Array = EMPTY;
+let lastSourceView: DataView = EMPTY_VIEW;
+let lastSourceBytes: Uint8Array = EMPTY;
+
+/**
+ * Copies `src[from, to)` to `out` at `pos` (`view` is a DataView of all of `out`). Short runs go
+ * eight bytes at a time through DataViews, which V8 compiles to plain unaligned loads and
+ * stores; long ones through a native `set`. Neither allocates per byte, and a short run does
+ * not allocate at all.
+ */
+export function copyBytes(
+  src: Uint8Array,
+  from: number,
+  to: number,
+  out: Uint8Array,
+  view: DataView,
+  pos: number,
+): void {
+  const n = to - from;
+  if (n < 8) {
+    while (from < to) out[pos++] = src[from++]!;
+    return;
+  }
+  if (src !== lastSource) {
+    lastSource = src;
+    lastSourceView = new DataView(src.buffer, src.byteOffset, src.byteLength);
+    lastSourceBytes = new Uint8Array(src.buffer, src.byteOffset, src.byteLength);
+  }
+  if (n >= NATIVE_COPY_BYTES) {
+    // A plain Uint8Array view: `subarray` on a Buffer goes through Buffer's own constructor.
+    out.set(lastSourceBytes.subarray(from, to), pos);
+    return;
+  }
+  const sv = lastSourceView;
+  const last = n - 8;
+  let k = 0;
+  for (; k < last; k += 8) {
+    view.setInt32(pos + k, sv.getInt32(from + k, true), true);
+    view.setInt32(pos + k + 4, sv.getInt32(from + k + 4, true), true);
+  }
+  // The last eight bytes, overlapping what was copied already when n is not a multiple of 8.
+  view.setInt32(pos + last, sv.getInt32(from + last, true), true);
+  view.setInt32(pos + last + 4, sv.getInt32(from + last + 4, true), true);
+}
 
 /** Reads a big-endian Int32. */
 export function readInt32(src: Uint8Array, at: number): number {

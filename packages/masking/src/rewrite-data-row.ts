@@ -64,6 +64,8 @@ export function rewriteDataRow(
 ): DataRowRewrite | null {
   if (plan.lastActive < 0) return null;
   const writer = new OutputWriter(body, start, end - start + 64, false);
+  // Room for the type byte and the length, filled in once the row has changed.
+  writer.pos = 5;
   const maskedValues = rewriteRow(body, start, end, plan, writer, -1);
   if (maskedValues === 0) return null;
   return { frame: writer.result(), maskedValues, maskedColumns: plan.takeHits() };
@@ -133,6 +135,10 @@ function malformed(what: string): never {
  * writer is left as it was). `frameStart` is the frame's type byte in `src` (chunk mode: bytes
  * before it are pending copies), or -1 when `src` holds the body alone (a `D` header is
  * written).
+ *
+ * In chunk mode the row's unchanged bytes stay pending: the bytes between two masked values,
+ * frame headers included, go over as one run, and the frame's length field, copied with its
+ * run, is patched once the row's new length is known.
  */
 function rewriteRow(
   src: Uint8Array,
@@ -149,8 +155,8 @@ function rewriteRow(
   }
   const ops = plan.ops;
   const last = plan.lastActive;
-  const hit = plan.hit;
   let changed = 0;
+  // Output position of the frame's length field, once the first change fixes it.
   let lengthAt = -1;
   const savedPos = w.pos;
   const savedPending = w.pending;
@@ -170,76 +176,21 @@ function rewriteRow(
       p = ve;
       continue;
     }
-    const detector = plan.detector;
-    // Binary jsonb: a version byte, then the JSON text.
-    const jsonb = (op === Op.DetectJsonb || op === Op.RuleJsonb) && length > 0 ? 1 : 0;
-    if (op >= Op.Detect && detector!.scan(src, vs + jsonb, ve) === 0) {
+    const outLength = maskValue(src, vs, ve, plan, col, op, w, p);
+    if (outLength === NO_CHANGE) {
       p = ve;
       continue;
     }
     if (lengthAt < 0) {
-      // First change in this row: copy what came before, write the header, keep its length
-      // field's position to fill in at the end.
-      if (frameStart >= 0) {
-        w.copyTo(frameStart + 1);
-      } else {
-        w.byte(DATA_ROW);
-      }
-      w.ensure(4);
-      lengthAt = w.pos;
-      w.pos += 4;
-      w.pending = start;
+      // Chunk mode: the pending run just copied reaches back over this frame's header, so its
+      // length field sits at a known distance before the value. Body mode: after the `D`.
+      lengthAt = frameStart >= 0 ? w.pos - (p - frameStart - 1) : 1;
     }
-    w.copyTo(p);
-    w.ensure(4);
     const at = w.pos;
-    let outLength: number;
-    switch (op) {
-      case Op.Null:
-        outLength = -1;
-        break;
-      case Op.Rule: {
-        const masker = plan.maskers[col]!;
-        w.ensure(4 + masker.maxOutput(length));
-        outLength = masker.write(src, vs, ve, w.buf, at + 4) - at - 4;
-        break;
-      }
-      case Op.RuleJson:
-      case Op.RuleJsonb: {
-        const masker = plan.maskers[col]!;
-        const max = masker.maxOutput(length);
-        if (scratch.length < max) scratch = new Uint8Array(Math.max(max, scratch.length * 2));
-        const n = masker.write(src, vs + jsonb, ve, scratch, 0);
-        w.ensure(4 + 1 + jsonStringMaxLength(n));
-        if (op === Op.RuleJsonb) w.buf[at + 4] = 1;
-        outLength =
-          writeJsonString(scratch, 0, n, w.buf, at + 4 + (op === Op.RuleJsonb ? 1 : 0)) - at - 4;
-        break;
-      }
-      default: {
-        w.ensure(4 + jsonb + detector!.maxOutput(length));
-        if (jsonb === 1) w.buf[at + 4] = src[vs]!;
-        const stop = detector!.writeMasked(
-          src,
-          vs + jsonb,
-          ve,
-          w.buf,
-          at + 4 + jsonb,
-          true,
-          op !== Op.Detect,
-        );
-        outLength = stop < 0 ? -1 : stop - at - 4;
-      }
-    }
-    if (outLength === length && sameBytes(src, vs, w.buf, at + 4, length)) {
-      // Masking left the value as it was (`****` redacted): not a change.
-      p = ve;
-      continue;
-    }
     writeInt32(w.buf, at, outLength);
     w.pos = at + 4 + Math.max(outLength, 0);
     w.pending = ve;
-    hit[col] = 1;
+    plan.hit[col] = 1;
     changed++;
     p = ve;
   }
@@ -248,9 +199,81 @@ function rewriteRow(
     w.pending = savedPending;
     return 0;
   }
-  w.copyTo(end);
-  writeInt32(w.buf, lengthAt, w.pos - lengthAt);
+  if (frameStart < 0) {
+    w.copyTo(end);
+    w.buf[0] = DATA_ROW;
+  }
+  writeInt32(w.buf, lengthAt, w.pos + (end - w.pending) - lengthAt);
   return changed;
+}
+
+/** {@link maskValue}'s answer when the value stays as it is. */
+const NO_CHANGE = -2;
+
+/**
+ * Copies the pending input up to the value's length field at `p`, then writes the masked value
+ * after room for that field; returns its length (-1 for NULL) or {@link NO_CHANGE}, in which
+ * case nothing but the pending run was written.
+ */
+function maskValue(
+  src: Uint8Array,
+  vs: number,
+  ve: number,
+  plan: RowPlan,
+  col: number,
+  op: Op,
+  w: OutputWriter,
+  p: number,
+): number {
+  const length = ve - vs;
+  const detector = plan.detector;
+  // Binary jsonb: a version byte, then the JSON text.
+  const jsonb = (op === Op.DetectJsonb || op === Op.RuleJsonb) && length > 0 ? 1 : 0;
+  if (op >= Op.Detect && detector!.scan(src, vs + jsonb, ve) === 0) return NO_CHANGE;
+  w.copyTo(p);
+  w.ensure(4);
+  const at = w.pos;
+  let outLength: number;
+  switch (op) {
+    case Op.Null:
+      return -1;
+    case Op.Rule: {
+      const masker = plan.maskers[col]!;
+      w.ensure(4 + masker.maxOutput(length));
+      outLength = masker.write(src, vs, ve, w.buf, at + 4) - at - 4;
+      break;
+    }
+    case Op.RuleJson:
+    case Op.RuleJsonb: {
+      const masker = plan.maskers[col]!;
+      const max = masker.maxOutput(length);
+      if (scratch.length < max) scratch = new Uint8Array(Math.max(max, scratch.length * 2));
+      const n = masker.write(src, vs + jsonb, ve, scratch, 0);
+      w.ensure(4 + 1 + jsonStringMaxLength(n));
+      if (op === Op.RuleJsonb) w.buf[at + 4] = 1;
+      outLength =
+        writeJsonString(scratch, 0, n, w.buf, at + 4 + (op === Op.RuleJsonb ? 1 : 0)) - at - 4;
+      break;
+    }
+    default: {
+      w.ensure(4 + jsonb + detector!.maxOutput(length));
+      if (jsonb === 1) w.buf[at + 4] = src[vs]!;
+      const stop = detector!.writeMasked(
+        src,
+        vs + jsonb,
+        ve,
+        w.buf,
+        at + 4 + jsonb,
+        true,
+        op !== Op.Detect,
+      );
+      if (stop < 0) return -1;
+      outLength = stop - at - 4;
+    }
+  }
+  // Masking left the value as it was (`****` redacted): not a change.
+  if (outLength === length && sameBytes(src, vs, w.buf, at + 4, length)) return NO_CHANGE;
+  return outLength;
 }
 
 function sameBytes(a: Uint8Array, as: number, b: Uint8Array, bs: number, n: number): boolean {

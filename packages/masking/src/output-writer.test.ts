@@ -1,0 +1,43 @@
+import { describe, expect, it } from 'vitest';
+import { OutputWriter, copyBytes } from './output-writer.js';
+
+describe('copyBytes', () => {
+  it('copies every run length and alignment exactly, touching nothing around it', () => {
+    const src = Buffer.alloc(1024);
+    for (let i = 0; i < src.length; i++) src[i] = (i * 131 + 7) & 255;
+    // A view at an odd offset into a larger pool, as socket chunks are.
+    const pooled = Buffer.concat([Buffer.alloc(3, 0xee), src]).subarray(3);
+    for (const source of [src, pooled]) {
+      for (let n = 0; n <= 400; n++) {
+        for (const from of [0, 1, 5, 13]) {
+          for (const pos of [0, 3, 6]) {
+            const out = new Uint8Array(512).fill(0xaa);
+            copyBytes(source, from, from + n, out, new DataView(out.buffer), pos);
+            expect(
+              Buffer.from(out.subarray(pos, pos + n)).equals(src.subarray(from, from + n)),
+            ).toBe(true);
+            expect(out.subarray(0, pos).every((b) => b === 0xaa)).toBe(true);
+            expect(out.subarray(pos + n).every((b) => b === 0xaa)).toBe(true);
+          }
+        }
+      }
+    }
+  });
+});
+
+describe('OutputWriter', () => {
+  it('copies pending input in runs across growth', () => {
+    const src = Buffer.from(Array.from({ length: 3000 }, (_, i) => i & 255));
+    const w = new OutputWriter(src, 0, 16, true);
+    const expected: number[] = [];
+    let at = 0;
+    for (const step of [1, 7, 8, 9, 150, 160, 161, 1000, 64]) {
+      at += step;
+      w.copyTo(at);
+      w.byte(0xff);
+      expected.push(...src.subarray(at - step, at), 0xff);
+    }
+    expect([...w.result()]).toEqual(expected);
+    expect(w.result().byteOffset).toBe(0);
+  });
+});
