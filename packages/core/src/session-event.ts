@@ -53,6 +53,11 @@ export interface StatementRecord {
   readonly verdict: PolicyAction;
   /** The deciding rule (`default` when none matched, `unparsable` when parsing failed). */
   readonly rule: string;
+  /**
+   * Values masked in the statement's results and the output columns they were in (names,
+   * never values); present when masking applied to the result.
+   */
+  readonly masked?: { readonly values: number; readonly columns: readonly string[] };
 }
 
 /** A statement held for a human decision (the approvals flow picks it up). */

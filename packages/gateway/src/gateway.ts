@@ -2,6 +2,7 @@ import type { EventSink, Logger } from '@portcullis/core';
 import { StatementAnalyzer, loadSqlParser } from '@portcullis/sql';
 import type { GatewayConfig } from './config/load-config.js';
 import { JsonlEventSink } from './events/jsonl-event-sink.js';
+import { ResourceMaskingRuntime } from './masking/resource-masking.js';
 import { CancelRegistry } from './pg/cancel-registry.js';
 import { startPgListener, type PgListener } from './pg/pg-listener.js';
 
@@ -42,6 +43,20 @@ export async function startGateway(
   // The parser (WASM) loads once per process; analyses are cached across its sessions.
   await loadSqlParser();
   const analyzer = new StatementAnalyzer();
+  const masking = new Map<string, ResourceMaskingRuntime>();
+  for (const resource of Object.values(config.resources)) {
+    if (resource.masking === null) continue;
+    masking.set(
+      resource.name,
+      new ResourceMaskingRuntime(
+        { ...resource, masking: resource.masking },
+        { logger, maxFrameBytes: config.limits.maxFrameBytes },
+      ),
+    );
+  }
+  const closeMasking = (): void => {
+    for (const runtime of masking.values()) runtime.close();
+  };
   let postgres: PgListener;
   try {
     postgres = await startPgListener(config, {
@@ -49,9 +64,11 @@ export async function startGateway(
       logger,
       cancels,
       analyzer,
+      masking,
       routeCancel: options.routeCancel ?? (() => {}),
     });
   } catch (err) {
+    closeMasking();
     await sink.close();
     throw err;
   }
@@ -60,6 +77,7 @@ export async function startGateway(
     cancel: (processId, secretKey) => void cancels.cancel(processId, secretKey),
     async close() {
       await postgres.close();
+      closeMasking();
       await sink.close();
     },
   };

@@ -1,3 +1,4 @@
+import { DETECTOR_KINDS, type DetectorKind } from '@portcullis/masking';
 import { STATEMENT_FLAGS, type StatementFlag } from '@portcullis/sql';
 import { z } from 'zod';
 
@@ -120,6 +121,115 @@ const statementPolicy = z.strictObject({
   rules: z.array(policyRule).default([]).describe('First matching rule wins.'),
 });
 
+/** A mask style: its name, or the name with options. */
+const maskStyle = z.union([
+  z.enum(['redact', 'partial', 'hash', 'null', 'fixed-format']),
+  z.strictObject({
+    kind: z.literal('redact'),
+    marker: z.string().min(1).max(64).optional().describe('Replacement text (default ****).'),
+  }),
+  z.strictObject({
+    kind: z.literal('partial'),
+    keepLast: z
+      .number()
+      .int()
+      .min(0)
+      .max(64)
+      .optional()
+      .describe('Trailing characters kept (default 4; never more than half).'),
+    keepSeparators: z
+      .boolean()
+      .optional()
+      .describe('Keep - . @ / ( ) + and spaces (default true).'),
+  }),
+  z.strictObject({
+    kind: z.literal('hash'),
+    prefix: z.string().max(16).optional().describe('Pseudonym prefix (default h_).'),
+    length: z.number().int().min(8).max(52).optional().describe('Base32 characters (default 16).'),
+  }),
+  z.strictObject({ kind: z.literal('null') }),
+  z.strictObject({ kind: z.literal('fixed-format') }),
+]);
+
+/** `schema.table.column` or `table.column`; each part a name or a `*` glob. */
+const columnPattern = z
+  .string()
+  .regex(
+    /^[^.\s]+(\.[^.\s]+){1,2}$/,
+    'expected table.column or schema.table.column (each part a name or a * glob)',
+  );
+
+const maskingRule = z
+  .strictObject({
+    name: nonEmpty.describe('Named in refusals and recorded on statement events.'),
+    columns: z
+      .array(columnPattern)
+      .min(1)
+      .optional()
+      .describe(
+        'Table columns: schema.table.column or table.column (any schema); * matches any run of characters in a part.',
+      ),
+    names: names
+      .optional()
+      .describe(
+        'Column-name globs matched on every table column (case-insensitive): *email*, ssn.',
+      ),
+    style: maskStyle.describe('How values are masked.'),
+    shaping: z
+      .enum(['refuse', 'allow'])
+      .default('refuse')
+      .describe(
+        'A masked column in WHERE, JOIN, ORDER BY, GROUP BY or DISTINCT lets a reader infer values one guess at a time; refused unless allowed here.',
+      ),
+    exemptGroups: names
+      .optional()
+      .describe('People in any of these groups see the values unmasked.'),
+  })
+  .refine((r) => r.columns !== undefined || r.names !== undefined, {
+    message: 'give columns, names or both',
+  });
+
+const detectors = z.strictObject({
+  enabled: z
+    .boolean()
+    .default(true)
+    .describe('Scan text values no column rule names for the kinds below.'),
+  kinds: z
+    .array(z.enum(DETECTOR_KINDS as unknown as [DetectorKind, ...DetectorKind[]]))
+    .min(1)
+    .optional()
+    .describe(`Detectors to run (default all): ${DETECTOR_KINDS.join(', ')}.`),
+  styles: z
+    .partialRecord(
+      z.enum(DETECTOR_KINDS as unknown as [DetectorKind, ...DetectorKind[]]),
+      maskStyle,
+    )
+    .optional()
+    .describe('Style per detector (defaults: card partial, others redact).'),
+});
+
+const resourceMasking = z.strictObject({
+  rules: z
+    .array(maskingRule)
+    .default([])
+    .describe('Column rules; the first rule naming a column wins.'),
+  detectors: detectors.default({ enabled: true }),
+  hashKey: secretSource
+    .optional()
+    .describe('HMAC key of the hash style (at least 16 bytes); required when a style is hash.'),
+  trustedFunctions: names
+    .optional()
+    .describe(
+      'Functions (name or schema.name) vouched to compute only from their arguments; other unknown functions are refused while masking applies.',
+    ),
+  catalogRefreshSeconds: z
+    .number()
+    .int()
+    .min(1)
+    .default(60)
+    .describe('How often the upstream catalog (tables, columns, views) is reloaded.'),
+});
+
 const postgresResource = z.strictObject({
   type: z.literal('postgres'),
   host: nonEmpty,
@@ -132,6 +242,9 @@ const postgresResource = z.strictObject({
   policy: statementPolicy
     .default({ default: 'allow', unparsable: 'block', rules: [] })
     .describe('Guardrails: which statements are allowed, blocked or held for review.'),
+  masking: resourceMasking
+    .optional()
+    .describe('Mask sensitive values in results; statements that could reveal them are refused.'),
 });
 
 const person = z.strictObject({
@@ -196,6 +309,27 @@ const events = z.strictObject({
     ),
 });
 
+const maskingWorkers = z.strictObject({
+  threads: z
+    .union([z.literal('auto'), z.number().int().min(0).max(64)])
+    .default('auto')
+    .describe('Worker threads per process for large result chunks; 0 masks inline only.'),
+  thresholdBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .optional()
+    .describe(
+      'Chunks at least this large go to a worker (default measured by bench:masking-pool).',
+    ),
+  taskTimeoutMs: z
+    .number()
+    .int()
+    .positive()
+    .default(5_000)
+    .describe('A chunk not masked in time ends the session (fail closed).'),
+});
+
 /** Schema of the whole configuration file. */
 export const gatewayConfigSchema = z.strictObject({
   dataDir: nonEmpty.default('./.portcullis').describe('Where the gateway keeps its data.'),
@@ -225,6 +359,9 @@ export const gatewayConfigSchema = z.strictObject({
     authTimeoutMs: 30_000,
     clientWriteBufferBytes: 1024 * 1024,
   }),
+  masking: maskingWorkers
+    .default({ threads: 'auto', taskTimeoutMs: 5_000 })
+    .describe('Masking workers, shared by every resource that masks.'),
   events: events.default({
     sink: 'jsonl',
     path: 'events.jsonl',

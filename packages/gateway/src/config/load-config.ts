@@ -9,6 +9,13 @@ import {
   type RuleMatch,
   type StatementPolicy,
 } from '@portcullis/core';
+import {
+  DETECTOR_KINDS,
+  MIN_HASH_KEY_BYTES,
+  createMasker,
+  type DetectorKind,
+  type MaskStyle,
+} from '@portcullis/masking';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import {
@@ -34,6 +41,34 @@ export interface PostgresResource {
   };
   readonly connectTimeoutMs: number;
   readonly policy: StatementPolicy;
+  /** null when the resource masks nothing. */
+  readonly masking: ResourceMasking | null;
+}
+
+/** A column masking rule (see the `masking.rules` keys in docs/configuration.md). */
+export interface MaskingRuleConfig {
+  readonly name: string;
+  /** `schema.table.column` or `table.column` globs, as written. */
+  readonly columns: readonly string[];
+  /** Column-name globs, as written. */
+  readonly names: readonly string[];
+  readonly style: MaskStyle;
+  readonly shaping: 'refuse' | 'allow';
+  readonly exemptGroups: readonly string[];
+}
+
+/** How one resource masks result values. */
+export interface ResourceMasking {
+  readonly rules: readonly MaskingRuleConfig[];
+  /** null when content detectors are off. */
+  readonly detectors: {
+    readonly kinds: readonly DetectorKind[];
+    readonly styles: Readonly<Partial<Record<DetectorKind, MaskStyle>>>;
+  } | null;
+  /** The HMAC key of the hash style (UTF-8 bytes of the secret); null when no style hashes. */
+  readonly hashKey: string | null;
+  readonly trustedFunctions: readonly string[];
+  readonly catalogRefreshMs: number;
 }
 
 /** What a static token grants. */
@@ -70,6 +105,14 @@ export interface GatewayConfig {
     readonly path: string;
     readonly flushIntervalMs: number;
     readonly recordLiterals: boolean;
+  };
+  /** Masking workers, shared by the resources that mask. */
+  readonly masking: {
+    /** Worker threads per process; 0 masks inline only. */
+    readonly threads: number;
+    /** Chunks at least this large go to a worker; null = the measured default. */
+    readonly thresholdBytes: number | null;
+    readonly taskTimeoutMs: number;
   };
 }
 
@@ -147,6 +190,12 @@ export function resolveConfig(raw: unknown, ctx: ResolveContext, source = 'confi
       },
       connectTimeoutMs: r.connectTimeoutMs,
       policy: resolvePolicy(`resources.${name}.policy`, r.policy),
+      masking:
+        r.masking === undefined
+          ? null
+          : resolveMasking(`resources.${name}.masking`, r.masking, (key, source) =>
+              readSecret(key, source, ctx, path),
+            ),
     };
   }
 
@@ -195,7 +244,81 @@ export function resolveConfig(raw: unknown, ctx: ResolveContext, source = 'confi
       flushIntervalMs: cfg.events.flushIntervalMs,
       recordLiterals: cfg.events.dangerouslyRecordLiterals,
     },
+    masking: {
+      threads:
+        cfg.masking.threads === 'auto'
+          ? Math.max(1, Math.min(4, cpus().length - 1))
+          : cfg.masking.threads,
+      thresholdBytes: cfg.masking.thresholdBytes ?? null,
+      taskTimeoutMs: cfg.masking.taskTimeoutMs,
+    },
   });
+}
+
+type ParsedMasking = NonNullable<GatewayConfigParsed['resources'][string]['masking']>;
+
+/** A style as the file may write it (`partial` or `{ kind: partial, keepLast: 2 }`). */
+function styleOf(style: ParsedMasking['rules'][number]['style']): MaskStyle {
+  if (typeof style === 'string') return { kind: style };
+  return Object.fromEntries(
+    Object.entries(style).filter(([, value]) => value !== undefined),
+  ) as MaskStyle;
+}
+
+function resolveMasking(
+  key: string,
+  masking: ParsedMasking,
+  secret: (key: string, source: SecretSource) => string,
+): ResourceMasking {
+  const seen = new Set<string>();
+  const rules = masking.rules.map((rule, i): MaskingRuleConfig => {
+    if (seen.has(rule.name))
+      throw invalid(`${key}.rules.${i}.name: rule "${rule.name}" is defined twice`);
+    seen.add(rule.name);
+    return {
+      name: rule.name,
+      columns: rule.columns ?? [],
+      names: rule.names ?? [],
+      style: styleOf(rule.style),
+      shaping: rule.shaping,
+      exemptGroups: rule.exemptGroups ?? [],
+    };
+  });
+  const detectorStyles: Partial<Record<DetectorKind, MaskStyle>> = {};
+  for (const [kind, style] of Object.entries(masking.detectors.styles ?? {})) {
+    if (style !== undefined) detectorStyles[kind as DetectorKind] = styleOf(style);
+  }
+  const detectors = masking.detectors.enabled
+    ? { kinds: masking.detectors.kinds ?? [...DETECTOR_KINDS], styles: detectorStyles }
+    : null;
+  const hashKey = masking.hashKey === undefined ? null : secret(`${key}.hashKey`, masking.hashKey);
+  if (hashKey !== null && Buffer.byteLength(hashKey, 'utf8') < MIN_HASH_KEY_BYTES) {
+    throw invalid(`${key}.hashKey: the key must be at least ${MIN_HASH_KEY_BYTES} bytes long`);
+  }
+  const keyed = hashKey === null ? {} : { hashKey: Buffer.from(hashKey, 'utf8') };
+  const check = (at: string, style: MaskStyle): void => {
+    if (style.kind === 'hash' && hashKey === null) {
+      throw invalid(
+        `${at}: the hash style needs ${key}.hashKey (a secret of at least ${MIN_HASH_KEY_BYTES} bytes)`,
+      );
+    }
+    try {
+      createMasker(style, keyed);
+    } catch (err) {
+      throw invalid(`${at}: ${(err as Error).message}`);
+    }
+  };
+  rules.forEach((rule, i) => check(`${key}.rules.${i}.style`, rule.style));
+  for (const [kind, style] of Object.entries(detectorStyles)) {
+    check(`${key}.detectors.styles.${kind}`, style);
+  }
+  return {
+    rules,
+    detectors,
+    hashKey,
+    trustedFunctions: masking.trustedFunctions ?? [],
+    catalogRefreshMs: masking.catalogRefreshSeconds * 1000,
+  };
 }
 
 function resolvePolicy(

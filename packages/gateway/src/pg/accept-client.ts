@@ -18,6 +18,7 @@ import {
   readyForQuery,
   sslAccepted,
 } from '@portcullis/protocol-pg';
+import type { MaskedSession, ResourceMaskingRuntime } from '../masking/resource-masking.js';
 import type { StatementAnalyzer } from '@portcullis/sql';
 import { sha256Hex, type GatewayConfig } from '../config/load-config.js';
 import { SessionRecorder } from '../events/session-recorder.js';
@@ -48,6 +49,8 @@ export interface AcceptContext {
   readonly sessions: Set<PgRelay>;
   /** This process's statement analyzer (parser loaded, cache shared by its sessions). */
   readonly analyzer: StatementAnalyzer;
+  /** Masking state of each resource that masks (by resource name). */
+  readonly masking: ReadonlyMap<string, ResourceMaskingRuntime>;
 }
 
 /** A refusal sent to the client as a FATAL ErrorResponse before closing. */
@@ -214,6 +217,24 @@ export async function acceptClient(raw: Socket, ctx: AcceptContext): Promise<voi
       const unreadable = unreadableSetting(name, value);
       if (unreadable !== null) throw new Refusal(SqlState.FeatureNotSupported, unreadable);
     }
+    const maskingRuntime = ctx.masking.get(resource.name) ?? null;
+    let masked: MaskedSession | null = null;
+    if (maskingRuntime !== null) {
+      try {
+        masked = await maskingRuntime.openSession(upstream.socket, grant.person);
+      } catch (err) {
+        logger.warn({ err, resource: resource.name }, 'masking could not start for a session');
+        throw new Refusal(
+          SqlState.UnableToConnect,
+          `masking applies to resource "${resource.name}" and could not be prepared, so the session was refused`,
+          'try again later; the gateway log has the details',
+        );
+      }
+      if (socket.destroyed) {
+        upstream.socket.destroy();
+        return;
+      }
+    }
 
     const identity: SessionIdentity = {
       person: grant.person,
@@ -242,7 +263,12 @@ export async function acceptClient(raw: Socket, ctx: AcceptContext): Promise<voi
         person: grant.person,
         agentActing: false,
         recordLiterals: config.events.recordLiterals,
+        masking: masked?.masking ?? null,
       }),
+      planner: masked?.planner ?? null,
+      ...(maskingRuntime === null
+        ? {}
+        : { onStatement: (record) => maskingRuntime.statementDone(record) }),
       resource: resource.name,
       logger,
       processIds: { upstream: upstream.processId, client: key.processId },
@@ -261,7 +287,7 @@ export async function acceptClient(raw: Socket, ctx: AcceptContext): Promise<voi
     socket.uncork();
     const leftover = reader.takeRest();
     reader.detach();
-    relay.start(leftover, upstream.leftover);
+    relay.start(leftover, masked?.leftover ?? upstream.leftover);
   } catch (err) {
     clearTimeout(timer);
     reader.detach();

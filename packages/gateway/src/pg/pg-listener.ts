@@ -1,6 +1,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import type { EventSink, Logger } from '@portcullis/core';
+import type { ResourceMaskingRuntime } from '../masking/resource-masking.js';
 import type { StatementAnalyzer } from '@portcullis/sql';
 import type { GatewayConfig } from '../config/load-config.js';
 import { acceptClient, type AcceptContext } from './accept-client.js';
@@ -28,6 +29,8 @@ export interface PgListenerDeps {
   readonly routeCancel: (processId: number, secretKey: number) => void;
   /** The process's statement analyzer (its parser already loaded). */
   readonly analyzer: StatementAnalyzer;
+  /** Masking state of each resource that masks (by resource name). */
+  readonly masking: ReadonlyMap<string, ResourceMaskingRuntime>;
   /** Listen on an already-bound server (cluster workers share the primary's); default: own. */
   readonly exclusive?: boolean;
 }
@@ -50,6 +53,7 @@ export async function startPgListener(
     routeCancel: deps.routeCancel,
     sessions,
     analyzer: deps.analyzer,
+    masking: deps.masking,
   };
   const sockets = new Set<Socket>();
   const server: Server = createServer({ noDelay: true }, (socket) => {

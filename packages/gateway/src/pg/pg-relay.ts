@@ -19,7 +19,9 @@ import {
   query,
   terminate,
 } from '@portcullis/protocol-pg';
+import { maskNoticeFields, rewriteCopyData, rewriteDataRow } from '@portcullis/masking';
 import { nowUs, type SessionRecorder } from '../events/session-recorder.js';
+import type { ResultPlanner } from '../masking/result-planner.js';
 import { fatal, SqlState } from './pg-errors.js';
 import { unreadableSetting } from './session-settings.js';
 import { refusalStatement } from './statement-judge.js';
@@ -38,7 +40,15 @@ export interface PgRelayOptions {
   readonly processIds: { readonly upstream: number; readonly client: number };
   /** Called once when both sides are closed. */
   readonly onClose: () => void;
+  /** Masks result values; null when the session masks nothing. */
+  readonly planner?: ResultPlanner | null;
+  /** Told of every finished statement after it is recorded. */
+  readonly onStatement?: (record: StatementRecord) => void;
 }
+
+/** Told to a client whose function call (the protocol's FunctionCall) is refused. */
+const FUNCTION_CALL_REFUSED =
+  'fast-path function calls cannot be masked; masking applies to this resource, so they are refused';
 
 /**
  * Relays one authenticated session between a client and its upstream server. Chunks are
@@ -54,6 +64,11 @@ export class PgRelay {
   readonly #tracker: StatementTracker;
   readonly #clientForwarder: FrameForwarder;
   readonly #serverScanner: FrameScanner;
+  /** Forwards server frames whole, masked where a plan says, when the session masks results. */
+  readonly #serverForwarder: FrameForwarder | null;
+  readonly #planner: ResultPlanner | null;
+  /** What one upstream chunk forwards on the masking path (reused). */
+  readonly #serverOut: Buffer[] = [];
   readonly #startedUs = nowUs();
   #statements = 0;
   #rows = 0;
@@ -83,10 +98,12 @@ export class PgRelay {
     this.#upstream = upstream;
     this.#recorder = recorder;
     this.#options = options;
+    this.#planner = options.planner ?? null;
     this.#tracker = new StatementTracker({
       now: nowUs,
       judge: options.judge,
       onStatement: (record) => this.#onStatement(record),
+      ...(this.#planner === null ? {} : { planner: this.#planner }),
     });
     const tracker = this.#tracker;
     // Client frames go upstream whole once complete, so a refused one can be replaced before
@@ -108,6 +125,68 @@ export class PgRelay {
         assemble: [...TRACKED_SERVER_FRAMES, BackendCode.ParameterStatus],
       },
     );
+    this.#serverForwarder =
+      this.#planner === null
+        ? null
+        : new FrameForwarder(
+            {
+              onFrame: (type, buf, start, end, length) =>
+                this.#maskFrame(type, buf, start, end, length),
+            },
+            { maxFrameBytes: options.maxFrameBytes },
+          );
+  }
+
+  /**
+   * A whole server frame on the masking path: tracked, then rewritten where the result's plan
+   * masks values. Errors and notices are scrubbed by the detectors before anything reads them,
+   * so events record the scrubbed text too.
+   */
+  #maskFrame(type: number, buf: Buffer, start: number, end: number, length: number): Buffer | null {
+    const tracker = this.#tracker;
+    switch (type) {
+      case BackendCode.DataRow: {
+        tracker.serverFrame(type, buf, start, end, length);
+        const plan = tracker.plan;
+        if (plan?.rows == null || !plan.active) return null;
+        const rewrite = rewriteDataRow(buf, start, end, plan.rows);
+        if (rewrite === null) return null;
+        tracker.noteMasked(rewrite.maskedValues, rewrite.maskedColumns);
+        return rewrite.frame;
+      }
+      case BackendCode.CopyData: {
+        tracker.serverFrame(type, buf, start, end, length);
+        const plan = tracker.plan;
+        if (plan?.copy == null || !plan.active) return null;
+        const rewrite = rewriteCopyData(buf, start, end, plan.copy, {
+          header: tracker.takeCopyHeader(),
+        });
+        if (rewrite === null) return null;
+        tracker.noteMasked(rewrite.maskedValues, rewrite.maskedColumns);
+        return rewrite.frame;
+      }
+      case BackendCode.ErrorResponse:
+      case BackendCode.NoticeResponse: {
+        const detector = this.#planner!.detector;
+        const rewrite =
+          detector === null ? null : maskNoticeFields(type, buf, start, end, detector);
+        if (rewrite === null) {
+          tracker.serverFrame(type, buf, start, end, length);
+          return null;
+        }
+        tracker.serverFrame(type, rewrite.frame, 5, rewrite.frame.length, rewrite.frame.length - 5);
+        return rewrite.frame;
+      }
+      case BackendCode.NotificationResponse:
+        this.#rewriteNotifier(buf, start, end);
+        break;
+      case BackendCode.ParameterStatus:
+        this.#checkSetting(buf, start, end);
+        break;
+      default:
+    }
+    tracker.serverFrame(type, buf, start, end, length);
+    return null;
   }
 
   /** Starts relaying; `clientLeftover` are bytes the client sent after authenticating. */
@@ -152,6 +231,10 @@ export class PgRelay {
     }
     if (type === FrontendCode.Terminate) this.#clientTerminated = true;
     const judgement = this.#tracker.clientFrame(type, buf, start, end);
+    if (type === FrontendCode.FunctionCall && this.#planner !== null) {
+      // The server answers the refusal with ErrorResponse and ReadyForQuery, as it would a call.
+      return query(refusalStatement(FUNCTION_CALL_REFUSED, `resource "${this.#options.resource}"`));
+    }
     if (judgement === null || judgement.decision.action === 'allow') return null;
     return this.#refuse(type, buf, start, end, judgement);
   }
@@ -214,6 +297,10 @@ export class PgRelay {
 
   #fromUpstream(chunk: Buffer): void {
     this.#upstreamChunk = chunk;
+    if (this.#serverForwarder !== null) {
+      this.#fromUpstreamMasked(chunk, this.#serverForwarder);
+      return;
+    }
     try {
       this.#serverScanner.push(chunk);
     } catch (err) {
@@ -222,6 +309,32 @@ export class PgRelay {
     }
     this.#bytesToClient += chunk.length;
     this.#client.write(chunk);
+    this.#afterUpstreamWrite();
+  }
+
+  /** The masking path: only whole frames leave, each masked before any of its bytes do. */
+  #fromUpstreamMasked(chunk: Buffer, forwarder: FrameForwarder): void {
+    const out = this.#serverOut;
+    out.length = 0;
+    try {
+      forwarder.push(chunk, out);
+    } catch (err) {
+      out.length = 0;
+      this.#protocolError(err, 'upstream');
+      return;
+    }
+    const client = this.#client;
+    if (out.length > 1) client.cork();
+    for (const part of out) {
+      this.#bytesToClient += part.length;
+      client.write(part);
+    }
+    if (out.length > 1) client.uncork();
+    this.#afterUpstreamWrite();
+  }
+
+  /** After forwarding upstream bytes: end an unreadable session, or apply backpressure. */
+  #afterUpstreamWrite(): void {
     if (this.#unreadable !== null) {
       this.terminate(SqlState.FeatureNotSupported, this.#unreadable, 'unreadable-session-setting');
       return;
@@ -239,6 +352,7 @@ export class PgRelay {
     this.#statements++;
     this.#rows += record.rows;
     this.#recorder.statement(record);
+    this.#options.onStatement?.(record);
   }
 
   /** A server setting changed (after SET): the session ends if the gateway can no longer read it. */

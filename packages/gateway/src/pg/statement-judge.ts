@@ -7,6 +7,7 @@ import {
   type TableName,
 } from '@portcullis/core';
 import { redactSql, type StatementAnalyzer } from '@portcullis/sql';
+import type { SessionMasking } from '../masking/session-masking.js';
 import type { Judgement } from './statement-tracker.js';
 
 /** Who a session is and what governs it. */
@@ -17,6 +18,8 @@ export interface JudgeContext {
   readonly agentActing: boolean;
   /** Record statement text with its literal values (`events.dangerouslyRecordLiterals`). */
   readonly recordLiterals: boolean;
+  /** Masking of the session's results; null when the resource masks nothing. */
+  readonly masking?: SessionMasking | null;
   readonly now?: () => Date;
 }
 
@@ -45,6 +48,25 @@ const EMPTY_TEXT: StatementFacts = { ...UNPARSED, parsed: true, readOnly: true }
 
 /** Makes a session's judge: statement text in, policy decision and recorded facts out. */
 export function createJudge(ctx: JudgeContext): (text: string) => Judgement {
+  const masking = ctx.masking?.active === true ? ctx.masking : null;
+  const judge = judgePolicy(ctx);
+  if (masking === null) return judge;
+  return (text) => {
+    const judgement = judge(text);
+    if (judgement.decision.action !== 'allow') return judgement;
+    const verdict = masking.verdict(text, ctx.analyzer.analyze(text));
+    if (!verdict.ok) {
+      return {
+        ...judgement,
+        decision: { action: 'block', rule: verdict.rule, message: verdict.message },
+      };
+    }
+    return { ...judgement, masks: verdict.statements };
+  };
+}
+
+/** The guardrail half of the judge: policy decision and recorded facts. */
+function judgePolicy(ctx: JudgeContext): (text: string) => Judgement {
   const now = ctx.now ?? (() => new Date());
   return (text) => {
     const result = ctx.analyzer.analyze(text);
@@ -57,6 +79,7 @@ export function createJudge(ctx: JudgeContext): (text: string) => Judgement {
         kind: 'empty',
         fingerprint: '',
         tables: [],
+        masks: null,
       };
     }
     if (!result.ok) {
@@ -67,6 +90,7 @@ export function createJudge(ctx: JudgeContext): (text: string) => Judgement {
         kind: 'unparsable',
         fingerprint: '',
         tables: [],
+        masks: null,
       };
     }
     const a = result.analysis;
@@ -87,6 +111,7 @@ export function createJudge(ctx: JudgeContext): (text: string) => Judgement {
       kind: a.kind,
       fingerprint: a.fingerprint,
       tables: tableNames([...a.tablesRead, ...a.tablesWritten]),
+      masks: null,
     };
   };
 }

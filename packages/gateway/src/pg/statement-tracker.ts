@@ -1,13 +1,16 @@
-import type {
-  PolicyDecision,
-  StatementError,
-  StatementProtocol,
-  StatementRecord,
+import {
+  PortcullisError,
+  type PolicyDecision,
+  type StatementError,
+  type StatementProtocol,
+  type StatementRecord,
 } from '@portcullis/core';
 import {
   BackendCode,
   FrontendCode,
   decodeBind,
+  decodeBindResultFormats,
+  decodeRowDescription,
   decodeCommandComplete,
   decodeErrorFields,
   decodeExecute,
@@ -17,6 +20,8 @@ import {
   decodeTarget,
   rowsFromCommandTag,
 } from '@portcullis/protocol-pg';
+import type { StatementMask } from '../masking/masking-verdict.js';
+import type { ResultField, ResultPlan, ResultPlanner } from '../masking/result-planner.js';
 
 /** Client frame types whose bodies the tracker reads (the scanner must assemble them whole). */
 export const TRACKED_CLIENT_FRAMES: readonly number[] = [
@@ -33,6 +38,8 @@ export const TRACKED_SERVER_FRAMES: readonly number[] = [
   BackendCode.CommandComplete,
   BackendCode.ErrorResponse,
   BackendCode.ReadyForQuery,
+  BackendCode.RowDescription,
+  BackendCode.CopyOutResponse,
 ];
 
 /** What the gateway concluded about a statement's text: the policy decision and what to record. */
@@ -43,6 +50,8 @@ export interface Judgement {
   readonly kind: string;
   readonly fingerprint: string;
   readonly tables: readonly string[];
+  /** How each statement's rows are masked; null when the session masks nothing. */
+  readonly masks: readonly StatementMask[] | null;
 }
 
 /** What the tracker needs from its owner. */
@@ -52,6 +61,8 @@ export interface StatementTrackerHooks {
   /** Analyses and judges statement text (cached by the owner; called once per Query or Parse). */
   judge(text: string): Judgement;
   onStatement(record: StatementRecord): void;
+  /** Plans the masking of each result as it starts; absent when the session masks nothing. */
+  readonly planner?: ResultPlanner;
 }
 
 /** Judgement of an Execute whose portal or statement the tracker never saw. */
@@ -61,11 +72,15 @@ const UNKNOWN_STATEMENT: Judgement = {
   kind: 'unknown',
   fingerprint: '',
   tables: [],
+  masks: null,
 };
 
-/** A statement sent and not yet answered; a `sync` entry marks a Sync or simple Query's end. */
+/**
+ * A statement sent and not yet answered; a `sync` entry marks a Sync or simple Query's end, a
+ * `describe` entry a Describe whose RowDescription (or NoData) is still to come.
+ */
 interface Pending {
-  kind: 'statement' | 'sync';
+  kind: 'statement' | 'sync' | 'describe';
   protocol: StatementProtocol;
   judgement: Judgement;
   preparedName: string;
@@ -73,7 +88,23 @@ interface Pending {
   startUs: number;
   rows: number;
   bytes: number;
+  /** Result formats bound to the executed portal (masking sessions only). */
+  formats: readonly number[];
+  /** Commands of a simple Query completed so far: the index of its current statement. */
+  command: number;
+  /** Values masked, and the names of the columns they were in. */
+  maskedValues: number;
+  maskedColumns: Set<string> | null;
 }
+
+/** A bound portal: its statement, parameter count and result formats. */
+interface Portal {
+  readonly statement: string;
+  readonly params: number;
+  readonly formats: readonly number[];
+}
+
+const TEXT_ONLY: readonly number[] = [];
 
 /**
  * Follows one PostgreSQL session's traffic in both directions and reports one record per
@@ -86,8 +117,14 @@ export class StatementTracker {
   /** Prepared statements by name: their judgement. */
   readonly #statements = new Map<string, Judgement>();
   /** Portals by name: the statement they bind and the parameter count. */
-  readonly #portals = new Map<string, { statement: string; params: number }>();
+  readonly #portals = new Map<string, Portal>();
+  /** Result columns of prepared statements, from their last RowDescription (masking only). */
+  readonly #fields = new Map<string, readonly ResultField[]>();
   readonly #queue: Pending[] = [];
+  /** How the rows of the result now streaming are masked; null when none is. */
+  #plan: ResultPlan | null = null;
+  /** The next CopyData of a CSV COPY with HEADER is its header line. */
+  #copyHeader = false;
 
   constructor(hooks: StatementTrackerHooks) {
     this.#hooks = hooks;
@@ -96,6 +133,31 @@ export class StatementTracker {
   /** Statements sent and not yet finished. */
   get inFlight(): number {
     return this.#queue.length;
+  }
+
+  /**
+   * The masking plan of the result now streaming (set by RowDescription, CopyOutResponse or the
+   * first DataRow of an Execute); null when the session masks nothing or no result streams.
+   */
+  get plan(): ResultPlan | null {
+    return this.#plan;
+  }
+
+  /** True once per COPY: the CopyData about to be masked is the CSV header line. */
+  takeCopyHeader(): boolean {
+    const header = this.#copyHeader;
+    this.#copyHeader = false;
+    return header;
+  }
+
+  /** Counts values masked in the current result (columns by index into the plan). */
+  noteMasked(values: number, columns: readonly number[]): void {
+    const head = this.#queue[0];
+    if (head === undefined || head.kind !== 'statement') return;
+    head.maskedValues += values;
+    const names = this.#plan?.names;
+    head.maskedColumns ??= new Set();
+    for (const i of columns) head.maskedColumns.add(names?.[i] ?? `column ${i + 1}`);
   }
 
   /**
@@ -118,7 +180,13 @@ export class StatementTracker {
       }
       case FrontendCode.Bind: {
         const bind = decodeBind(buf, start, end);
-        this.#portals.set(bind.portal, { statement: bind.statement, params: bind.params });
+        const formats =
+          this.#hooks.planner === undefined ? TEXT_ONLY : decodeBindResultFormats(buf, start, end);
+        this.#portals.set(bind.portal, {
+          statement: bind.statement,
+          params: bind.params,
+          formats,
+        });
         return this.#statements.get(bind.statement) ?? null;
       }
       case FrontendCode.Execute: {
@@ -132,13 +200,26 @@ export class StatementTracker {
           judgement ?? UNKNOWN_STATEMENT,
           preparedName,
           bound?.params ?? 0,
+          bound?.formats ?? TEXT_ONLY,
         );
+        return null;
+      }
+      case FrontendCode.Describe: {
+        if (this.#hooks.planner === undefined) return null;
+        const { target, name } = decodeTarget(buf, start, end);
+        const statement = target === 'statement' ? name : this.#portals.get(name)?.statement;
+        // A Describe of an unknown portal is answered with an error; keep the queue in step.
+        this.#push('describe', 'extended', UNKNOWN_STATEMENT, statement ?? '\u0000', 0);
         return null;
       }
       case FrontendCode.Close: {
         const { target, name } = decodeTarget(buf, start, end);
-        if (target === 'statement') this.#statements.delete(name);
-        else this.#portals.delete(name);
+        if (target === 'statement') {
+          this.#statements.delete(name);
+          this.#fields.delete(name);
+        } else {
+          this.#portals.delete(name);
+        }
         return null;
       }
       case FrontendCode.Sync:
@@ -167,15 +248,35 @@ export class StatementTracker {
       case BackendCode.CopyData: {
         const head = this.#queue[0];
         if (head !== undefined) {
-          if (type === BackendCode.DataRow) head.rows++;
+          if (type === BackendCode.DataRow) {
+            head.rows++;
+            if (this.#plan === null && this.#hooks.planner !== undefined) {
+              this.#planExecute(head, buf, start, end);
+            }
+          }
           head.bytes += length + 5;
         }
         return;
       }
+      case BackendCode.RowDescription:
+        if (this.#hooks.planner !== undefined) this.#described(buf, start, end);
+        return;
+      case BackendCode.NoData: {
+        if (this.#queue[0]?.kind === 'describe') this.#queue.shift();
+        return;
+      }
+      case BackendCode.CopyOutResponse:
+        if (this.#hooks.planner !== undefined) this.#copyOut(buf, start, end);
+        return;
+      case BackendCode.CopyDone:
+        this.#plan = null;
+        return;
       case BackendCode.CommandComplete:
+        this.#plan = null;
         this.#complete(decodeCommandComplete(buf, start, end), null);
         return;
       case BackendCode.PortalSuspended:
+        this.#plan = null;
         this.#complete('', null);
         return;
       case BackendCode.FunctionCallResponse:
@@ -187,11 +288,13 @@ export class StatementTracker {
         return;
       }
       case BackendCode.ErrorResponse: {
+        this.#plan = null;
         const fields = decodeErrorFields(buf, start, end);
         this.#fail({ code: fields.code, message: fields.message });
         return;
       }
       case BackendCode.ReadyForQuery:
+        this.#plan = null;
         this.#ready();
         return;
       default:
@@ -204,6 +307,7 @@ export class StatementTracker {
     judgement: Judgement,
     preparedName: string,
     params: number,
+    formats: readonly number[] = TEXT_ONLY,
   ): void {
     this.#queue.push({
       kind,
@@ -214,7 +318,67 @@ export class StatementTracker {
       startUs: kind === 'statement' ? this.#hooks.now() : 0,
       rows: 0,
       bytes: 0,
+      formats,
+      command: 0,
+      maskedValues: 0,
+      maskedColumns: null,
     });
+  }
+
+  /** The mask of the statement at the head of the queue; null (redact all) when unknown. */
+  #maskOf(head: Pending): StatementMask | null {
+    return head.judgement.masks?.[head.protocol === 'simple' ? head.command : 0] ?? null;
+  }
+
+  /** A RowDescription: answers a Describe (kept for later Executes) or starts simple-query rows. */
+  #described(buf: Buffer, start: number, end: number): void {
+    const head = this.#queue[0];
+    if (head === undefined) return;
+    const fields = decodeRowDescription(buf, start, end);
+    if (head.kind === 'describe') {
+      this.#queue.shift();
+      this.#fields.set(head.preparedName, fields);
+    } else if (head.kind === 'statement') {
+      this.#plan = this.#hooks.planner!.rows(this.#maskOf(head), fields);
+    }
+  }
+
+  /** The first DataRow of an Execute: plan with the statement's described types and bound formats. */
+  #planExecute(head: Pending, buf: Buffer, start: number, end: number): void {
+    if (head.kind !== 'statement' || end - start < 2) return;
+    const count = buf.readUInt16BE(start);
+    const described = this.#fields.get(head.preparedName);
+    const fields: ResultField[] = [];
+    for (let i = 0; i < count; i++) {
+      const field = described?.length === count ? described[i] : undefined;
+      const format = head.formats.length === 1 ? head.formats[0]! : (head.formats[i] ?? 0);
+      fields.push({
+        name: field?.name ?? '',
+        tableOid: field?.tableOid ?? 0,
+        columnAttr: field?.columnAttr ?? 0,
+        typeOid: field?.typeOid ?? 0,
+        format,
+      });
+    }
+    this.#plan = this.#hooks.planner!.rows(this.#maskOf(head), fields);
+  }
+
+  /** CopyOutResponse: overall format (Int8), column count (Int16), per-column formats. */
+  #copyOut(buf: Buffer, start: number, end: number): void {
+    const head = this.#queue[0];
+    if (head === undefined || head.kind !== 'statement' || end - start < 3) return;
+    const binary = buf[start] === 1;
+    const mask = this.#maskOf(head);
+    const plan = this.#hooks.planner!.copy(mask, buf.readUInt16BE(start + 1));
+    // Binary COPY of masked columns is refused before it runs; the detectors cannot read it.
+    this.#plan = binary ? null : plan;
+    this.#copyHeader = !binary && plan.header;
+    if (binary && (mask === null || mask.rules.some((rule) => rule !== null))) {
+      throw new PortcullisError(
+        'PCL_ERR_MASKING_FAILED',
+        'a binary COPY of a statement the gateway could not trace started; session ended',
+      );
+    }
   }
 
   /** A command finished: report the statement at the head of the queue. */
@@ -239,12 +403,18 @@ export class StatementTracker {
       tables: judgement.tables,
       verdict: judgement.decision.action,
       rule: judgement.decision.rule,
+      ...(head.maskedColumns === null
+        ? {}
+        : { masked: { values: head.maskedValues, columns: [...head.maskedColumns] } }),
     });
     if (head.protocol === 'simple' && error === null) {
       // A multi-statement query goes on: the next command starts now.
       head.startUs = now;
       head.rows = 0;
       head.bytes = 0;
+      head.command++;
+      head.maskedValues = 0;
+      head.maskedColumns = null;
     } else {
       this.#queue.shift();
     }
@@ -255,7 +425,7 @@ export class StatementTracker {
     if (head === undefined) return;
     if (head.kind === 'statement') this.#complete('', error);
     // The server skips everything up to the next Sync: drop what will never run.
-    while (this.#queue[0]?.kind === 'statement') this.#queue.shift();
+    while (this.#queue.length > 0 && this.#queue[0]!.kind !== 'sync') this.#queue.shift();
   }
 
   /** ReadyForQuery ends a simple Query, a function call or an extended batch at its Sync. */

@@ -1,0 +1,138 @@
+import {
+  LruCache,
+  traceLineageEach,
+  type AnalyzeResult,
+  type LineageCatalog,
+} from '@portcullis/sql';
+import type { ColumnRules } from './column-rules.js';
+import { maskingVerdict, unprovenLineage, type MaskingVerdict } from './masking-verdict.js';
+
+/** What masking needs from a catalog snapshot. */
+export interface VerdictCatalog {
+  /** Changes whenever the snapshot is reloaded. */
+  readonly generation: number;
+  lineageCatalog(searchPath: readonly string[] | null): LineageCatalog;
+}
+
+/**
+ * Verdicts shared by the sessions of one resource in a process. Statements that differ only in
+ * literal values share the analyzer's result object (its literal-shape cache), so verdicts hang
+ * off that object: a repeated statement costs two map lookups. A verdict that a literal decides
+ * (`ORDER BY 2`) is kept by text instead.
+ */
+export class VerdictCache {
+  readonly #byAnalysis = new WeakMap<object, Map<string, MaskingVerdict | null>>();
+  readonly #byText: LruCache<string, MaskingVerdict>;
+
+  constructor(entries = 10_000, bytes = 32 * 1024 * 1024) {
+    this.#byText = new LruCache(entries, bytes);
+  }
+
+  /** The cached verdict; `compute` returns it with whether a literal decided it. */
+  get(
+    analysis: object,
+    context: string,
+    text: string,
+    compute: () => { verdict: MaskingVerdict; literalDependent: boolean },
+  ): MaskingVerdict {
+    let perContext = this.#byAnalysis.get(analysis);
+    const cached = perContext?.get(context);
+    if (cached !== undefined && cached !== null) return cached;
+    const textKey = `${context}\u0001${text}`;
+    if (cached === null) {
+      const byText = this.#byText.get(textKey);
+      if (byText !== undefined) return byText;
+    }
+    const { verdict, literalDependent } = compute();
+    if (perContext === undefined) {
+      perContext = new Map();
+      this.#byAnalysis.set(analysis, perContext);
+    }
+    if (literalDependent) {
+      perContext.set(context, null);
+      this.#byText.set(textKey, verdict, 2 * textKey.length + 512);
+    } else {
+      perContext.set(context, verdict);
+    }
+    return verdict;
+  }
+}
+
+/** Options of a {@link SessionMasking}. */
+export interface SessionMaskingOptions {
+  readonly rules: ColumnRules;
+  /** Content detectors scan columns no rule masks. */
+  readonly detect: boolean;
+  /** The resource's current catalog snapshot. */
+  readonly catalog: () => VerdictCatalog;
+  /** The session's search path (`current_schemas(true)`), read at login. */
+  readonly searchPath: readonly string[];
+  readonly trustedFunctions: readonly string[];
+  readonly cache: VerdictCache;
+}
+
+/** Text that may change how unqualified names resolve (search_path, the role behind `$user`). */
+const PATH_CHANGE = /search_path|\ball\b|\brole\b|authorization/i;
+
+/**
+ * Masking as one session sees it: the rules that apply to its person, the search path its
+ * names resolve with, and the verdicts of its statements. Once a statement may have changed the
+ * search path (SET, RESET, DISCARD, set_config…), the path is unknown to the gateway from then
+ * on: an unqualified name then resolves only when exactly one schema holds it (see
+ * CatalogSnapshot.lineageCatalog), otherwise the statement is refused and the person is told to
+ * schema-qualify.
+ */
+export class SessionMasking {
+  readonly #options: SessionMaskingOptions;
+  #searchPath: readonly string[] | null;
+  #pathKey: string;
+
+  constructor(options: SessionMaskingOptions) {
+    this.#options = options;
+    this.#searchPath = options.searchPath;
+    this.#pathKey = options.searchPath.join('\u0000');
+  }
+
+  /** True when anything is masked for this session. */
+  get active(): boolean {
+    return this.#options.detect || !this.#options.rules.empty;
+  }
+
+  /** The search path unqualified names resolve with; null once unknown. */
+  get searchPath(): readonly string[] | null {
+    return this.#searchPath;
+  }
+
+  /** How the statements of `text` are masked, or why the text is refused. */
+  verdict(text: string, analysis: AnalyzeResult): MaskingVerdict {
+    if (!analysis.ok) {
+      if (analysis.reason === 'empty') return { ok: true, statements: [] };
+      return unprovenLineage('the PostgreSQL parser cannot read it');
+    }
+    const options = this.#options;
+    const catalog = options.catalog();
+    const path = this.#searchPath;
+    const context = `${catalog.generation}\u0001${options.rules.key}\u0001${options.detect ? 1 : 0}\u0001${path === null ? '?' : this.#pathKey}`;
+    const verdict = options.cache.get(analysis, context, text, () => {
+      const traced = traceLineageEach(text, catalog.lineageCatalog(path), {
+        trustedFunctions: options.trustedFunctions,
+      });
+      if (!traced.ok) return { verdict: unprovenLineage(traced.reason), literalDependent: true };
+      return {
+        verdict: maskingVerdict(traced.statements, options.rules, options.detect),
+        literalDependent: traced.statements.some((s) => s.dependsOnLiterals),
+      };
+    });
+    this.#notePathChange(text, analysis);
+    return verdict;
+  }
+
+  #notePathChange(text: string, analysis: AnalyzeResult): void {
+    if (this.#searchPath === null || !analysis.ok) return;
+    const { kind, functions } = analysis.analysis;
+    const setting = kind === 'set' || kind === 'other' || kind === 'multi';
+    if ((setting && PATH_CHANGE.test(text)) || functions.some((f) => f.endsWith('set_config'))) {
+      this.#searchPath = null;
+    }
+  }
+}
