@@ -2,6 +2,9 @@ import { describe, expect, it } from 'vitest';
 import type { StatementRecord } from '@portcullis/core';
 import { FrameScanner } from '@portcullis/protocol-pg';
 import { serialize } from 'pg-protocol';
+import { ColumnRules } from '../masking/column-rules.js';
+import type { StatementMask } from '../masking/masking-verdict.js';
+import { ResultPlanner } from '../masking/result-planner.js';
 import {
   StatementTracker,
   TRACKED_CLIENT_FRAMES,
@@ -42,6 +45,7 @@ function session() {
       kind: 'test',
       fingerprint: 'f',
       tables: [],
+      masks: null,
     }),
     onStatement: (r) => records.push(r),
   });
@@ -265,5 +269,168 @@ describe('StatementTracker', () => {
       expect(split.records.map(shape)).toEqual(whole.records.map(shape));
     }
     expect(whole.records).toHaveLength(3);
+  });
+});
+
+/** A RowDescription of text columns: [name, tableOid, attnum, typeOid, format]. */
+function rowDescription(...fields: [string, number, number, number, number][]): Buffer {
+  const parts: Buffer[] = [Buffer.alloc(2)];
+  parts[0]!.writeInt16BE(fields.length);
+  for (const [name, tableOid, attnum, typeOid, format] of fields) {
+    const f = Buffer.alloc(18);
+    f.writeUInt32BE(tableOid, 0);
+    f.writeInt16BE(attnum, 4);
+    f.writeUInt32BE(typeOid, 6);
+    f.writeInt16BE(-1, 10);
+    f.writeInt32BE(-1, 12);
+    f.writeInt16BE(format, 16);
+    parts.push(Buffer.from(`${name}\0`), f);
+  }
+  return server('T', Buffer.concat(parts));
+}
+
+/** A masking session: `masks` says what the judge returns for every text. */
+function maskingSession(masksFor: (text: string) => readonly StatementMask[] | null) {
+  const records: StatementRecord[] = [];
+  const planner = new ResultPlanner({
+    rules: ColumnRules.forPerson(
+      [
+        {
+          name: 'secret',
+          columns: ['public.t.secret'],
+          names: [],
+          style: { kind: 'redact' },
+          shaping: 'refuse',
+          exemptGroups: [],
+        },
+      ],
+      [],
+    ),
+    locate: (oid, attnum) =>
+      oid === 777 && attnum === 2 ? { schema: 'public', table: 't', column: 'secret' } : null,
+    hashKey: null,
+    detector: null,
+  });
+  const tracker = new StatementTracker({
+    now: () => 0,
+    judge: (text) => ({
+      decision: { action: 'allow' as const, rule: 'default', message: '' },
+      recordedText: text,
+      kind: 'select',
+      fingerprint: 'f',
+      tables: [],
+      masks: masksFor(text),
+    }),
+    onStatement: (r) => records.push(r),
+    planner,
+  });
+  const scan = (
+    onFrame: (type: number, buf: Buffer, start: number, end: number, length: number) => void,
+    assemble: readonly number[],
+  ) => new FrameScanner({ onFrame }, { maxFrameBytes: 1 << 20, assemble });
+  const plans: (string | null)[] = [];
+  const fromClient = scan(
+    (type, buf, start, end) => void tracker.clientFrame(type, buf, start, end),
+    TRACKED_CLIENT_FRAMES,
+  );
+  const fromServer = scan(
+    (type, buf, start, end, length) => {
+      tracker.serverFrame(type, buf, start, end, length);
+      if (type === 0x44) plans.push(JSON.stringify(tracker.plan?.rowSpec?.actions ?? null));
+    },
+    [...TRACKED_SERVER_FRAMES, 0x44],
+  );
+  return {
+    records,
+    tracker,
+    plans,
+    client: (...frames: Buffer[]) => fromClient.push(Buffer.concat(frames)),
+    server: (...frames: Buffer[]) => fromServer.push(Buffer.concat(frames)),
+  };
+}
+
+const mask = (...actions: (null | 'redact')[]): StatementMask => ({
+  actions: actions.map((a) => (a === null ? null : { kind: a })),
+  rules: actions.map((a) => (a === null ? null : 'secret')),
+  names: actions.map((_, i) => `c${i}`),
+  copy: null,
+});
+
+describe('StatementTracker result plans (masking)', () => {
+  it('plans each statement of a multi-statement query with its own mask', () => {
+    const s = maskingSession(() => [mask('redact'), mask(null)]);
+    s.client(serialize.query('select secret from t; select 1'));
+    s.server(
+      rowDescription(['secret', 0, 0, 25, 0]),
+      dataRow('x'),
+      complete('SELECT 1'),
+      rowDescription(['?column?', 0, 0, 25, 0]),
+      dataRow('1'),
+      complete('SELECT 1'),
+      ready(),
+    );
+    expect(s.plans).toEqual(['[{"kind":"redact"}]', '[null]']);
+    expect(s.tracker.plan).toBeNull();
+  });
+
+  it('masks a described table column the lineage missed (by table OID and attnum)', () => {
+    const s = maskingSession(() => [mask(null, null)]);
+    s.client(serialize.query('select id, secret from t'));
+    s.server(rowDescription(['id', 777, 1, 23, 0], ['secret', 777, 2, 25, 0]), dataRow('1'));
+    expect(s.plans).toEqual(['[null,{"kind":"redact"}]']);
+  });
+
+  it('plans an Execute without Describe from the statement described earlier and the bound formats', () => {
+    const s = maskingSession(() => [mask(null, 'redact')]);
+    s.client(
+      serialize.parse({ name: 's1', text: 'select id, secret from t' }),
+      serialize.describe({ type: 'S', name: 's1' }),
+      serialize.sync(),
+    );
+    s.server(
+      server('1'),
+      server('t', Buffer.from([0, 0])),
+      rowDescription(['id', 777, 1, 23, 0], ['secret', 777, 2, 25, 0]),
+      ready(),
+    );
+    s.client(
+      serialize.bind({ portal: '', statement: 's1', values: [], binary: true }),
+      serialize.execute({ portal: '' }),
+      serialize.sync(),
+    );
+    s.server(server('2'), server('D', Buffer.from([0, 2, 0, 0, 0, 1, 0x31, 0, 0, 0, 1, 0x78])));
+    const plan = s.tracker.plan!;
+    expect(plan.rowSpec?.columns).toEqual([
+      { typeOid: 23, format: 1 },
+      { typeOid: 25, format: 1 },
+    ]);
+    expect(plan.rowSpec?.actions).toEqual([null, { kind: 'redact' }]);
+    s.server(complete('SELECT 1'), ready());
+    expect(s.tracker.plan).toBeNull();
+  });
+
+  it('redacts every column of a result it cannot attribute (fail closed)', () => {
+    const s = maskingSession(() => null);
+    s.client(serialize.query('select a, b'));
+    s.server(rowDescription(['a', 0, 0, 25, 0], ['b', 0, 0, 25, 0]), dataRow('x'));
+    expect(s.plans).toEqual(['[{"kind":"redact"},{"kind":"redact"}]']);
+  });
+
+  it('redacts every column when the result does not match the lineage', () => {
+    const s = maskingSession(() => [mask(null)]);
+    s.client(serialize.query('select a, b'));
+    s.server(rowDescription(['a', 0, 0, 25, 0], ['b', 0, 0, 25, 0]), dataRow('x'));
+    expect(s.plans).toEqual(['[{"kind":"redact"},{"kind":"redact"}]']);
+  });
+
+  it('records masked counts and column names', () => {
+    const s = maskingSession(() => [mask('redact')]);
+    s.client(serialize.query('select secret from t'));
+    s.server(rowDescription(['secret', 0, 0, 25, 0]), dataRow('x'));
+    s.tracker.noteMasked(1, [0]);
+    s.server(dataRow('y'));
+    s.tracker.noteMasked(1, [0]);
+    s.server(complete('SELECT 2'), ready());
+    expect(s.records[0]!.masked).toEqual({ values: 2, columns: ['c0'] });
   });
 });
