@@ -6,6 +6,7 @@ import {
   decodeBackendKeyData,
   decodeBind,
   decodeCommandComplete,
+  decodeDataRow,
   decodeErrorFields,
   decodeExecute,
   decodeFunctionCall,
@@ -14,6 +15,7 @@ import {
   decodePassword,
   decodeQuery,
   decodeReadyForQuery,
+  decodeRowDescription,
   decodeTarget,
   rowsFromCommandTag,
 } from './decoders.js';
@@ -316,6 +318,70 @@ describe('backend message decoders', () => {
     }
   });
 
+  it('RowDescription: every field, OIDs unsigned', () => {
+    const field = (name: string, table: number, attr: number, type: number, size: number) =>
+      Buffer.concat([cstr(name), i32(table), i16(attr), i32(type), i16(size), i32(-1), i16(0)]);
+    const v = inside(
+      i16(3),
+      field('id', 16_384, 1, 23, 4),
+      field('émail', 0xfffffff0, 3, 25, -1),
+      field('?column?', 0, 0, 0xfffffffe, -2),
+    );
+    expect(decode(decodeRowDescription, v)).toEqual([
+      {
+        name: 'id',
+        tableOid: 16_384,
+        columnAttr: 1,
+        typeOid: 23,
+        typeSize: 4,
+        typeModifier: -1,
+        format: 0,
+      },
+      {
+        name: 'émail',
+        tableOid: 0xfffffff0,
+        columnAttr: 3,
+        typeOid: 25,
+        typeSize: -1,
+        typeModifier: -1,
+        format: 0,
+      },
+      {
+        name: '?column?',
+        tableOid: 0,
+        columnAttr: 0,
+        typeOid: 0xfffffffe,
+        typeSize: -2,
+        typeModifier: -1,
+        format: 0,
+      },
+    ]);
+    expectTruncationsMalformed(decodeRowDescription, v);
+    expect(decode(decodeRowDescription, inside(i16(0)))).toEqual([]);
+    // A count that promises fewer fields than the body holds is malformed too.
+    expect(codeOf(() => decode(decodeRowDescription, inside(i16(0), field('x', 1, 1, 1, 1))))).toBe(
+      'PCL_ERR_PROTOCOL_MALFORMED',
+    );
+  });
+
+  it('DataRow: text values and NULLs', () => {
+    const value = (s: string) => {
+      const bytes = Buffer.from(s);
+      return Buffer.concat([i32(bytes.length), bytes]);
+    };
+    const v = inside(i16(4), value('42'), i32(-1), value(''), value('ünï\0code'));
+    expect(decode(decodeDataRow, v)).toEqual(['42', null, '', 'ünï\0code']);
+    expectTruncationsMalformed(decodeDataRow, v);
+    expect(decode(decodeDataRow, inside(i16(0)))).toEqual([]);
+    for (const bad of [
+      inside(i16(1), i32(-2)),
+      inside(i16(1), i32(5), Buffer.from('abc')),
+      inside(i16(1), value('a'), Buffer.from('x')),
+    ]) {
+      expect(codeOf(() => decode(decodeDataRow, bad))).toBe('PCL_ERR_PROTOCOL_MALFORMED');
+    }
+  });
+
   describe('Authentication', () => {
     it('ok, cleartext and methods the gateway does not speak', () => {
       expect(decode(decodeAuthentication, inside(i32(0)))).toEqual({ code: 0, kind: 'ok' });
@@ -500,6 +566,8 @@ describe('decoders on garbage', () => {
     decodeBackendKeyData,
     decodeReadyForQuery,
     decodeAuthentication,
+    decodeRowDescription,
+    decodeDataRow,
   ];
 
   it('throw nothing but PCL_ERR_PROTOCOL_MALFORMED, and never read outside [start, end)', () => {

@@ -256,3 +256,66 @@ export function decodeAuthentication(
       return { code, kind: 'other' };
   }
 }
+
+/** One field of a RowDescription. */
+export interface RowField {
+  readonly name: string;
+  /** OID of the table the column comes from; 0 when the field is not a plain table column. */
+  readonly tableOid: number;
+  /** The column's attribute number in that table (`pg_attribute.attnum`); 0 when none. */
+  readonly columnAttr: number;
+  readonly typeOid: number;
+  /** `pg_type.typlen`: negative for variable-width types. */
+  readonly typeSize: number;
+  readonly typeModifier: number;
+  /** 0 = text, 1 = binary. */
+  readonly format: number;
+}
+
+/** RowDescription (`T`): the fields of the rows that follow. */
+export function decodeRowDescription(buf: Buffer, start: number, end: number): RowField[] {
+  const count = count16(buf, start, end, 'RowDescription');
+  const fields: RowField[] = [];
+  let pos = start + 2;
+  for (let i = 0; i < count; i++) {
+    const nameEnd = cstringEnd(buf, pos, end, 'RowDescription');
+    const name = buf.toString('utf8', pos, nameEnd);
+    pos = nameEnd + 1;
+    if (pos + 18 > end) throw malformed('RowDescription');
+    fields.push({
+      name,
+      tableOid: buf.readUInt32BE(pos),
+      columnAttr: buf.readInt16BE(pos + 4),
+      typeOid: buf.readUInt32BE(pos + 6),
+      typeSize: buf.readInt16BE(pos + 10),
+      typeModifier: buf.readInt32BE(pos + 12),
+      format: buf.readInt16BE(pos + 16),
+    });
+    pos += 18;
+  }
+  if (pos !== end) throw malformed('RowDescription');
+  return fields;
+}
+
+/**
+ * DataRow (`D`): the column values as text (UTF-8; null for SQL NULL). For the gateway's own
+ * text-format queries (catalog reads); relayed rows are never decoded.
+ */
+export function decodeDataRow(buf: Buffer, start: number, end: number): (string | null)[] {
+  const count = count16(buf, start, end, 'DataRow');
+  const values: (string | null)[] = [];
+  let pos = start + 2;
+  for (let i = 0; i < count; i++) {
+    const length = int32(buf, pos, end, 'DataRow');
+    pos += 4;
+    if (length === -1) {
+      values.push(null);
+      continue;
+    }
+    if (length < -1 || length > end - pos) throw malformed('DataRow');
+    values.push(buf.toString('utf8', pos, pos + length));
+    pos += length;
+  }
+  if (pos !== end) throw malformed('DataRow');
+  return values;
+}
