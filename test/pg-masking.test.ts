@@ -5,6 +5,17 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  bindMessage,
+  decodeDataRowBytes,
+  describeMessage,
+  errorFields,
+  executeMessage,
+  functionCallMessage,
+  parseMessage,
+  RawPgClient,
+  syncMessage,
+} from './support/raw-pg-client.js';
+import {
   ALICE,
   createSharedDatabase,
   dropSharedDatabase,
@@ -77,7 +88,12 @@ beforeAll(async () => {
      CREATE TABLE orders (id int, customer_id int, total numeric);
      INSERT INTO orders VALUES (10, 1, 99.5), (11, 2, 5);
      CREATE TABLE scratch (v text);
-     GRANT ALL ON ALL TABLES IN SCHEMA public TO PUBLIC;`,
+     GRANT ALL ON ALL TABLES IN SCHEMA public TO PUBLIC;
+     CREATE SCHEMA archive;
+     CREATE TABLE archive.customers (id int, email text);
+     INSERT INTO archive.customers VALUES (9, 'old@example.com');
+     GRANT USAGE ON SCHEMA archive TO PUBLIC;
+     GRANT ALL ON ALL TABLES IN SCHEMA archive TO PUBLIC;`,
     DB,
   );
   gw = await startGatewayFixture({
@@ -247,3 +263,104 @@ async function copyOut(client: pg.Client, sql: string): Promise<string> {
   }
   return Buffer.concat(chunks).toString('utf8');
 }
+
+describe('catalog and names', () => {
+  it('resolves unqualified names with the session search path, and refuses ambiguity after SET', async () => {
+    const client = await gw.connect('shop');
+    // archive.customers.email matches no rule; the detectors still find the address.
+    const before = await client.query('SELECT email FROM customers WHERE id = 1');
+    expect(before.rows).toEqual([{ email: '****' }]);
+    await client.query('SET search_path = archive, public');
+    const err = await queryError(client, 'SELECT email FROM customers');
+    expect(err.code).toBe('42501');
+    expect(err.message).toContain('schema-qualify');
+    const qualified = await client.query('SELECT id, email FROM archive.customers');
+    expect(qualified.rows).toEqual([{ id: 9, email: '****' }]);
+    const unique = await client.query('SELECT total FROM orders WHERE id = 10');
+    expect(unique.rows).toEqual([{ total: '99.5' }]);
+    await client.end();
+  });
+
+  it('refuses a table created behind its back, and knows it on a retry', async () => {
+    await superuserQuery('CREATE TABLE outside (id int); GRANT ALL ON outside TO PUBLIC', DB);
+    const client = await gw.connect('shop');
+    const err = await queryError(client, 'SELECT id FROM outside');
+    expect(err.code).toBe('42501');
+    expect(err.message).toContain('unknown relation');
+    let rows: unknown[] | null = null;
+    for (let attempt = 0; attempt < 50 && rows === null; attempt++) {
+      await new Promise((r) => setTimeout(r, 20));
+      rows = await client.query('SELECT id FROM outside').then(
+        (result) => result.rows,
+        () => null,
+      );
+    }
+    expect(rows).toEqual([]);
+    await client.end();
+  });
+
+  it('knows a table created in the session by its next statement', async () => {
+    const client = await gw.connect('shop');
+    await client.query('CREATE TABLE fresh_contacts AS SELECT id, name FROM customers');
+    const { rows } = await client.query('SELECT name FROM fresh_contacts ORDER BY id');
+    expect(rows).toEqual([{ name: 'Ada' }, { name: 'Bob' }]);
+    await client.query('DROP TABLE fresh_contacts');
+    await client.end();
+  });
+
+  it('masks a column a new view exposes', async () => {
+    const client = await gw.connect('shop');
+    await client.query('CREATE VIEW fresh_view AS SELECT email AS mail FROM customers');
+    const { rows } = await client.query('SELECT mail FROM fresh_view');
+    expect(rows).toEqual([{ mail: '****' }, { mail: '****' }]);
+    await client.query('DROP VIEW fresh_view');
+    await client.end();
+  });
+});
+
+describe('protocol paths', () => {
+  it('masks an Execute that was never described, in row-limited batches, pipelined', async () => {
+    const raw = await RawPgClient.connect(gw.port);
+    await raw.login({ database: 'shop', password: ALICE.token });
+    // Parse and Describe the statement once (as JDBC does), then execute it without Describe.
+    raw.write(
+      parseMessage('s1', 'SELECT id, email, card FROM customers ORDER BY id'),
+      describeMessage('S', 's1'),
+      syncMessage,
+    );
+    await raw.readUntil('Z');
+    raw.write(
+      bindMessage('p1', 's1', []),
+      executeMessage('p1', 1),
+      executeMessage('p1', 1),
+      syncMessage,
+      bindMessage('', 's1', [], true),
+      executeMessage(''),
+      syncMessage,
+    );
+    const messages = [...(await raw.readUntil('Z')), ...(await raw.readUntil('Z'))];
+    const rows = messages.filter((m) => m.type === 'D').map((m) => decodeDataRowBytes(m.body));
+    expect(rows.map((r) => r[1]?.toString())).toEqual(['****', '****', '****', '****']);
+    expect(rows.map((r) => r[2]?.toString())).toEqual([
+      '****-****-****-1234',
+      '**** **** **** 0004',
+      '****-****-****-1234',
+      '**** **** **** 0004',
+    ]);
+    // The binary id is still a binary int4.
+    expect(rows[2]![0]!.readInt32BE(0)).toBe(1);
+    expect(messages.filter((m) => m.type === 's')).toHaveLength(2); // PortalSuspended
+    raw.destroy();
+  });
+
+  it('refuses fast-path function calls and carries on', async () => {
+    const raw = await RawPgClient.connect(gw.port);
+    await raw.login({ database: 'shop', password: ALICE.token });
+    raw.write(functionCallMessage(870 /* upper(text) */, ['ada@example.com']));
+    const reply = await raw.readUntil('Z');
+    const error = reply.find((m) => m.type === 'E');
+    expect(error && errorFields(error).code).toBe('42501');
+    expect((await raw.query('SELECT 1')).rows).toEqual([['1']]);
+    raw.destroy();
+  });
+});

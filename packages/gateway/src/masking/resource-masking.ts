@@ -15,6 +15,9 @@ export interface MaskedSession {
   readonly leftover: Buffer;
 }
 
+/** Least time between reloads caused by names the snapshot lacks. */
+const STALE_RELOAD_INTERVAL_MS = 1_000;
+
 /** Statement kinds after which the catalog may have changed. */
 const DDL_KINDS: ReadonlySet<string> = new Set(['create', 'alter', 'drop', 'multi', 'other']);
 
@@ -32,6 +35,7 @@ export class ResourceMaskingRuntime {
   readonly #verdicts = new VerdictCache();
   readonly #planners = new Map<string, ResultPlanner>();
   readonly #hashKey: Uint8Array | null;
+  #lastStaleReload = 0;
 
   constructor(
     resource: PostgresResource & { readonly masking: ResourceMasking },
@@ -75,17 +79,40 @@ export class ResourceMaskingRuntime {
       searchPath,
       trustedFunctions: this.#config.trustedFunctions,
       cache: this.#verdicts,
+      onUnknownRelation: () => this.#maybeStale(),
     });
     return { masking, planner: this.#planner(rules), leftover };
   }
 
-  /** Called for each finished statement: DDL marks the catalog snapshot stale. */
-  statementDone(record: StatementRecord): void {
-    if (record.error === null && DDL_KINDS.has(record.kind)) this.#catalog.invalidate();
+  /**
+   * Called for each finished statement: DDL marks the catalog snapshot stale and reloads it.
+   * Returns the reload for the session to wait on (its next statement may use the new table);
+   * it settles either way, since a failed reload keeps the old snapshot and logs.
+   */
+  statementDone(record: StatementRecord): Promise<void> | null {
+    if (record.error !== null || !DDL_KINDS.has(record.kind)) return null;
+    this.#catalog.invalidate();
+    return this.#catalog.current().then(
+      () => undefined,
+      () => undefined,
+    );
   }
 
   close(): void {
     this.#catalog.close();
+  }
+
+  /**
+   * A statement named a relation, or a result a table OID, the snapshot lacks: someone may have
+   * changed the schema behind the gateway's back. Reload, at most once per
+   * {@link STALE_RELOAD_INTERVAL_MS}, so a retry sees it and a stream of bad names cannot hammer
+   * the upstream.
+   */
+  #maybeStale(): void {
+    const now = Date.now();
+    if (now - this.#lastStaleReload < STALE_RELOAD_INTERVAL_MS) return;
+    this.#lastStaleReload = now;
+    this.#catalog.invalidate();
   }
 
   #planner(rules: ColumnRules): ResultPlanner {
@@ -98,7 +125,13 @@ export class ResourceMaskingRuntime {
         rules,
         hashKey: this.#hashKey,
         detector: this.#config.detectors,
-        locate: (tableOid, columnAttr) => locate(catalog.snapshot, tableOid, columnAttr),
+        locate: (tableOid, columnAttr) => {
+          const found = locate(catalog.snapshot, tableOid, columnAttr);
+          if (found === null && catalog.snapshot?.relationByOid(tableOid) === null) {
+            this.#maybeStale();
+          }
+          return found;
+        },
         onMismatch: (detail) => logger.warn({ resource }, `masking plan corrected: ${detail}`),
       });
       this.#planners.set(rules.key, planner);

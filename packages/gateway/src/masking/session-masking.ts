@@ -69,6 +69,8 @@ export interface SessionMaskingOptions {
   readonly searchPath: readonly string[];
   readonly trustedFunctions: readonly string[];
   readonly cache: VerdictCache;
+  /** Told when a statement names a relation the snapshot lacks (it may be stale). */
+  readonly onUnknownRelation?: () => void;
 }
 
 /** Text that may change how unqualified names resolve (search_path, the role behind `$user`). */
@@ -124,6 +126,13 @@ export class SessionMasking {
       };
     });
     this.#notePathChange(text, analysis);
+    if (!verdict.ok && verdict.message.includes('unknown relation')) options.onUnknownRelation?.();
+    if (!verdict.ok && path === null && /unknown relation "[^".]*"/.test(verdict.message)) {
+      return {
+        ...verdict,
+        message: `${verdict.message} (this session changed its search_path, which the gateway cannot follow: schema-qualify the table, e.g. public.customers)`,
+      };
+    }
     return verdict;
   }
 

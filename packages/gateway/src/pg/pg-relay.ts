@@ -42,8 +42,11 @@ export interface PgRelayOptions {
   readonly onClose: () => void;
   /** Masks result values; null when the session masks nothing. */
   readonly planner?: ResultPlanner | null;
-  /** Told of every finished statement after it is recorded. */
-  readonly onStatement?: (record: StatementRecord) => void;
+  /**
+   * Told of every finished statement after it is recorded. A returned promise holds the
+   * client's next statements until it settles (the catalog reload after DDL).
+   */
+  readonly onStatement?: (record: StatementRecord) => Promise<void> | null;
 }
 
 /** Told to a client whose function call (the protocol's FunctionCall) is refused. */
@@ -87,6 +90,10 @@ export class PgRelay {
   /** Set when the server reports a setting the gateway cannot read statements under. */
   #unreadable: string | null = null;
   #upstreamClosed = false;
+  /** Pending holds on reading the client (see PgRelayOptions.onStatement). */
+  #clientHolds = 0;
+  /** The upstream socket's buffer is full: the client stays paused until it drains. */
+  #upstreamBackedUp = false;
 
   constructor(
     client: Socket,
@@ -205,7 +212,10 @@ export class PgRelay {
         upstream.resume();
       }
     });
-    upstream.on('drain', () => client.resume());
+    upstream.on('drain', () => {
+      this.#upstreamBackedUp = false;
+      if (this.#clientHolds === 0) client.resume();
+    });
     // Login may have paused either socket (see SocketReader); from here backpressure rules.
     client.resume();
     upstream.resume();
@@ -292,7 +302,10 @@ export class PgRelay {
       for (const part of out) flowing = this.#upstream.write(part);
       this.#upstream.uncork();
     }
-    if (!flowing) this.#client.pause();
+    if (!flowing) {
+      this.#upstreamBackedUp = true;
+      this.#client.pause();
+    }
   }
 
   #fromUpstream(chunk: Buffer): void {
@@ -352,7 +365,14 @@ export class PgRelay {
     this.#statements++;
     this.#rows += record.rows;
     this.#recorder.statement(record);
-    this.#options.onStatement?.(record);
+    const hold = this.#options.onStatement?.(record) ?? null;
+    if (hold !== null) {
+      this.#clientHolds++;
+      this.#client.pause();
+      void hold.finally(() => {
+        if (--this.#clientHolds === 0 && !this.#upstreamBackedUp) this.#client.resume();
+      });
+    }
   }
 
   /** A server setting changed (after SET): the session ends if the gateway can no longer read it. */
