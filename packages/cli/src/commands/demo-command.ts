@@ -59,6 +59,31 @@ const DEMO_POLICY: NonNullable<GatewayConfigInput['resources'][string]['policy']
   ],
 };
 
+/** The demo's masking: the personal data of `customers` comes back masked for everyone. */
+function demoMasking(
+  hashKey: string,
+): NonNullable<GatewayConfigInput['resources'][string]['masking']> {
+  return {
+    hashKey: { value: hashKey },
+    rules: [
+      // A keyed pseudonym: equal emails stay equal, so joins and counts still work.
+      { name: 'customer-email', columns: ['public.customers.email'], style: 'hash' },
+      {
+        name: 'customer-phone',
+        columns: ['public.customers.phone'],
+        style: { kind: 'partial', keepLast: 2 },
+      },
+      {
+        name: 'customer-card',
+        columns: ['public.customers.card_number'],
+        style: { kind: 'partial', keepLast: 4 },
+      },
+      { name: 'national-id', names: ['national_id'], style: 'fixed-format' },
+    ],
+    detectors: { enabled: true },
+  };
+}
+
 function parsePort(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535)
@@ -75,6 +100,15 @@ function demoTokens(dataDir: string): Record<string, string> {
   );
   writeFileSync(file, `${JSON.stringify(tokens, null, 2)}\n`, { mode: 0o600 });
   return tokens;
+}
+
+/** The demo's masking key, created on first start and kept (mode 0600) so pseudonyms stay stable. */
+function demoMaskingKey(dataDir: string): string {
+  const file = join(dataDir, 'demo-masking-key');
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  const key = randomBytes(32).toString('base64url');
+  writeFileSync(file, `${key}\n`, { mode: 0o600 });
+  return key;
 }
 
 /** `portcullis demo`: the gateway in front of an embedded demo database, no services needed. */
@@ -121,6 +155,7 @@ export function demoCommand(): Command {
         resources: {
           demo: {
             policy: DEMO_POLICY,
+            masking: demoMasking(demoMaskingKey(dataDir)),
             type: 'postgres',
             host: upstream.host,
             port: upstream.port,
@@ -167,6 +202,10 @@ export function demoCommand(): Command {
         '',
         'Try the guardrails (refused with SQLSTATE 42501, naming the rule; the session carries on):',
         "  DROP TABLE customers;      DELETE FROM orders;      SELECT pg_read_file('/etc/passwd');",
+        '',
+        'Try the masking (personal data comes back masked; anything that could reveal it is refused):',
+        '  SELECT full_name, email, phone, card_number, national_id FROM customers LIMIT 5;',
+        "  SELECT upper(email) FROM customers;      SELECT id FROM customers WHERE email LIKE 'a%';",
         '',
         'Then see what was recorded, against whom:',
         `  npx portcullis events${eventsHint}                  (a table)`,

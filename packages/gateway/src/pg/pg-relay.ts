@@ -262,7 +262,7 @@ export class PgRelay {
     judgement: Judgement,
   ): Buffer | null {
     const { decision } = judgement;
-    const hint = `policy rule "${decision.rule}" on resource "${this.#options.resource}"`;
+    const hint = `${judgement.refusedByMasking === true ? 'masking' : 'policy'} rule "${decision.rule}" on resource "${this.#options.resource}"`;
     if (type === FrontendCode.Bind) {
       const bound = decodeBind(buf, start, end);
       return bind(bound.portal, bound.statement);

@@ -59,6 +59,7 @@ export function createJudge(ctx: JudgeContext): (text: string) => Judgement {
       return {
         ...judgement,
         decision: { action: 'block', rule: verdict.rule, message: verdict.message },
+        refusedByMasking: true,
       };
     }
     return { ...judgement, masks: verdict.statements };

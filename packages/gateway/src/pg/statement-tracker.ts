@@ -52,6 +52,8 @@ export interface Judgement {
   readonly tables: readonly string[];
   /** How each statement's rows are masked; null when the session masks nothing. */
   readonly masks: readonly StatementMask[] | null;
+  /** Set when masking, not the statement policy, refused the statement. */
+  readonly refusedByMasking?: true;
 }
 
 /** What the tracker needs from its owner. */

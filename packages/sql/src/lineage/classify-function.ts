@@ -99,6 +99,8 @@ const BUILTINS = new Set<string>(
     'shobj_description pg_relation_size pg_total_relation_size pg_table_size pg_indexes_size',
     'pg_database_size pg_tablespace_size pg_tablespace_location pg_is_in_recovery',
     'pg_my_temp_schema pg_is_other_temp_schema pg_describe_object pg_identify_object',
+    'pg_partition_ancestors pg_partition_root pg_partition_tree pg_relation_is_publishable',
+    'pg_get_replica_identity_index pg_relation_filenode pg_relation_filepath pg_char_to_encoding',
   ]
     .join(' ')
     .split(' '),
@@ -166,6 +168,7 @@ const SET_RETURNING: ReadonlyMap<string, SetReturningShape> = new Map<string, Se
   ['jsonb_array_elements', { kind: 'columns', names: ['value'] }],
   ['json_array_elements_text', { kind: 'columns', names: ['value'] }],
   ['jsonb_array_elements_text', { kind: 'columns', names: ['value'] }],
+  ['pg_partition_tree', { kind: 'columns', names: ['relid', 'parentrelid', 'isleaf', 'level'] }],
   ['json_to_record', { kind: 'definition-list' }],
   ['jsonb_to_record', { kind: 'definition-list' }],
   ['json_to_recordset', { kind: 'definition-list' }],
