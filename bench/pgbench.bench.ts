@@ -1,5 +1,6 @@
 // End-to-end throughput: pgbench -S against PostgreSQL directly, through PgBouncer (session
-// mode) and through Portcullis (recording on) with 1 and 2 processes, in one run.
+// mode) and through Portcullis (recording on) with 1 and 2 processes, with guardrails, and with
+// guardrails and masking, in one run.
 //
 //   npm run bench:pgbench -- [--seconds 20] [--clients 16] [--runs 1] [--scale 10]
 //
@@ -79,6 +80,19 @@ const GUARDRAILS = {
   ],
 };
 
+/**
+ * Masking on top of the guardrails: every statement traced to its source columns, the balance
+ * pgbench -S reads masked in every row (fixed-format), detectors on every other column.
+ */
+const MASKING = {
+  hashKey: { value: 'bench-masking-key-0123456789' },
+  rules: [
+    { name: 'balance', columns: ['pgbench_accounts.abalance'], style: 'fixed-format' },
+    { name: 'filler', names: ['filler'], style: 'redact' },
+  ],
+  detectors: { enabled: true },
+};
+
 // The floor for any Node proxy here: a relay that only pipes bytes.
 const pipeRelay = spawn(
   process.execPath,
@@ -95,16 +109,17 @@ const pipeRelayPort = await new Promise<number>((resolvePort) => {
 });
 
 const gateways: { name: string; gateway: GatewayProcess }[] = [];
-for (const [name, processes, policy] of [
-  ['Portcullis, 1 process', 1, undefined],
-  ['Portcullis, 2 processes', 2, undefined],
-  ['Portcullis, 1 process, guardrails', 1, GUARDRAILS],
+for (const [name, processes, resource] of [
+  ['Portcullis, 1 process', 1, {}],
+  ['Portcullis, 2 processes', 2, {}],
+  ['Portcullis, 1 process, guardrails', 1, { policy: GUARDRAILS }],
+  ['Portcullis, 1 process, guardrails + masking', 1, { policy: GUARDRAILS, masking: MASKING }],
 ] as const) {
   console.error(`starting ${name}…`);
   gateways.push({
     name,
     gateway: await startGatewayProcess({
-      config: benchGatewayConfig(server, role, policy),
+      config: benchGatewayConfig(server, role, resource),
       processes,
     }),
   });

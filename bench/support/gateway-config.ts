@@ -3,11 +3,14 @@ import type { PostgresCredentials, PostgresServer } from '@portcullis/testkit';
 /** The token benchmark clients send through the gateway. */
 export const BENCH_TOKEN = 'bench-token';
 
-/** A gateway configuration with one resource `bench` on `server`, logged in as `role`. */
+/**
+ * A gateway configuration with one resource `bench` on `server`, logged in as `role`;
+ * `resource` adds keys to the resource (policy, masking).
+ */
 export function benchGatewayConfig(
   server: PostgresServer,
   role: PostgresCredentials,
-  policy?: unknown,
+  resource: Record<string, unknown> = {},
 ): Record<string, unknown> {
   return {
     listeners: { postgres: { host: '127.0.0.1', port: 0, insecure: true } },
@@ -19,7 +22,7 @@ export function benchGatewayConfig(
         database: 'bench',
         user: role.user,
         password: { value: role.password },
-        ...(policy === undefined ? {} : { policy }),
+        ...resource,
       },
     },
     tokens: [

@@ -11,6 +11,7 @@ import {
   type RowPlan,
   type RowPlanSpec,
 } from '@portcullis/masking';
+import { decodeRowDescription } from '@portcullis/protocol-pg';
 import type { ColumnRules } from './column-rules.js';
 import type { StatementMask } from './masking-verdict.js';
 
@@ -95,6 +96,16 @@ export class ResultPlanner {
   /** The resource's content detector (for error and notice fields); null when off. */
   get detector(): ContentDetector | null {
     return this.#detector;
+  }
+
+  /**
+   * The plan for rows a RowDescription body `buf[start, end)` describes: cached by the body's
+   * bytes, so a repeated result costs one string key and one lookup, no decoding.
+   */
+  described(mask: StatementMask | null, buf: Buffer, start: number, end: number): ResultPlan {
+    return this.#cached(mask, `d${buf.toString('latin1', start, end)}`, () =>
+      this.rows(mask, decodeRowDescription(buf, start, end)),
+    );
   }
 
   /** The plan for rows described by `fields` (RowDescription, or the statement's last one). */

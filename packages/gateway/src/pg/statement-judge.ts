@@ -6,7 +6,7 @@ import {
   type StatementPolicy,
   type TableName,
 } from '@portcullis/core';
-import { redactSql, type StatementAnalyzer } from '@portcullis/sql';
+import { redactSql, type AnalyzeResult, type StatementAnalyzer } from '@portcullis/sql';
 import type { SessionMasking } from '../masking/session-masking.js';
 import type { Judgement } from './statement-tracker.js';
 
@@ -50,11 +50,13 @@ const EMPTY_TEXT: StatementFacts = { ...UNPARSED, parsed: true, readOnly: true }
 export function createJudge(ctx: JudgeContext): (text: string) => Judgement {
   const masking = ctx.masking?.active === true ? ctx.masking : null;
   const judge = judgePolicy(ctx);
-  if (masking === null) return judge;
+  const { analyzer } = ctx;
+  if (masking === null) return (text) => judge(text, analyzer.analyze(text));
   return (text) => {
-    const judgement = judge(text);
+    const analysis = analyzer.analyze(text);
+    const judgement = judge(text, analysis);
     if (judgement.decision.action !== 'allow') return judgement;
-    const verdict = masking.verdict(text, ctx.analyzer.analyze(text));
+    const verdict = masking.verdict(text, analysis);
     if (!verdict.ok) {
       return {
         ...judgement,
@@ -67,10 +69,9 @@ export function createJudge(ctx: JudgeContext): (text: string) => Judgement {
 }
 
 /** The guardrail half of the judge: policy decision and recorded facts. */
-function judgePolicy(ctx: JudgeContext): (text: string) => Judgement {
+function judgePolicy(ctx: JudgeContext): (text: string, result: AnalyzeResult) => Judgement {
   const now = ctx.now ?? (() => new Date());
-  return (text) => {
-    const result = ctx.analyzer.analyze(text);
+  return (text, result) => {
     const subject = { person: ctx.person, agentActing: ctx.agentActing, at: now() };
     if (!result.ok && result.reason === 'empty') {
       // An empty query (or only comments) does nothing; the server answers EmptyQueryResponse.

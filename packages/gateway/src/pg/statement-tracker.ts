@@ -108,6 +108,13 @@ interface Portal {
 
 const TEXT_ONLY: readonly number[] = [];
 
+function sameFormats(a: readonly number[], b: readonly number[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /**
  * Follows one PostgreSQL session's traffic in both directions and reports one record per
  * executed statement: simple queries (one per command they complete), the extended protocol
@@ -122,6 +129,16 @@ export class StatementTracker {
   readonly #portals = new Map<string, Portal>();
   /** Result columns of prepared statements, from their last RowDescription (masking only). */
   readonly #fields = new Map<string, readonly ResultField[]>();
+  /** The last plan each prepared statement's Execute used, so a repeated Execute reuses it. */
+  readonly #executePlans = new Map<
+    string,
+    {
+      readonly mask: StatementMask | null;
+      readonly count: number;
+      readonly formats: readonly number[];
+      readonly plan: ResultPlan;
+    }
+  >();
   readonly #queue: Pending[] = [];
   /** How the rows of the result now streaming are masked; null when none is. */
   #plan: ResultPlan | null = null;
@@ -178,6 +195,8 @@ export class StatementTracker {
         const parse = decodeParse(buf, start, end);
         const judgement = this.#hooks.judge(parse.query);
         this.#statements.set(parse.name, judgement);
+        this.#fields.delete(parse.name);
+        this.#executePlans.delete(parse.name);
         return judgement;
       }
       case FrontendCode.Bind: {
@@ -219,6 +238,7 @@ export class StatementTracker {
         if (target === 'statement') {
           this.#statements.delete(name);
           this.#fields.delete(name);
+          this.#executePlans.delete(name);
         } else {
           this.#portals.delete(name);
         }
@@ -336,12 +356,12 @@ export class StatementTracker {
   #described(buf: Buffer, start: number, end: number): void {
     const head = this.#queue[0];
     if (head === undefined) return;
-    const fields = decodeRowDescription(buf, start, end);
     if (head.kind === 'describe') {
       this.#queue.shift();
-      this.#fields.set(head.preparedName, fields);
+      this.#fields.set(head.preparedName, decodeRowDescription(buf, start, end));
+      this.#executePlans.delete(head.preparedName);
     } else if (head.kind === 'statement') {
-      this.#plan = this.#hooks.planner!.rows(this.#maskOf(head), fields);
+      this.#plan = this.#hooks.planner!.described(this.#maskOf(head), buf, start, end);
     }
   }
 
@@ -349,6 +369,17 @@ export class StatementTracker {
   #planExecute(head: Pending, buf: Buffer, start: number, end: number): void {
     if (head.kind !== 'statement' || end - start < 2) return;
     const count = buf.readUInt16BE(start);
+    const mask = this.#maskOf(head);
+    const cached = this.#executePlans.get(head.preparedName);
+    if (
+      cached !== undefined &&
+      cached.mask === mask &&
+      cached.count === count &&
+      sameFormats(cached.formats, head.formats)
+    ) {
+      this.#plan = cached.plan;
+      return;
+    }
     const described = this.#fields.get(head.preparedName);
     const fields: ResultField[] = [];
     for (let i = 0; i < count; i++) {
@@ -362,7 +393,9 @@ export class StatementTracker {
         format,
       });
     }
-    this.#plan = this.#hooks.planner!.rows(this.#maskOf(head), fields);
+    const plan = this.#hooks.planner!.rows(mask, fields);
+    this.#executePlans.set(head.preparedName, { mask, count, formats: head.formats, plan });
+    this.#plan = plan;
   }
 
   /** CopyOutResponse: overall format (Int8), column count (Int16), per-column formats. */
