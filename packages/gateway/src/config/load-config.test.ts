@@ -172,6 +172,97 @@ describe('policy configuration', () => {
   });
 });
 
+describe('masking configuration', () => {
+  const withMasking = (masking: unknown) => ({
+    ...base,
+    resources: { app: { ...base.resources.app, masking } },
+  });
+  const resolve = (masking: unknown, env: Record<string, string> = {}) =>
+    resolveConfig(withMasking(masking), { baseDir: dir, env: { APP_PW: 'x', ...env } });
+
+  it('resolves rules, styles given by name or with options, detectors and the key', () => {
+    const config = resolve(
+      {
+        hashKey: { env: 'MASK_KEY' },
+        rules: [
+          { name: 'email', columns: ['public.customers.email'], style: 'hash' },
+          { name: 'card', names: ['*card*'], style: { kind: 'partial', keepLast: 2 } },
+        ],
+        detectors: { kinds: ['email', 'card'] },
+      },
+      { MASK_KEY: 'sixteen-byte-key!' },
+    );
+    expect(config.resources.app?.masking).toEqual({
+      rules: [
+        {
+          name: 'email',
+          columns: ['public.customers.email'],
+          names: [],
+          style: { kind: 'hash' },
+          shaping: 'refuse',
+          exemptGroups: [],
+        },
+        {
+          name: 'card',
+          columns: [],
+          names: ['*card*'],
+          style: { kind: 'partial', keepLast: 2 },
+          shaping: 'refuse',
+          exemptGroups: [],
+        },
+      ],
+      detectors: { kinds: ['email', 'card'], styles: {} },
+      hashKey: 'sixteen-byte-key!',
+      trustedFunctions: [],
+      catalogRefreshMs: 60_000,
+    });
+    expect(config.masking).toEqual({
+      threads: expect.any(Number),
+      thresholdBytes: null,
+      taskTimeoutMs: 5_000,
+    });
+    expect(resolveConfig(base, { baseDir: dir, env: { APP_PW: 'x' } }).resources.app?.masking).toBe(
+      null,
+    );
+  });
+
+  it('names the bad key: no target, a bad pattern, an unknown detector, a hash without key', () => {
+    const messageOf = (masking: unknown, env?: Record<string, string>) =>
+      errorOf(() => resolve(masking, env)).message;
+    expect(messageOf({ rules: [{ name: 'x', style: 'redact' }] })).toContain(
+      'resources.app.masking.rules.0: give columns, names or both',
+    );
+    expect(messageOf({ rules: [{ name: 'x', columns: ['email'], style: 'redact' }] })).toContain(
+      'resources.app.masking.rules.0.columns.0: expected table.column',
+    );
+    expect(messageOf({ detectors: { kinds: ['emial'] } })).toContain(
+      'resources.app.masking.detectors.kinds.0',
+    );
+    expect(messageOf({ rules: [{ name: 'x', columns: ['t.c'], style: 'hash' }] })).toContain(
+      'resources.app.masking.rules.0.style: the hash style needs resources.app.masking.hashKey',
+    );
+    expect(
+      messageOf({
+        hashKey: { value: 'short' },
+        rules: [{ name: 'x', columns: ['t.c'], style: 'hash' }],
+      }),
+    ).toContain('resources.app.masking.hashKey: the key must be at least 16 bytes long');
+    expect(
+      messageOf({
+        rules: [{ name: 'x', columns: ['t.c'], style: { kind: 'redact', marker: 'a\u0000' } }],
+      }),
+    ).toContain('resources.app.masking.rules.0.style');
+    expect(
+      messageOf({
+        rules: [
+          { name: 'x', columns: ['t.c'], style: 'null' },
+          { name: 'x', columns: ['t.d'], style: 'null' },
+        ],
+      }),
+    ).toContain('resources.app.masking.rules.1.name: rule "x" is defined twice');
+  });
+});
+
 describe('loadConfigFile', () => {
   it('reports unreadable files and invalid YAML clearly', () => {
     expect(errorOf(() => loadConfigFile(join(dir, 'missing.yaml'), {})).code).toBe(
@@ -191,8 +282,15 @@ describe('loadConfigFile', () => {
       .replace(/tls:\n\s+cert: .*\n\s+key: .*\n/, '')
       .replace(/, ca: \/etc\/portcullis\/tls\/orders-ca.pem/, '');
     writeFileSync(join(dir, 'example.yaml'), text);
-    const config = loadConfigFile(join(dir, 'example.yaml'), { ORDERS_DB_PASSWORD: 'pw' });
+    const config = loadConfigFile(join(dir, 'example.yaml'), {
+      ORDERS_DB_PASSWORD: 'pw',
+      ORDERS_MASKING_KEY: 'a-masking-key-of-32-bytes-length',
+    });
     expect(Object.keys(config.resources)).toEqual(['orders-prod']);
+    expect(config.resources['orders-prod']!.masking?.rules.map((r) => r.name)).toEqual([
+      'customer-email',
+      'card-last-four',
+    ]);
     expect(Object.keys(config.tokens)).toHaveLength(2);
   });
 });
