@@ -238,3 +238,67 @@ describe('ContentDetector masking', () => {
     expect(JSON.parse(Buffer.from(out.subarray(0, end)).toString())).toEqual({ key: '****', n: 1 });
   });
 });
+
+describe('ContentDetector scan hints', () => {
+  const pieces = fc.constantFrom(
+    'a@example.com',
+    'anna.smith12@example.co.uk',
+    '4111 1111 1111 1111',
+    '4111-1111-1111-1111',
+    '4111111111111111',
+    '123-45-6789',
+    '123 45 6789',
+    '(415) 555-0132',
+    '+1 415-555-0132',
+    '415.555.0132',
+    '020 7946 0958',
+    '10.0.0.1',
+    'DE89370400440532013000',
+    ' ',
+    '-',
+    '.',
+    '@',
+    '+',
+  );
+  const value = fc.oneof(
+    pieces.map((p) => Buffer.from(p)),
+    fc
+      .array(fc.oneof(pieces, fc.string({ maxLength: 4 })), { minLength: 1, maxLength: 4 })
+      .map((p) => Buffer.from(p.join(''))),
+    fc.uint8Array({ maxLength: 24 }),
+  );
+  const spansOf = (d: ContentDetector, n: number, bytes: Uint8Array): string => {
+    const out = new Uint8Array(d.maxOutput(bytes.length));
+    const end = d.writeMasked(bytes, 0, bytes.length, out, 0, true, false);
+    return `${n} ${end < 0 ? 'NULL' : Buffer.from(out.subarray(0, end)).toString('hex')}`;
+  };
+
+  it('finds the same with any hint as without (property)', () => {
+    const d = new ContentDetector({ styles: { ssn: { kind: 'fixed-format' } } });
+    fc.assert(
+      fc.property(value, fc.integer({ min: -1, max: 10 }), (bytes, hint) => {
+        const plain = spansOf(d, d.scan(bytes, 0, bytes.length), bytes);
+        const covering = d.covering;
+        const hinted = spansOf(d, d.scan(bytes, 0, bytes.length, hint), bytes);
+        expect(hinted).toBe(plain);
+        expect(d.covering).toBe(covering);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('names the detector that claimed a whole value, and ignores hints for disabled ones', () => {
+    const d = new ContentDetector({ kinds: ['email', 'card'] });
+    const email = Buffer.from('a@example.com');
+    expect(d.scan(email, 0, email.length)).toBe(1);
+    const kind = d.covering;
+    expect(kind).toBeGreaterThanOrEqual(0);
+    expect(d.scan(email, 0, email.length, kind)).toBe(1);
+    expect(d.covering).toBe(kind);
+    const ssn = Buffer.from('123-45-6789');
+    expect(d.scan(ssn, 0, ssn.length, 6)).toBe(0);
+    expect(d.covering).toBe(-1);
+    expect(d.scan(email, 1, email.length, kind)).toBe(0);
+    expect(d.covering).toBe(-1);
+  });
+});

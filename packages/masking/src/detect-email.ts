@@ -1,24 +1,33 @@
-import { CHAR_CLASS, Cls, indexOfByte } from './char-class.js';
+import { CHAR_CLASS, Cls } from './char-class.js';
 import type { SpanList } from './span-list.js';
 
 const LOCAL = new Uint8Array(256);
 const DOMAIN = new Uint8Array(256);
+/** Bytes a TLD may hold: letters, and non-ASCII bytes of an internationalised name. */
+const TLD = new Uint8Array(256);
 for (let b = 0; b < 256; b++) {
   const c = CHAR_CLASS[b]!;
   const alnum = (c & (Cls.Digit | Cls.Upper | Cls.Lower | Cls.High)) !== 0;
   DOMAIN[b] = alnum || b === 0x2d || b === 0x2e ? 1 : 0;
   LOCAL[b] = alnum || '._%+-'.includes(String.fromCharCode(b)) ? 1 : 0;
+  TLD[b] = (c & (Cls.Upper | Cls.Lower | Cls.High)) !== 0 ? 1 : 0;
 }
 
 /**
  * File extensions that are not top-level domains: `icon@2x.png` and `logo@3x.webp` are asset
  * names, not addresses. (Extensions that are real TLDs, like `.zip`, cannot be told apart.)
  */
-const NOT_TLDS = new Set(
-  'png jpg jpeg gif svg webp bmp ico tif tiff heic pdf txt csv tsv xml json html htm css js mjs ts tsx jsx md yml yaml toml lock log ini cfg conf tmp bak'
-    .split(' ')
-    .map((ext) => letterCode(Buffer.from(ext), 0, ext.length)),
-);
+const NOT_TLD_LIST =
+  'png jpg jpeg gif svg webp bmp ico tif tiff heic pdf txt csv tsv xml json html htm css js mjs ts tsx jsx md yml yaml toml lock log ini cfg conf tmp bak'.split(
+    ' ',
+  );
+const NOT_TLDS = new Set(NOT_TLD_LIST.map((ext) => letterCode(Buffer.from(ext), 0, ext.length)));
+/**
+ * Length and first letter of each entry of {@link NOT_TLDS}, as `length * 32 + letter`: most
+ * real TLDs (`com`, `org`, `io`) miss here and skip the set look-up.
+ */
+const NOT_TLD_HINT = new Uint8Array(8 * 32);
+for (const ext of NOT_TLD_LIST) NOT_TLD_HINT[ext.length * 32 + (ext.charCodeAt(0) & 31)] = 1;
 
 /** Up to six ASCII letters, case-folded, packed five bits each (no string allocated per email). */
 function letterCode(src: Uint8Array, start: number, end: number): number {
@@ -41,24 +50,58 @@ export function detectEmail(
   spans: SpanList,
   kind: number,
 ): void {
-  let at = indexOfByte(src, 0x40, start, end);
-  while (at >= 0) {
+  let at = start;
+  while (at < end && src[at] !== 0x40) at++;
+  if (at === end) return;
+  for (;;) {
     let next = at + 1;
     let ls = at;
     while (ls > start && LOCAL[src[ls - 1]!] === 1) ls--;
     while (ls < at && src[ls] === 0x2e) ls++;
     const localLength = at - ls;
     if (localLength >= 1 && localLength <= 64 && src[at - 1] !== 0x2e) {
-      let j = at + 1;
-      while (j < end && DOMAIN[src[j]!] === 1) j++;
-      while (j > at + 1 && (src[j - 1] === 0x2e || src[j - 1] === 0x2d)) j--;
-      if (validDomain(src, at + 1, j)) {
+      const j = domainEnd(src, at + 1, end);
+      if (j >= 0) {
         spans.push(kind, ls, j);
         next = j;
       }
     }
-    at = indexOfByte(src, 0x40, next, end);
+    at = next;
+    while (at < end && src[at] !== 0x40) at++;
+    if (at === end) return;
   }
+}
+
+/**
+ * End of the valid domain that starts at `from`, or -1. One pass reads the run of domain bytes
+ * and checks the labels as it goes; a run ending in a dot or hyphen (trimmed as the end of a
+ * sentence) takes the general path.
+ */
+function domainEnd(src: Uint8Array, from: number, end: number): number {
+  let j = from;
+  let labelStart = from;
+  let dots = 0;
+  let ok = true;
+  for (; j < end; j++) {
+    const b = src[j]!;
+    if (DOMAIN[b] === 0) break;
+    if (b === 0x2e) {
+      const length = j - labelStart;
+      if (length === 0 || length > 63 || src[labelStart] === 0x2d || src[j - 1] === 0x2d) {
+        ok = false;
+      }
+      dots++;
+      labelStart = j + 1;
+    }
+  }
+  const last = j > from ? src[j - 1] : 0;
+  if (last === 0x2e || last === 0x2d) {
+    while (j > from && (src[j - 1] === 0x2e || src[j - 1] === 0x2d)) j--;
+    return validDomain(src, from, j) ? j : -1;
+  }
+  // The last label cannot be empty or end in a hyphen here.
+  if (!ok || dots === 0 || j - labelStart > 63 || src[labelStart] === 0x2d) return -1;
+  return validTld(src, labelStart, j) ? j : -1;
 }
 
 function validDomain(src: Uint8Array, start: number, end: number): boolean {
@@ -76,16 +119,25 @@ function validDomain(src: Uint8Array, start: number, end: number): boolean {
     }
   }
   if (dots === 0) return false;
-  // The TLD: letters (or non-ASCII bytes) only, 2–24 of them, or an IDN `xn--` label.
+  return validTld(src, labelStart, end);
+}
+
+/** The TLD: letters (or non-ASCII bytes) only, 2–24 of them, or an IDN `xn--` label. */
+function validTld(src: Uint8Array, labelStart: number, end: number): boolean {
   const tldLength = end - labelStart;
   if (tldLength < 2 || tldLength > 24) return false;
+  let bits = 0;
   for (let i = labelStart; i < end; i++) {
-    const c = CHAR_CLASS[src[i]!]!;
-    if ((c & (Cls.Upper | Cls.Lower | Cls.High)) === 0) {
+    const b = src[i]!;
+    bits |= b;
+    if (TLD[b] === 0) {
       return (
         src[labelStart] === 0x78 && src[labelStart + 1] === 0x6e && src[labelStart + 2] === 0x2d
       );
     }
   }
+  if (tldLength > 6) return true;
+  // An ASCII TLD can only match an entry of its length and first letter.
+  if (bits < 0x80 && NOT_TLD_HINT[tldLength * 32 + (src[labelStart]! & 31)] === 0) return true;
   return !NOT_TLDS.has(letterCode(src, labelStart, end));
 }

@@ -62,9 +62,12 @@ export class HmacSha256 {
 
   /** Writes the 32-byte MAC of `src[start, end)` into `out` as eight big-endian words. */
   digest(src: Uint8Array, start: number, end: number, out: Int32Array): void {
+    // Plain loops and stores throughout: `set` and `fill` are builtin calls that cost more than
+    // the eight or sixteen words they move.
     const st = this.#state;
     const w = this.#w;
-    st.set(this.#inner);
+    const inner = this.#inner;
+    for (let i = 0; i < 8; i++) st[i] = inner[i]!;
     let pos = start;
     while (pos + 64 <= end) {
       this.#loadBlock(src, pos);
@@ -73,13 +76,19 @@ export class HmacSha256 {
     }
     // Last partial block: the remaining bytes, 0x80, zeros, and the bit length (inner pad
     // block included) in the final 64 bits, spilling into one more block when it does not fit.
-    w.fill(0, 0, 16);
     const rest = end - pos;
-    for (let i = 0; i < rest; i++) w[i >> 2]! |= src[pos + i]! << (24 - ((i & 3) << 3));
-    w[rest >> 2]! |= 0x80 << (24 - ((rest & 3) << 3));
+    const full = rest >> 2;
+    for (let i = 0; i < full; i++, pos += 4) {
+      w[i] = (src[pos]! << 24) | (src[pos + 1]! << 16) | (src[pos + 2]! << 8) | src[pos + 3]!;
+    }
+    // The word holding the last bytes and the 0x80 marker.
+    let tail = 0x80 << (24 - ((rest & 3) << 3));
+    for (let k = 0; pos < end; k++, pos++) tail |= src[pos]! << (24 - (k << 3));
+    w[full] = tail;
+    for (let i = full + 1; i < 16; i++) w[i] = 0;
     if (rest > 55) {
       compress(st, w);
-      w.fill(0, 0, 16);
+      for (let i = 0; i < 16; i++) w[i] = 0;
     }
     const bytes = 64 + end - start;
     w[14] = Math.floor(bytes / 0x20000000);
@@ -88,9 +97,10 @@ export class HmacSha256 {
     // Outer hash: opad state, then the 32-byte inner digest as the single padded block.
     for (let i = 0; i < 8; i++) w[i] = st[i]!;
     w[8] = 0x80000000 | 0;
-    w.fill(0, 9, 15);
+    for (let i = 9; i < 15; i++) w[i] = 0;
     w[15] = (64 + 32) << 3;
-    out.set(this.#outer);
+    const outer = this.#outer;
+    for (let i = 0; i < 8; i++) out[i] = outer[i]!;
     compress(out, w);
   }
 

@@ -270,7 +270,9 @@ function maskField(
   const rows = plan.rows;
   if (op === Op.Detect || op === Op.DetectJson) {
     const detector = rows.detector!;
-    if (detector.scan(value, vs, ve) === 0) return -2;
+    const found = detector.scan(value, vs, ve, rows.hints[col]!);
+    rows.hints[col] = detector.covering;
+    if (found === 0) return -2;
     ensureMasked(detector.maxOutput(ve - vs));
     return detector.writeMasked(value, vs, ve, masked, 0, true, op === Op.DetectJson);
   }

@@ -229,7 +229,11 @@ function maskValue(
   const detector = plan.detector;
   // Binary jsonb: a version byte, then the JSON text.
   const jsonb = (op === Op.DetectJsonb || op === Op.RuleJsonb) && length > 0 ? 1 : 0;
-  if (op >= Op.Detect && detector!.scan(src, vs + jsonb, ve) === 0) return NO_CHANGE;
+  if (op >= Op.Detect) {
+    const found = detector!.scan(src, vs + jsonb, ve, plan.hints[col]!);
+    plan.hints[col] = detector!.covering;
+    if (found === 0) return NO_CHANGE;
+  }
   w.copyTo(p);
   w.ensure(4);
   const at = w.pos;

@@ -89,6 +89,11 @@ export class RowPlan {
   readonly lastActive: number;
   /** Scratch: which columns had a value changed in the current call. */
   readonly hit: Uint8Array;
+  /**
+   * Per `detect` column, the detector that claimed the whole of its last value (see
+   * {@link ContentDetector.covering}), tried first on the next one; -1 for none.
+   */
+  readonly hints: Int8Array;
 
   /** @internal use {@link compileRowPlan}. */
   constructor(
@@ -104,6 +109,7 @@ export class RowPlan {
     for (let i = 0; i < ops.length; i++) if (ops[i] !== Op.None) last = i;
     this.lastActive = last;
     this.hit = new Uint8Array(ops.length);
+    this.hints = new Int8Array(ops.length).fill(-1);
   }
 
   /** Columns hit in the current call, in order; clears the scratch. */
