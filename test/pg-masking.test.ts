@@ -227,7 +227,22 @@ describe('refusals', () => {
       "INSERT INTO customers (id, email) VALUES (3, 'ada@example.com')",
     );
     expect(err.code).toBe('23505');
-    expect(err.detail).not.toContain('ada@example.com');
+    expect(err.detail).toBe('Key (email)=(values hidden by Portcullis masking) already exists.');
+    // Copying masked rows into the masked table is allowed; its error must not quote them.
+    const copied = await queryError(
+      client,
+      'INSERT INTO customers (id, email) SELECT id + 100, email FROM customers',
+    );
+    expect(copied.code).toBe('23505');
+    expect(copied.detail).not.toMatch(/@example\.(com|net)/);
+    const failing = await queryError(
+      client,
+      "UPDATE customers SET id = NULL WHERE card = '4111-1111-1111-1234'",
+    );
+    expect(failing.code).toBe('42501'); // the card rule refuses shaping by card
+    const nulled = await queryError(client, 'UPDATE customers SET id = NULL WHERE id = 1');
+    expect(nulled.code).toBe('23502');
+    expect(nulled.detail).toBe('Failing row contains (values hidden by Portcullis masking).');
     await client.end();
   });
 });

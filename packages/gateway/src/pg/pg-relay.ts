@@ -22,6 +22,7 @@ import {
 import { maskNoticeFields, rewriteCopyData, rewriteDataRow } from '@portcullis/masking';
 import { nowUs, type SessionRecorder } from '../events/session-recorder.js';
 import type { ResultPlanner } from '../masking/result-planner.js';
+import { scrubRowDetails } from '../masking/scrub-row-details.js';
 import { fatal, SqlState } from './pg-errors.js';
 import { unreadableSetting } from './session-settings.js';
 import { refusalStatement } from './statement-judge.js';
@@ -174,15 +175,17 @@ export class PgRelay {
       }
       case BackendCode.ErrorResponse:
       case BackendCode.NoticeResponse: {
+        let frame = scrubRowDetails(type, buf, start, end);
+        if (frame !== null) [buf, start, end] = [frame, 5, frame.length];
         const detector = this.#planner!.detector;
-        const rewrite =
-          detector === null ? null : maskNoticeFields(type, buf, start, end, detector);
-        if (rewrite === null) {
+        const masked = detector === null ? null : maskNoticeFields(type, buf, start, end, detector);
+        if (masked !== null) frame = masked.frame;
+        if (frame === null) {
           tracker.serverFrame(type, buf, start, end, length);
           return null;
         }
-        tracker.serverFrame(type, rewrite.frame, 5, rewrite.frame.length, rewrite.frame.length - 5);
-        return rewrite.frame;
+        tracker.serverFrame(type, frame, 5, frame.length, frame.length - 5);
+        return frame;
       }
       case BackendCode.NotificationResponse:
         this.#rewriteNotifier(buf, start, end);
