@@ -1,0 +1,2 @@
+// The event pipeline's public surface; each part exports from its own folder.
+export {};
