@@ -43,6 +43,12 @@ mark('()', Cls.Paren);
 mark('/', Cls.Slash | Cls.Token);
 for (let b = 0x80; b < 0x100; b++) CHAR_CLASS[b] = Cls.High;
 
+// Masks as plain module constants: the helpers below run per byte, and a `const enum` member
+// read across modules (or with isolated modules) is a property load each time.
+const WORD = Cls.Digit | Cls.Upper | Cls.Lower | Cls.Underscore;
+const ALNUM = Cls.Digit | Cls.Upper | Cls.Lower;
+const HEX = Cls.Hex;
+
 /** True for ASCII digits. */
 export function isDigit(b: number | undefined): boolean {
   return b !== undefined && b >= 0x30 && b <= 0x39;
@@ -50,19 +56,17 @@ export function isDigit(b: number | undefined): boolean {
 
 /** True for ASCII letters, digits and `_` (a regular expression's `\w`). */
 export function isWord(b: number | undefined): boolean {
-  return (
-    b !== undefined && (CHAR_CLASS[b]! & (Cls.Digit | Cls.Upper | Cls.Lower | Cls.Underscore)) !== 0
-  );
+  return b !== undefined && (CHAR_CLASS[b]! & WORD) !== 0;
 }
 
 /** True for ASCII letters and digits. */
 export function isAlnum(b: number | undefined): boolean {
-  return b !== undefined && (CHAR_CLASS[b]! & (Cls.Digit | Cls.Upper | Cls.Lower)) !== 0;
+  return b !== undefined && (CHAR_CLASS[b]! & ALNUM) !== 0;
 }
 
 /** True for hexadecimal digits. */
 export function isHex(b: number | undefined): boolean {
-  return b !== undefined && (CHAR_CLASS[b]! & Cls.Hex) !== 0;
+  return b !== undefined && (CHAR_CLASS[b]! & HEX) !== 0;
 }
 
 /** True when `src[at…]` starts with the ASCII text `text`. */

@@ -1,0 +1,185 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { isDigit, numberEndsAt, numberStartsAt } from './char-class.js';
+import { detectCard } from './detect-card.js';
+import { SpanList } from './span-list.js';
+
+// The detector as it was before the one-compare digit tests and the table Luhn, kept as the
+// oracle.
+
+const MAX_GROUPS = 8;
+// Scratch of the current digit run: digit values, and per group its first digit index and its
+// byte range. Module-level: detection is synchronous and never re-entered.
+const digits = new Uint8Array(64);
+const groupFirst = new Int32Array(MAX_GROUPS + 1);
+const groupStart = new Int32Array(MAX_GROUPS);
+const groupEnd = new Int32Array(MAX_GROUPS);
+
+/**
+ * Payment card numbers (PANs): 13–19 digits, written together or in groups split by single
+ * spaces or by single dashes, that pass the Luhn check and whose leading digits and length fit a
+ * card scheme as issued today (Visa 16/19, Mastercard 16, Amex 15, Discover, Diners 14–19, JCB,
+ * UnionPay, Maestro 16–19). The scheme check rejects most Luhn-valid numbers that are not cards:
+ * IMEIs, EAN-13 barcodes, epoch milliseconds, snowflake ids.
+ */
+function referenceDetectCard(
+  src: Uint8Array,
+  start: number,
+  end: number,
+  spans: SpanList,
+  kind: number,
+): void {
+  let i = start;
+  while (i < end) {
+    if (!isDigit(src[i])) {
+      i++;
+      continue;
+    }
+    // Collect a run of digit groups joined by one consistent separator.
+    let groups = 0;
+    let count = 0;
+    let sep = 0;
+    let j = i;
+    for (;;) {
+      groupStart[groups] = j;
+      groupFirst[groups] = count;
+      while (j < end && isDigit(src[j])) {
+        if (count < digits.length) digits[count] = src[j]! - 0x30;
+        count++;
+        j++;
+      }
+      groupEnd[groups] = j;
+      groups++;
+      const b = src[j];
+      if (
+        groups < MAX_GROUPS &&
+        count <= 19 &&
+        j + 1 < end &&
+        (b === 0x20 || b === 0x2d) &&
+        (sep === 0 || sep === b) &&
+        isDigit(src[j + 1])
+      ) {
+        sep = b;
+        j++;
+        continue;
+      }
+      break;
+    }
+    groupFirst[groups] = count;
+    const found = count >= 13 ? findCard(src, start, end, groups, spans, kind) : -1;
+    i = found >= 0 ? found : j;
+  }
+}
+
+/** Tries windows of whole groups, longest first; returns the end of the card found, else -1. */
+function findCard(
+  src: Uint8Array,
+  start: number,
+  end: number,
+  groups: number,
+  spans: SpanList,
+  kind: number,
+): number {
+  for (let a = 0; a < groups; a++) {
+    if (!numberStartsAt(src, start, groupStart[a]!)) continue;
+    for (let b = groups - 1; b >= a; b--) {
+      const first = groupFirst[a]!;
+      const n = groupFirst[b + 1]! - first;
+      if (n < 13) break;
+      if (n > 19 || first + n > digits.length) continue;
+      if (!numberEndsAt(src, end, groupEnd[b]!)) continue;
+      if (schemeFits(first, n) && luhn(first, n)) {
+        spans.push(kind, groupStart[a]!, groupEnd[b]!);
+        return groupEnd[b]!;
+      }
+    }
+  }
+  return -1;
+}
+
+function luhn(first: number, n: number): boolean {
+  let sum = 0;
+  for (let k = 0; k < n; k++) {
+    let d = digits[first + n - 1 - k]!;
+    if ((k & 1) === 1) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+  }
+  return sum % 10 === 0;
+}
+
+function schemeFits(first: number, n: number): boolean {
+  const d0 = digits[first]!;
+  const p2 = d0 * 10 + digits[first + 1]!;
+  const p3 = p2 * 10 + digits[first + 2]!;
+  const p4 = p3 * 10 + digits[first + 3]!;
+  switch (d0) {
+    case 2: // Mastercard 2-series
+      return p4 >= 2221 && p4 <= 2720 && n === 16;
+    case 3: // Amex; Diners; JCB
+      if (p2 === 34 || p2 === 37) return n === 15;
+      if ((p3 >= 300 && p3 <= 305) || p2 === 36 || p2 === 38 || p2 === 39) return n >= 14;
+      return p4 >= 3528 && p4 <= 3589 && n >= 16;
+    case 4: // Visa (13-digit Visa numbers are no longer issued; EAN-13 barcodes are)
+      return n === 16 || n === 19;
+    case 5: // Mastercard; Maestro (16–19 digits: shorter ones would catch EAN-13 barcodes)
+      if (p2 >= 51 && p2 <= 55) return n === 16;
+      return (p2 === 50 || p2 >= 56) && n >= 16;
+    case 6: // Discover, UnionPay, Maestro
+      return n >= 16;
+    default:
+      return false;
+  }
+}
+
+function run(
+  detect: (src: Uint8Array, start: number, end: number, spans: SpanList, kind: number) => void,
+  src: Uint8Array,
+  start: number,
+  end: number,
+): number[] {
+  const spans = new SpanList();
+  detect(src, start, end, spans, 4);
+  return Array.from(spans.data.subarray(0, spans.length * 3));
+}
+
+describe('detectCard', () => {
+  it.each([
+    '4111111111111111',
+    '4111 1111 1111 1111',
+    '4111-1111-1111-1111',
+    '4111-1111 1111-1111',
+    '3782 822463 10005',
+    '5500 0000 0000 0004 and 4111111111111111',
+    '2024-4111111111111111',
+    '41111111111111111111111',
+    '0411111111111111',
+    '4111111111111112',
+  ])('agrees with the reference on %j', (text) => {
+    const bytes = Buffer.from(text);
+    expect(run(detectCard, bytes, 0, bytes.length)).toEqual(
+      run(referenceDetectCard, bytes, 0, bytes.length),
+    );
+  });
+
+  it('agrees with the reference on digit runs (property)', () => {
+    const part = fc.oneof(
+      fc.constantFrom(' ', '-', '.', '/', 'a', ':', '\u00e9'),
+      fc.stringMatching(/^[0-9]{1,8}$/),
+      fc.constantFrom('4111111111111111', '378282246310005', '6011111111111117'),
+    );
+    const text = fc.array(part, { maxLength: 12 }).map((p) => Buffer.from(p.join('')));
+    fc.assert(
+      fc.property(text, fc.nat(3), fc.nat(3), (bytes, cutStart, cutEnd) => {
+        const start = Math.min(cutStart, bytes.length);
+        const end = Math.max(start, bytes.length - cutEnd);
+        expect(run(detectCard, bytes, start, end)).toEqual(
+          run(referenceDetectCard, bytes, start, end),
+        );
+      }),
+      { numRuns: 3000 },
+    );
+  });
+});
