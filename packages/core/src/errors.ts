@@ -58,6 +58,11 @@ export const errorCatalog = {
     retriable: true,
     summary: 'The listener is at its configured connection limit.',
   },
+  PCL_ERR_MASKING_FAILED: {
+    retriable: true,
+    summary:
+      'A masking worker failed, crashed or ran past its time limit, so the result was withheld.',
+  },
   PCL_ERR_EVENTS_WRITE: { retriable: true, summary: 'The event sink could not write events.' },
   PCL_ERR_EVENTS_READ: { retriable: false, summary: 'The event store could not be read.' },
 } as const satisfies Record<string, { retriable: boolean; summary: string }>;
