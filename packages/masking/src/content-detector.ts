@@ -55,20 +55,21 @@ export const DEFAULT_DETECTOR_STYLES: Readonly<Record<DetectorKind, MaskStyle>> 
   'api-token': { kind: 'redact' },
 };
 
-/** Detector indexes, in {@link DETECTOR_KINDS} order. */
-const enum K {
-  PrivateKey,
-  Jwt,
-  AwsKey,
-  Email,
-  Card,
-  Iban,
-  Ssn,
-  Phone,
-  Ipv4,
-  Ipv6,
-  ApiToken,
-}
+/**
+ * Detector indexes, in {@link DETECTOR_KINDS} order. Plain constants rather than a `const enum`:
+ * with isolated modules an enum member is a property load each time it is read.
+ */
+const K_PRIVATE_KEY = 0;
+const K_JWT = 1;
+const K_AWS_KEY = 2;
+const K_EMAIL = 3;
+const K_CARD = 4;
+const K_IBAN = 5;
+const K_SSN = 6;
+const K_PHONE = 7;
+const K_IPV4 = 8;
+const K_IPV6 = 9;
+const K_API_TOKEN = 10;
 
 // Module-local copies of the class table and bits: the hot loop reads them without going
 // through import bindings.
@@ -184,50 +185,50 @@ export class ContentDetector {
     const on = this.#enabled;
     // Detectors most likely to claim a whole value run first; once a finding covers the whole
     // value, the others could only find spans inside it, which merging would swallow anyway.
-    if (on[K.Email] === 1 && (flags & AT) !== 0) {
-      detectEmail(src, start, end, spans, K.Email);
-      if (covered(spans, start, end)) return this.#claimed(K.Email);
+    if (on[K_EMAIL] === 1 && (flags & AT) !== 0) {
+      detectEmail(src, start, end, spans, K_EMAIL);
+      if (covered(spans, start, end)) return this.#claimed(K_EMAIL);
     }
     if (digits >= 8) {
-      if (on[K.Card] === 1 && digits >= 13) {
-        detectCard(src, start, end, spans, K.Card);
-        if (covered(spans, start, end)) return this.#claimed(K.Card);
+      if (on[K_CARD] === 1 && digits >= 13) {
+        detectCard(src, start, end, spans, K_CARD);
+        if (covered(spans, start, end)) return this.#claimed(K_CARD);
       }
-      if (on[K.Ssn] === 1 && digits >= 9 && (flags & (DASH | SPACE)) !== 0) {
-        detectSsn(src, start, end, spans, K.Ssn);
-        if (covered(spans, start, end)) return this.#claimed(K.Ssn);
+      if (on[K_SSN] === 1 && digits >= 9 && (flags & (DASH | SPACE)) !== 0) {
+        detectSsn(src, start, end, spans, K_SSN);
+        if (covered(spans, start, end)) return this.#claimed(K_SSN);
       }
-      if (on[K.Phone] === 1 && (flags & PHONE_SEPARATORS) !== 0) {
-        detectPhone(src, start, end, spans, K.Phone);
-        if (covered(spans, start, end)) return this.#claimed(K.Phone);
+      if (on[K_PHONE] === 1 && (flags & PHONE_SEPARATORS) !== 0) {
+        detectPhone(src, start, end, spans, K_PHONE);
+        if (covered(spans, start, end)) return this.#claimed(K_PHONE);
       }
-      if (on[K.Iban] === 1 && length >= 15 && (flags & UPPER) !== 0) {
-        detectIban(src, start, end, spans, K.Iban);
+      if (on[K_IBAN] === 1 && length >= 15 && (flags & UPPER) !== 0) {
+        detectIban(src, start, end, spans, K_IBAN);
       }
     }
-    if (digits >= 4 && on[K.Ipv4] === 1 && (flags & DOT) !== 0) {
-      detectIpv4(src, start, end, spans, K.Ipv4);
+    if (digits >= 4 && on[K_IPV4] === 1 && (flags & DOT) !== 0) {
+      detectIpv4(src, start, end, spans, K_IPV4);
     }
-    if (digits >= 1 && on[K.Ipv6] === 1 && (flags & COLON) !== 0) {
-      detectIpv6(src, start, end, spans, K.Ipv6);
+    if (digits >= 1 && on[K_IPV6] === 1 && (flags & COLON) !== 0) {
+      detectIpv6(src, start, end, spans, K_IPV6);
     }
     if (length >= 16 && (flags & UPPER) !== 0) {
       const mixed = (flags & (LOWER | DIGIT)) !== 0;
-      if (on[K.AwsKey] === 1 && length >= 20) detectAwsKey(src, start, end, spans, K.AwsKey);
-      if (on[K.Jwt] === 1 && mixed && (flags & DOT) !== 0) detectJwt(src, start, end, spans, K.Jwt);
-      if (on[K.PrivateKey] === 1 && (flags & DASH) !== 0) {
-        detectPrivateKey(src, start, end, spans, K.PrivateKey);
+      if (on[K_AWS_KEY] === 1 && length >= 20) detectAwsKey(src, start, end, spans, K_AWS_KEY);
+      if (on[K_JWT] === 1 && mixed && (flags & DOT) !== 0) detectJwt(src, start, end, spans, K_JWT);
+      if (on[K_PRIVATE_KEY] === 1 && (flags & DASH) !== 0) {
+        detectPrivateKey(src, start, end, spans, K_PRIVATE_KEY);
       }
     }
     // Tokens need letters and either digits or both cases (`sk_live_` keys may lack digits).
     const letters = flags & (UPPER | LOWER);
     if (
-      on[K.ApiToken] === 1 &&
+      on[K_API_TOKEN] === 1 &&
       length >= 16 &&
       letters !== 0 &&
       ((flags & DIGIT) !== 0 || letters === (UPPER | LOWER))
     ) {
-      detectApiToken(src, start, end, spans, K.ApiToken);
+      detectApiToken(src, start, end, spans, K_API_TOKEN);
     }
     spans.normalize();
     return spans.length;
@@ -242,7 +243,7 @@ export class ContentDetector {
     return this.#covering;
   }
 
-  #claimed(kind: K): number {
+  #claimed(kind: number): number {
     this.#covering = kind;
     return 1;
   }
@@ -256,17 +257,17 @@ export class ContentDetector {
     const spans = this.#spans;
     if (this.#enabled[kind] !== 1) return false;
     switch (kind) {
-      case K.Email:
-        detectEmail(src, start, end, spans, K.Email);
+      case K_EMAIL:
+        detectEmail(src, start, end, spans, K_EMAIL);
         break;
-      case K.Card:
-        detectCard(src, start, end, spans, K.Card);
+      case K_CARD:
+        detectCard(src, start, end, spans, K_CARD);
         break;
-      case K.Ssn:
-        detectSsn(src, start, end, spans, K.Ssn);
+      case K_SSN:
+        detectSsn(src, start, end, spans, K_SSN);
         break;
-      case K.Phone:
-        detectPhone(src, start, end, spans, K.Phone);
+      case K_PHONE:
+        detectPhone(src, start, end, spans, K_PHONE);
         break;
       default:
         return false;

@@ -36,6 +36,16 @@ export interface DataRowsRewrite {
 
 const DATA_ROW = 0x44;
 
+// The plan's operations as module constants: a `const enum` imported under isolated modules is
+// a property load each time it is read, and these are read per value.
+const NONE: number = Op.None;
+const NULL: number = Op.Null;
+const RULE: number = Op.Rule;
+const RULE_JSON: number = Op.RuleJson;
+const RULE_JSONB: number = Op.RuleJsonb;
+const DETECT: number = Op.Detect;
+const DETECT_JSONB: number = Op.DetectJsonb;
+
 /**
  * Frame types a chunk rewrite passes through unchanged: they carry no row values
  * (CommandComplete, ReadyForQuery, EmptyQueryResponse, PortalSuspended, ParseComplete,
@@ -172,7 +182,7 @@ function rewriteRow(
     const ve = vs + length;
     if (length < -1 || ve > end) malformed(`column length ${length}`);
     const op = ops[col]!;
-    if (op === Op.None) {
+    if (op === NONE) {
       p = ve;
       continue;
     }
@@ -221,15 +231,15 @@ function maskValue(
   ve: number,
   plan: RowPlan,
   col: number,
-  op: Op,
+  op: number,
   w: OutputWriter,
   p: number,
 ): number {
   const length = ve - vs;
   const detector = plan.detector;
   // Binary jsonb: a version byte, then the JSON text.
-  const jsonb = (op === Op.DetectJsonb || op === Op.RuleJsonb) && length > 0 ? 1 : 0;
-  if (op >= Op.Detect) {
+  const jsonb = (op === DETECT_JSONB || op === RULE_JSONB) && length > 0 ? 1 : 0;
+  if (op >= DETECT) {
     const found = detector!.scan(src, vs + jsonb, ve, plan.hints[col]!);
     plan.hints[col] = detector!.covering;
     if (found === 0) return NO_CHANGE;
@@ -239,24 +249,24 @@ function maskValue(
   const at = w.pos;
   let outLength: number;
   switch (op) {
-    case Op.Null:
+    case NULL:
       return -1;
-    case Op.Rule: {
+    case RULE: {
       const masker = plan.maskers[col]!;
       w.ensure(4 + masker.maxOutput(length));
       outLength = masker.write(src, vs, ve, w.buf, at + 4) - at - 4;
       break;
     }
-    case Op.RuleJson:
-    case Op.RuleJsonb: {
+    case RULE_JSON:
+    case RULE_JSONB: {
       const masker = plan.maskers[col]!;
       const max = masker.maxOutput(length);
       if (scratch.length < max) scratch = new Uint8Array(Math.max(max, scratch.length * 2));
       const n = masker.write(src, vs + jsonb, ve, scratch, 0);
       w.ensure(4 + 1 + jsonStringMaxLength(n));
-      if (op === Op.RuleJsonb) w.buf[at + 4] = 1;
+      if (op === RULE_JSONB) w.buf[at + 4] = 1;
       outLength =
-        writeJsonString(scratch, 0, n, w.buf, at + 4 + (op === Op.RuleJsonb ? 1 : 0)) - at - 4;
+        writeJsonString(scratch, 0, n, w.buf, at + 4 + (op === RULE_JSONB ? 1 : 0)) - at - 4;
       break;
     }
     default: {
@@ -269,7 +279,7 @@ function maskValue(
         w.buf,
         at + 4 + jsonb,
         true,
-        op !== Op.Detect,
+        op !== DETECT,
       );
       if (stop < 0) return -1;
       outLength = stop - at - 4;
