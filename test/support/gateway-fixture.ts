@@ -44,6 +44,10 @@ export interface GatewayFixtureOptions {
   /** Listener settings; default: plain TCP with `insecure: true` (token in cleartext). */
   readonly listener?: { readonly insecure?: boolean; readonly tls?: { cert: string; key: string } };
   readonly limits?: GatewayConfigInput['limits'];
+  /** Masking workers (threads, threshold, timeout). */
+  readonly masking?: GatewayConfigInput['masking'];
+  /** Test-only fault for masking workers (the process needs PORTCULLIS_TEST_HOOKS=1). */
+  readonly maskingFault?: () => 'exit' | 'throw' | 'uncaught' | 'hang' | undefined;
   readonly events?: {
     readonly flushIntervalMs?: number;
     readonly dangerouslyRecordLiterals?: boolean;
@@ -187,6 +191,7 @@ export async function startGatewayFixture(options: GatewayFixtureOptions): Promi
       ...(t.resources === undefined ? {} : { resources: [...t.resources] }),
     })),
     ...(options.limits === undefined ? {} : { limits: options.limits }),
+    ...(options.masking === undefined ? {} : { masking: options.masking }),
     events: {
       flushIntervalMs: options.events?.flushIntervalMs ?? 20,
       dangerouslyRecordLiterals: options.events?.dangerouslyRecordLiterals ?? false,
@@ -203,7 +208,11 @@ export async function startGatewayFixture(options: GatewayFixtureOptions): Promi
       flushIntervalMs: config.events.flushIntervalMs,
       logger,
     });
-    gateway = await startGateway(config, { logger, sink });
+    gateway = await startGateway(config, {
+      logger,
+      sink,
+      ...(options.maskingFault === undefined ? {} : { maskingFault: options.maskingFault }),
+    });
   } catch (err) {
     await rm(dir, { recursive: true, force: true });
     throw err;
@@ -321,7 +330,7 @@ export function endedSessions(events: readonly SessionEvent[]): number {
 export async function queryError(
   client: pg.Client,
   sql: string | pg.QueryConfig,
-): Promise<Error & { code?: string; severity?: string; hint?: string }> {
+): Promise<Error & { code?: string; severity?: string; hint?: string; detail?: string }> {
   try {
     await client.query(sql);
   } catch (err) {

@@ -2,6 +2,11 @@ import type { EventSink, Logger } from '@portcullis/core';
 import { StatementAnalyzer, loadSqlParser } from '@portcullis/sql';
 import type { GatewayConfig } from './config/load-config.js';
 import { JsonlEventSink } from './events/jsonl-event-sink.js';
+import {
+  DEFAULT_WORKER_THRESHOLD_BYTES,
+  MaskingPool,
+  type MaskTestHook,
+} from './masking/masking-pool.js';
 import { ResourceMaskingRuntime } from './masking/resource-masking.js';
 import { CancelRegistry } from './pg/cancel-registry.js';
 import { startPgListener, type PgListener } from './pg/pg-listener.js';
@@ -24,6 +29,8 @@ export interface StartGatewayOptions {
   readonly routeCancel?: (processId: number, secretKey: number) => void;
   /** Event sink; default: the JSONL file named in the config. */
   readonly sink?: EventSink;
+  /** Test-only: a fault for masking workers to raise (needs PORTCULLIS_TEST_HOOKS=1). */
+  readonly maskingFault?: () => MaskTestHook | undefined;
 }
 
 /** Starts one gateway process: event sink and listeners. */
@@ -54,8 +61,17 @@ export async function startGateway(
       ),
     );
   }
-  const closeMasking = (): void => {
+  const pool =
+    masking.size > 0 && config.masking.threads > 0
+      ? new MaskingPool({
+          threads: config.masking.threads,
+          taskTimeoutMs: config.masking.taskTimeoutMs,
+          logger,
+        })
+      : null;
+  const closeMasking = async (): Promise<void> => {
     for (const runtime of masking.values()) runtime.close();
+    await pool?.close();
   };
   let postgres: PgListener;
   try {
@@ -65,10 +81,18 @@ export async function startGateway(
       cancels,
       analyzer,
       masking,
+      maskingWorkers:
+        pool === null
+          ? null
+          : {
+              pool,
+              thresholdBytes: config.masking.thresholdBytes ?? DEFAULT_WORKER_THRESHOLD_BYTES,
+              ...(options.maskingFault === undefined ? {} : { fault: options.maskingFault }),
+            },
       routeCancel: options.routeCancel ?? (() => {}),
     });
   } catch (err) {
-    closeMasking();
+    await closeMasking();
     await sink.close();
     throw err;
   }
@@ -77,7 +101,7 @@ export async function startGateway(
     cancel: (processId, secretKey) => void cancels.cancel(processId, secretKey),
     async close() {
       await postgres.close();
-      closeMasking();
+      await closeMasking();
       await sink.close();
     },
   };

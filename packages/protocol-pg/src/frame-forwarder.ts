@@ -42,6 +42,11 @@ export class FrameForwarder {
     return this.#scanner.atBoundary;
   }
 
+  /** Bytes still to come before a frame boundary (see FrameScanner.bytesToBoundary). */
+  get bytesToBoundary(): number {
+    return this.#scanner.bytesToBoundary;
+  }
+
   /**
    * Scans `chunk` and appends to `out` the buffers to send, in order (none while a frame is
    * still arriving). Throws as FrameScanner.push does.

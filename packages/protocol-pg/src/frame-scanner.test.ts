@@ -434,3 +434,22 @@ describe('FrameScanner: properties', () => {
     );
   });
 });
+
+describe('FrameScanner: bytesToBoundary', () => {
+  it('says how many bytes complete the frame in progress, or -1 inside its header', () => {
+    const { scanner } = collector();
+    const stream = Buffer.concat([frame(0x44, 'abcdefghij'), frame(0x43, 'xyz')]);
+    expect(scanner.bytesToBoundary).toBe(0);
+    scanner.push(stream.subarray(0, 3)); // inside the header
+    expect(scanner.bytesToBoundary).toBe(-1);
+    scanner.push(stream.subarray(3, 5)); // header complete, no body yet
+    expect(scanner.bytesToBoundary).toBe(10);
+    scanner.push(stream.subarray(5, 9)); // four body bytes
+    expect(scanner.bytesToBoundary).toBe(6);
+    scanner.push(stream.subarray(9, 15)); // frame complete
+    expect(scanner.bytesToBoundary).toBe(0);
+    expect(scanner.atBoundary).toBe(true);
+    scanner.push(stream.subarray(15));
+    expect(scanner.bytesToBoundary).toBe(0);
+  });
+});

@@ -69,6 +69,17 @@ export class FrameScanner {
     return this.#headerHave === 0 && this.#pendingType === -1;
   }
 
+  /**
+   * Bytes still to come before the stream is at a frame boundary: 0 at a boundary, the rest of
+   * the frame being assembled, or -1 while its header is incomplete (its length unknown).
+   */
+  get bytesToBoundary(): number {
+    if (this.#pendingType !== -1) return this.#pendingLength - this.#pendingHave;
+    if (this.#headerHave === 0) return 0;
+    if (this.#headerHave < HEADER) return -1;
+    return this.#header.readInt32BE(1) - 4;
+  }
+
   /** Scans `chunk`, reporting each frame that completes in it. */
   push(chunk: Buffer): void {
     if (this.#failed !== null) {

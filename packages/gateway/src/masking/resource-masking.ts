@@ -4,8 +4,18 @@ import type { PostgresResource, ResourceMasking } from '../config/load-config.js
 import { CatalogCache, readSearchPath } from './catalog-loader.js';
 import type { CatalogSnapshot } from './catalog-snapshot.js';
 import { ColumnRules } from './column-rules.js';
+import type { MaskingPool, MaskTestHook } from './masking-pool.js';
 import { ResultPlanner } from './result-planner.js';
 import { SessionMasking, VerdictCache } from './session-masking.js';
+
+/** The process's masking workers, as sessions use them. */
+export interface MaskingWorkers {
+  readonly pool: MaskingPool;
+  /** Runs of masked rows at least this long (bytes) go to a worker. */
+  readonly thresholdBytes: number;
+  /** Test-only fault injection (see MaskTestHook). */
+  readonly fault?: () => MaskTestHook | undefined;
+}
 
 /** What a session of a masking resource gets: its judge's masking and its result planner. */
 export interface MaskedSession {

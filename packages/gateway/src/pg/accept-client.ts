@@ -18,7 +18,11 @@ import {
   readyForQuery,
   sslAccepted,
 } from '@portcullis/protocol-pg';
-import type { MaskedSession, ResourceMaskingRuntime } from '../masking/resource-masking.js';
+import type {
+  MaskedSession,
+  MaskingWorkers,
+  ResourceMaskingRuntime,
+} from '../masking/resource-masking.js';
 import type { StatementAnalyzer } from '@portcullis/sql';
 import { sha256Hex, type GatewayConfig } from '../config/load-config.js';
 import { SessionRecorder } from '../events/session-recorder.js';
@@ -51,6 +55,8 @@ export interface AcceptContext {
   readonly analyzer: StatementAnalyzer;
   /** Masking state of each resource that masks (by resource name). */
   readonly masking: ReadonlyMap<string, ResourceMaskingRuntime>;
+  /** The process's masking workers; null when masking runs inline only. */
+  readonly maskingWorkers: MaskingWorkers | null;
 }
 
 /** A refusal sent to the client as a FATAL ErrorResponse before closing. */
@@ -266,6 +272,15 @@ export async function acceptClient(raw: Socket, ctx: AcceptContext): Promise<voi
         masking: masked?.masking ?? null,
       }),
       planner: masked?.planner ?? null,
+      ...(masked === null || ctx.maskingWorkers === null
+        ? {}
+        : {
+            maskingPool: ctx.maskingWorkers.pool,
+            workerThresholdBytes: ctx.maskingWorkers.thresholdBytes,
+            ...(ctx.maskingWorkers.fault === undefined
+              ? {}
+              : { maskingFault: ctx.maskingWorkers.fault }),
+          }),
       ...(maskingRuntime === null
         ? {}
         : { onStatement: (record) => maskingRuntime.statementDone(record) }),

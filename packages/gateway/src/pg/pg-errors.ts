@@ -13,6 +13,7 @@ export const SqlState = {
   TooManyConnections: '53300',
   ProgramLimitExceeded: '54000',
   AdminShutdown: '57P01',
+  InternalError: 'XX000',
 } as const;
 
 /** A FATAL ErrorResponse: the gateway closes the connection after sending it. */

@@ -1,7 +1,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import type { EventSink, Logger } from '@portcullis/core';
-import type { ResourceMaskingRuntime } from '../masking/resource-masking.js';
+import type { MaskingWorkers, ResourceMaskingRuntime } from '../masking/resource-masking.js';
 import type { StatementAnalyzer } from '@portcullis/sql';
 import type { GatewayConfig } from '../config/load-config.js';
 import { acceptClient, type AcceptContext } from './accept-client.js';
@@ -31,6 +31,8 @@ export interface PgListenerDeps {
   readonly analyzer: StatementAnalyzer;
   /** Masking state of each resource that masks (by resource name). */
   readonly masking: ReadonlyMap<string, ResourceMaskingRuntime>;
+  /** The process's masking workers; null when masking runs inline only. */
+  readonly maskingWorkers: MaskingWorkers | null;
   /** Listen on an already-bound server (cluster workers share the primary's); default: own. */
   readonly exclusive?: boolean;
 }
@@ -54,6 +56,7 @@ export async function startPgListener(
     sessions,
     analyzer: deps.analyzer,
     masking: deps.masking,
+    maskingWorkers: deps.maskingWorkers,
   };
   const sockets = new Set<Socket>();
   const server: Server = createServer({ noDelay: true }, (socket) => {

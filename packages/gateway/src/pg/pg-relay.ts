@@ -21,7 +21,8 @@ import {
 } from '@portcullis/protocol-pg';
 import { maskNoticeFields, rewriteCopyData, rewriteDataRow } from '@portcullis/masking';
 import { nowUs, type SessionRecorder } from '../events/session-recorder.js';
-import type { ResultPlanner } from '../masking/result-planner.js';
+import type { MaskingPool, MaskTestHook } from '../masking/masking-pool.js';
+import type { ResultPlan, ResultPlanner } from '../masking/result-planner.js';
 import { scrubRowDetails } from '../masking/scrub-row-details.js';
 import { fatal, SqlState } from './pg-errors.js';
 import { unreadableSetting } from './session-settings.js';
@@ -43,6 +44,12 @@ export interface PgRelayOptions {
   readonly onClose: () => void;
   /** Masks result values; null when the session masks nothing. */
   readonly planner?: ResultPlanner | null;
+  /** Worker threads for large runs of masked rows; inline only when absent. */
+  readonly maskingPool?: MaskingPool | null;
+  /** Runs of DataRows at least this long (bytes) go to the pool. */
+  readonly workerThresholdBytes?: number;
+  /** Test-only fault for the masking workers (honoured only with PORTCULLIS_TEST_HOOKS=1). */
+  readonly maskingFault?: () => MaskTestHook | undefined;
   /**
    * Told of every finished statement after it is recorded. A returned promise holds the
    * client's next statements until it settles (the catalog reload after DDL).
@@ -73,6 +80,9 @@ export class PgRelay {
   readonly #planner: ResultPlanner | null;
   /** What one upstream chunk forwards on the masking path (reused). */
   readonly #serverOut: Buffer[] = [];
+  /** A run of rows is on a masking worker: later upstream chunks wait here, in order. */
+  #maskingOnWorker = false;
+  readonly #waitingChunks: Buffer[] = [];
   readonly #startedUs = nowUs();
   #statements = 0;
   #rows = 0;
@@ -212,7 +222,7 @@ export class PgRelay {
     client.on('drain', () => {
       if (this.#upstreamPaused) {
         this.#upstreamPaused = false;
-        upstream.resume();
+        if (!this.#maskingOnWorker) upstream.resume();
       }
     });
     upstream.on('drain', () => {
@@ -330,6 +340,32 @@ export class PgRelay {
 
   /** The masking path: only whole frames leave, each masked before any of its bytes do. */
   #fromUpstreamMasked(chunk: Buffer, forwarder: FrameForwarder): void {
+    if (this.#maskingOnWorker) {
+      this.#waitingChunks.push(chunk);
+      return;
+    }
+    const pool = this.#options.maskingPool ?? null;
+    const threshold = this.#options.workerThresholdBytes ?? Infinity;
+    if (pool !== null && chunk.length >= threshold && this.#tracker.plan?.active === true) {
+      // A socket read rarely starts at a frame boundary: finish the frame in progress inline,
+      // then hand the run of whole DataRows after it to a worker.
+      const lead = forwarder.bytesToBoundary;
+      if (lead >= 0 && lead < chunk.length && dataRowRun(chunk, lead) - lead >= threshold) {
+        if (lead > 0 && !this.#forwardMasked(chunk.subarray(0, lead), forwarder)) return;
+        const plan = this.#tracker.plan;
+        const run = dataRowRun(chunk, lead);
+        if (plan?.rowSpec != null && plan.active && run - lead >= threshold) {
+          this.#maskOnWorker(pool, plan, chunk, lead, run, forwarder);
+          return;
+        }
+        if (lead > 0) chunk = chunk.subarray(lead);
+      }
+    }
+    if (this.#forwardMasked(chunk, forwarder)) this.#afterUpstreamWrite();
+  }
+
+  /** Forwards `chunk` through the masking forwarder inline; false when the session failed. */
+  #forwardMasked(chunk: Buffer, forwarder: FrameForwarder): boolean {
     const out = this.#serverOut;
     out.length = 0;
     try {
@@ -337,7 +373,7 @@ export class PgRelay {
     } catch (err) {
       out.length = 0;
       this.#protocolError(err, 'upstream');
-      return;
+      return false;
     }
     const client = this.#client;
     if (out.length > 1) client.cork();
@@ -346,7 +382,82 @@ export class PgRelay {
       client.write(part);
     }
     if (out.length > 1) client.uncork();
-    this.#afterUpstreamWrite();
+    return true;
+  }
+
+  /**
+   * Masks the DataRows at `chunk[start, end)` on a worker (the chunk's memory travels there and back,
+   * never copied). The session waits meanwhile: upstream reads pause and chunks that still
+   * arrive queue behind this one, so rows leave in order and the tracker sees them in order.
+   * If the worker fails, the session ends with an error before a byte of the run is sent.
+   */
+  #maskOnWorker(
+    pool: MaskingPool,
+    plan: ResultPlan,
+    chunk: Buffer,
+    start: number,
+    end: number,
+    forwarder: FrameForwarder,
+  ): void {
+    this.#maskingOnWorker = true;
+    this.#upstream.pause();
+    const fault = this.#options.maskingFault?.();
+    pool
+      .run({
+        kind: 'rows',
+        planId: plan.id,
+        spec: plan.rowSpec!,
+        chunk,
+        start,
+        end,
+        ...(fault === undefined ? {} : { testHook: fault }),
+      })
+      .then(
+        (result) => {
+          if (this.#closing) return;
+          const data = result.chunk;
+          const tracker = this.#tracker;
+          for (let pos = 0; pos < result.consumed;) {
+            const length = data.readInt32BE(pos + 1);
+            tracker.serverFrame(BackendCode.DataRow, data, pos + 5, pos + 1 + length, length - 4);
+            pos += 1 + length;
+          }
+          if (result.maskedValues > 0)
+            tracker.noteMasked(result.maskedValues, result.maskedColumns);
+          const masked = result.output ?? data.subarray(start, result.consumed);
+          this.#bytesToClient += masked.length;
+          this.#client.write(masked);
+          this.#maskingOnWorker = false;
+          const waiting = this.#waitingChunks.splice(0);
+          if (result.consumed < data.length) {
+            this.#fromUpstreamMasked(data.subarray(result.consumed), forwarder);
+          } else {
+            this.#afterUpstreamWrite();
+          }
+          for (const next of waiting) this.#fromUpstreamMasked(next, forwarder);
+          if (!this.#maskingOnWorker && !this.#upstreamPaused && !this.#closing) {
+            this.#upstream.resume();
+          }
+        },
+        (err: unknown) => {
+          this.#maskingOnWorker = false;
+          this.#waitingChunks.length = 0;
+          this.#maskingFailed(err);
+        },
+      );
+  }
+
+  /** Masking could not run: end the session before anything unmasked can leave. */
+  #maskingFailed(err: unknown): void {
+    if (this.#closing) return;
+    this.#options.logger.error({ err }, 'masking failed; ending the session');
+    const message = 'masking failed, so the session was ended before any unmasked value was sent';
+    this.#reason = 'masking-failed';
+    this.#endError = { code: SqlState.InternalError, message };
+    this.#upstream.destroy();
+    this.#closeBoth(
+      fatal(SqlState.InternalError, message, 'retry; the gateway log has the details'),
+    );
   }
 
   /** After forwarding upstream bytes: end an unreadable session, or apply backpressure. */
@@ -490,4 +601,15 @@ export class PgRelay {
     });
     this.#options.onClose();
   }
+}
+
+/** End of the run of complete DataRow frames in `chunk` from `from` (a frame boundary). */
+function dataRowRun(chunk: Buffer, from: number): number {
+  let pos = from;
+  while (pos + 5 <= chunk.length && chunk[pos] === BackendCode.DataRow) {
+    const end = pos + 1 + chunk.readInt32BE(pos + 1);
+    if (end > chunk.length || end < pos + 5) break;
+    pos = end;
+  }
+  return pos;
 }
