@@ -50,13 +50,19 @@ export function detectEmail(
   spans: SpanList,
   kind: number,
 ): void {
+  // The first `@`, found in one pass that also tracks where the run of local-part bytes before
+  // it starts (what walking back from the `@` would find).
   let at = start;
-  while (at < end && src[at] !== 0x40) at++;
+  let run = start;
+  for (; at < end; at++) {
+    const b = src[at]!;
+    if (b === 0x40) break;
+    if (LOCAL[b] === 0) run = at + 1;
+  }
   if (at === end) return;
   for (;;) {
     let next = at + 1;
-    let ls = at;
-    while (ls > start && LOCAL[src[ls - 1]!] === 1) ls--;
+    let ls = run;
     while (ls < at && src[ls] === 0x2e) ls++;
     const localLength = at - ls;
     if (localLength >= 1 && localLength <= 64 && src[at - 1] !== 0x2e) {
@@ -69,6 +75,9 @@ export function detectEmail(
     at = next;
     while (at < end && src[at] !== 0x40) at++;
     if (at === end) return;
+    // A later local part may reach back before `next`, into what came before.
+    run = at;
+    while (run > start && LOCAL[src[run - 1]!] === 1) run--;
   }
 }
 

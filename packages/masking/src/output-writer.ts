@@ -97,17 +97,12 @@ export function copyBytes(
     while (from < to) out[pos++] = src[from++]!;
     return;
   }
-  if (src !== lastSource) {
-    lastSource = src;
-    lastSourceView = new DataView(src.buffer, src.byteOffset, src.byteLength);
-    lastSourceBytes = new Uint8Array(src.buffer, src.byteOffset, src.byteLength);
-  }
+  const sv = sourceView(src);
   if (n >= NATIVE_COPY_BYTES) {
     // A plain Uint8Array view: `subarray` on a Buffer goes through Buffer's own constructor.
     out.set(lastSourceBytes.subarray(from, to), pos);
     return;
   }
-  const sv = lastSourceView;
   const last = n - 8;
   let k = 0;
   for (; k < last; k += 8) {
@@ -117,6 +112,19 @@ export function copyBytes(
   // The last eight bytes, overlapping what was copied already when n is not a multiple of 8.
   view.setInt32(pos + last, sv.getInt32(from + last, true), true);
   view.setInt32(pos + last + 4, sv.getInt32(from + last + 4, true), true);
+}
+
+/**
+ * A DataView of all of `src`, at `src`'s own offsets; built once per source (a chunk's frames
+ * are read one after another).
+ */
+export function sourceView(src: Uint8Array): DataView {
+  if (src !== lastSource) {
+    lastSource = src;
+    lastSourceView = new DataView(src.buffer, src.byteOffset, src.byteLength);
+    lastSourceBytes = new Uint8Array(src.buffer, src.byteOffset, src.byteLength);
+  }
+  return lastSourceView;
 }
 
 /** Reads a big-endian Int32. */

@@ -1,6 +1,6 @@
 import { PortcullisError } from '@portcullis/core';
 import { Op, type RowPlan } from './row-plan.js';
-import { OutputWriter, readInt32, writeInt32 } from './output-writer.js';
+import { OutputWriter, readInt32, sourceView, writeInt32 } from './output-writer.js';
 import { jsonStringMaxLength, writeJsonString } from './write-json-string.js';
 
 /** A DataRow that masking changed. Counts only: the values themselves are never reported. */
@@ -170,10 +170,11 @@ function rewriteRow(
   let lengthAt = -1;
   const savedPos = w.pos;
   const savedPending = w.pending;
+  const view = sourceView(src);
   let p = start + 2;
   for (let col = 0; col <= last; col++) {
     if (p + 4 > end) malformed('truncated column length');
-    const length = readInt32(src, p);
+    const length = view.getInt32(p);
     const vs = p + 4;
     if (length === -1) {
       p = vs;
