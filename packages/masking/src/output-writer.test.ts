@@ -11,13 +11,16 @@ describe('copyBytes', () => {
       for (let n = 0; n <= 400; n++) {
         for (const from of [0, 1, 5, 13]) {
           for (const pos of [0, 3, 6]) {
-            const out = new Uint8Array(512).fill(0xaa);
-            copyBytes(source, from, from + n, out, new DataView(out.buffer), pos);
+            // `out` is a view into a larger buffer, as pooled output Buffers are.
+            const whole = new Uint8Array(600).fill(0xaa);
+            const out = whole.subarray(7, 519);
+            copyBytes(source, from, from + n, out, pos, new DataView(whole.buffer), 7 + pos);
             expect(
               Buffer.from(out.subarray(pos, pos + n)).equals(src.subarray(from, from + n)),
             ).toBe(true);
             expect(out.subarray(0, pos).every((b) => b === 0xaa)).toBe(true);
             expect(out.subarray(pos + n).every((b) => b === 0xaa)).toBe(true);
+            expect(whole.subarray(0, 7).every((b) => b === 0xaa)).toBe(true);
           }
         }
       }
@@ -39,5 +42,16 @@ describe('OutputWriter', () => {
     }
     expect([...w.result()]).toEqual(expected);
     expect(w.result().byteOffset).toBe(0);
+  });
+
+  it('writes at the right place in pooled buffers, whatever their offset', () => {
+    const src = Buffer.from(Array.from({ length: 200 }, (_, i) => (i * 7) & 255));
+    for (let round = 0; round < 50; round++) {
+      const w = new OutputWriter(src, 0, 40 + round, false);
+      w.byte(1);
+      w.copyTo(30 + round);
+      w.byte(2);
+      expect([...w.result()]).toEqual([1, ...src.subarray(0, 30 + round), 2]);
+    }
   });
 });

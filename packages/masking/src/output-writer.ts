@@ -11,8 +11,9 @@ export class OutputWriter {
   readonly #src: Uint8Array;
   readonly #initial: number;
   readonly #transferable: boolean;
-  /** Word access to `buf`; replaced whenever `buf` grows. */
+  /** Word access to `buf`'s ArrayBuffer, where `buf` starts at `#outBase`. */
   #out: DataView = EMPTY_VIEW;
+  #outBase = 0;
 
   /**
    * @param initial - capacity allocated at the first write.
@@ -34,7 +35,8 @@ export class OutputWriter {
     const grown = this.#transferable ? Buffer.allocUnsafeSlow(size) : Buffer.allocUnsafe(size);
     if (this.pos > 0) grown.set(this.buf.subarray(0, this.pos));
     this.buf = grown;
-    this.#out = new DataView(grown.buffer, grown.byteOffset, grown.length);
+    this.#out = bufferView(grown.buffer);
+    this.#outBase = grown.byteOffset;
   }
 
   /** Copies the pending input bytes up to `to`. */
@@ -42,7 +44,7 @@ export class OutputWriter {
     const n = to - this.pending;
     if (n <= 0) return;
     this.ensure(n);
-    copyBytes(this.#src, this.pending, to, this.buf, this.#out, this.pos);
+    copyBytes(this.#src, this.pending, to, this.buf, this.pos, this.#out, this.#outBase + this.pos);
     this.pos += n;
     this.pending = to;
   }
@@ -78,8 +80,22 @@ let lastSource: Uint8Array = EMPTY;
 let lastSourceView: DataView = EMPTY_VIEW;
 let lastSourceBytes: Uint8Array = EMPTY;
 
+// The DataView of the last output ArrayBuffer: small outputs are slices of Node's shared pool,
+// so frame by frame this saves a view per frame.
+let lastOutBuffer: ArrayBufferLike | null = null;
+let lastOutView: DataView = EMPTY_VIEW;
+
+function bufferView(buffer: ArrayBufferLike): DataView {
+  if (buffer !== lastOutBuffer) {
+    lastOutBuffer = buffer;
+    lastOutView = new DataView(buffer);
+  }
+  return lastOutView;
+}
+
 /**
- * Copies `src[from, to)` to `out` at `pos` (`view` is a DataView of all of `out`). Short runs go
+ * Copies `src[from, to)` to `out` at `pos`; `view` is a DataView of `out`'s ArrayBuffer and
+ * `viewPos` is where `out[pos]` sits in it. Short runs go
  * eight bytes at a time through DataViews, which V8 compiles to plain unaligned loads and
  * stores; long ones through a native `set`. Neither allocates per byte, and a short run does
  * not allocate at all.
@@ -89,8 +105,9 @@ export function copyBytes(
   from: number,
   to: number,
   out: Uint8Array,
-  view: DataView,
   pos: number,
+  view: DataView,
+  viewPos: number,
 ): void {
   const n = to - from;
   if (n < 8) {
@@ -106,12 +123,12 @@ export function copyBytes(
   const last = n - 8;
   let k = 0;
   for (; k < last; k += 8) {
-    view.setInt32(pos + k, sv.getInt32(from + k, true), true);
-    view.setInt32(pos + k + 4, sv.getInt32(from + k + 4, true), true);
+    view.setInt32(viewPos + k, sv.getInt32(from + k, true), true);
+    view.setInt32(viewPos + k + 4, sv.getInt32(from + k + 4, true), true);
   }
   // The last eight bytes, overlapping what was copied already when n is not a multiple of 8.
-  view.setInt32(pos + last, sv.getInt32(from + last, true), true);
-  view.setInt32(pos + last + 4, sv.getInt32(from + last + 4, true), true);
+  view.setInt32(viewPos + last, sv.getInt32(from + last, true), true);
+  view.setInt32(viewPos + last + 4, sv.getInt32(from + last + 4, true), true);
 }
 
 /**

@@ -170,7 +170,7 @@ export function rewriteCopyData(
   w.copyTo(end);
   const frame = w.result();
   frame.writeInt32BE(frame.length - 1, 1);
-  return { frame, maskedValues: changed, maskedColumns: rows.takeHits() };
+  return { frame, maskedValues: changed, maskedColumns: rows.takeSharedHits() };
 }
 
 function grow(count: number): void {

@@ -106,6 +106,22 @@ describe('rewriteDataRow', () => {
     expect(rewrite(['****'], { actions: [{ kind: 'redact' }] })).toBeNull();
   });
 
+  it('reports the masked columns of each frame, sharing the array while they repeat', () => {
+    const plan = compileRowPlan({ actions: [{ kind: 'redact' }, { kind: 'detect' }] });
+    const columns = (values: (Value | string)[]): readonly number[] | undefined => {
+      const f = dataRow(values);
+      return rewriteDataRow(f, 5, f.length, plan)?.maskedColumns;
+    };
+    const first = columns(['a', 'b@example.com']);
+    expect(first).toEqual([0, 1]);
+    expect(Object.isFrozen(first)).toBe(true);
+    expect(columns(['c', 'd@example.com'])).toBe(first);
+    expect(columns(['e', 'no email'])).toEqual([0]);
+    expect(columns([null, 'f@example.com'])).toEqual([1]);
+    expect(columns(['g', 'h@example.com'])).toEqual([0, 1]);
+    expect(plan.takeHits()).toEqual([]);
+  });
+
   it('masks a body that sits inside a larger buffer', () => {
     const f = dataRow(['secret', 'keep']);
     const chunk = Buffer.concat([Buffer.from('xyz'), f, Buffer.from('tail')]);

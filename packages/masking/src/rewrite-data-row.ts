@@ -78,7 +78,7 @@ export function rewriteDataRow(
   writer.pos = 5;
   const maskedValues = rewriteRow(body, start, end, plan, writer, -1);
   if (maskedValues === 0) return null;
-  return { frame: writer.result(), maskedValues, maskedColumns: plan.takeHits() };
+  return { frame: writer.result(), maskedValues, maskedColumns: plan.takeSharedHits() };
 }
 
 /**

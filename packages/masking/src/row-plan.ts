@@ -124,6 +124,32 @@ export class RowPlan {
     }
     return out;
   }
+
+  /**
+   * As {@link RowPlan.takeHits}, but the array is frozen and shared with the previous call's
+   * when the columns are the same (frame by frame they usually are), so a result costs no
+   * allocation.
+   */
+  takeSharedHits(): readonly number[] {
+    const hit = this.hit;
+    const last = this.#lastHits;
+    let same = true;
+    let n = 0;
+    for (let i = 0; i <= this.lastActive; i++) {
+      if (hit[i] === 1) {
+        if (last[n] !== i) same = false;
+        n++;
+      }
+    }
+    if (same && n === last.length) {
+      for (let i = 0; i <= this.lastActive; i++) hit[i] = 0;
+      return last;
+    }
+    this.#lastHits = Object.freeze(this.takeHits());
+    return this.#lastHits;
+  }
+
+  #lastHits: readonly number[] = Object.freeze([]);
 }
 
 /**
