@@ -65,6 +65,11 @@ export const errorCatalog = {
   },
   PCL_ERR_EVENTS_WRITE: { retriable: true, summary: 'The event sink could not write events.' },
   PCL_ERR_EVENTS_READ: { retriable: false, summary: 'The event store could not be read.' },
+  PCL_ERR_SPOOL_FULL: {
+    retriable: true,
+    summary:
+      'The event spool reached its size limit or the disk is full, so the event was not recorded.',
+  },
 } as const satisfies Record<string, { retriable: boolean; summary: string }>;
 
 /** Every error code Portcullis raises. */
