@@ -113,7 +113,10 @@ export class SessionMasking {
     }
     const options = this.#options;
     const catalog = options.catalog();
-    const path = this.#searchPath;
+    // A text that changes the path (`SET search_path = x; SELECT …`) is traced as if the path
+    // were already unknown: its later statements run under the new one.
+    const changesPath = mayChangePath(text, analysis);
+    const path = changesPath ? null : this.#searchPath;
     const context = `${catalog.generation}\u0001${options.rules.key}\u0001${options.detect ? 1 : 0}\u0001${path === null ? '?' : this.#pathKey}`;
     const verdict = options.cache.get(analysis, context, text, () => {
       const traced = traceLineageEach(text, catalog.lineageCatalog(path), {
@@ -125,7 +128,7 @@ export class SessionMasking {
         literalDependent: traced.statements.some((s) => s.dependsOnLiterals),
       };
     });
-    this.#notePathChange(text, analysis);
+    if (changesPath) this.#searchPath = null;
     if (!verdict.ok && verdict.message.includes('unknown relation')) options.onUnknownRelation?.();
     if (!verdict.ok && path === null && /unknown relation "[^".]*"/.test(verdict.message)) {
       return {
@@ -135,13 +138,12 @@ export class SessionMasking {
     }
     return verdict;
   }
+}
 
-  #notePathChange(text: string, analysis: AnalyzeResult): void {
-    if (this.#searchPath === null || !analysis.ok) return;
-    const { kind, functions } = analysis.analysis;
-    const setting = kind === 'set' || kind === 'other' || kind === 'multi';
-    if ((setting && PATH_CHANGE.test(text)) || functions.some((f) => f.endsWith('set_config'))) {
-      this.#searchPath = null;
-    }
-  }
+/** Whether running `text` may change how unqualified names resolve from then on. */
+function mayChangePath(text: string, analysis: AnalyzeResult): boolean {
+  if (!analysis.ok) return false;
+  const { kind, functions } = analysis.analysis;
+  const setting = kind === 'set' || kind === 'other' || kind === 'multi';
+  return (setting && PATH_CHANGE.test(text)) || functions.some((f) => f.endsWith('set_config'));
 }
