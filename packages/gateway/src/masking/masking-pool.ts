@@ -20,20 +20,20 @@ export type { MaskTestHook } from './masking-contract.js';
  * hash and a partial rule; medians in µs on a loaded 2-core machine, Node 20):
  *
  *   chunk    inline   pool round trip   event-loop time per pooled chunk
- *   4 KiB        26        150 (5.8x)        88
- *   16 KiB      101        339 (3.3x)       106
- *   64 KiB      496        753 (1.5x)       125
- *   256 KiB    2552       3395 (1.3x)       292
+ *   4 KiB        27         85 (3.2x)        64
+ *   16 KiB      114        296 (2.6x)       116
+ *   64 KiB      633        499 (0.8x)       122
+ *   256 KiB    1765       2275 (1.3x)       314
  *
  * A round trip has a fixed cost of about 100 µs (post, wake a worker, transfer back, resolve),
- * so below 64 KiB the pool only adds latency and CPU. From 64 KiB it takes 3–4x less time off
- * the event loop than inline masking, but a session waits 1.5–1.6x as long; at 256 KiB the
- * event loop saves ~8x for 1.3x the latency. 256 KiB is the smallest size where the pool costs
- * the loop at most half and a session at most 1.5x (the bench's rule), so that is the default;
- * a relay reading 64 KiB at a time reaches it by batching consecutive DataRow reads. Machines
- * with idle cores should measure again: there the round trip shrinks and 64 KiB likely pays.
+ * so below 64 KiB the pool only adds latency and CPU. From 64 KiB on it takes 3–5x less time
+ * off the event loop than inline masking; the latency a session sees varies with the load on
+ * this machine: 0.75–1.64x inline at 64 KiB over five runs (median 1.33x), 1.1–1.4x at
+ * 256 KiB. 64 KiB is the smallest size where the pool costs the loop at most half and a
+ * session at most 1.5x (the bench's rule) in the median run, and one full socket read (Node
+ * reads 64 KiB at a time) reaches it, so that is the default.
  */
-export const DEFAULT_WORKER_THRESHOLD_BYTES = 256 * 1024;
+export const DEFAULT_WORKER_THRESHOLD_BYTES = 64 * 1024;
 
 /** Tasks waiting for a worker before `run` refuses more, when the options do not say. */
 export const DEFAULT_MAX_QUEUE = 1024;
