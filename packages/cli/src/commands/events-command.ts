@@ -98,7 +98,11 @@ function detail(event: SessionEvent): string {
           ? `${s.tag || 'ok'}`
           : `ERROR ${s.error.code}`;
     const text = s.text.replace(/\s+/g, ' ').trim();
-    return `${outcome} · ${s.rows} rows · ${(s.durationUs / 1000).toFixed(2)} ms · ${s.protocol} · ${truncate(text, 60)}`;
+    const masked =
+      s.masked === undefined || s.masked.values === 0
+        ? ''
+        : ` · ${s.masked.values} masked (${s.masked.columns.join(', ')})`;
+    return `${outcome} · ${s.rows} rows${masked} · ${(s.durationUs / 1000).toFixed(2)} ms · ${s.protocol} · ${truncate(text, 60)}`;
   }
   if (event.summary !== undefined) {
     const s = event.summary;
