@@ -1,0 +1,242 @@
+import type { SessionEvent, StatementError } from '@portcullis/core';
+import type { ChainedEvent } from './hash-chain.js';
+
+/**
+ * One row of the `events` table as JSONEachRow writes it. Every field of a `SessionEvent` has a
+ * column, so {@link rowToEvent} rebuilds the exact event the hash chain signed. Optional parts are
+ * told apart by one nullable column each: `statement_text` (the statement), `approval_text` (the
+ * approval request), `end_reason` (the session summary), `error_message` / `end_error_message`
+ * (an error), `masked_values` (masking applied), `statement_prepared_name`, `person_name`. An
+ * event without an agent has `agent_id` ''.
+ */
+export interface EventRow {
+  id: string;
+  schema: number;
+  type: string;
+  /** DateTime64(6) as `seconds.micros` (JSONEachRow input). */
+  time: string;
+  session_id: string;
+  seq: number;
+  person_subject: string;
+  person_email: string;
+  person_name: string | null;
+  person_groups: readonly string[];
+  agent_id: string;
+  agent_name: string;
+  auth_method: string;
+  resource: string;
+  protocol: string;
+  upstream_user: string;
+  client_address: string;
+  client_port: number;
+  client_application: string;
+  client_user: string;
+  client_tls: number;
+  statement_text: string | null;
+  statement_protocol: string;
+  statement_prepared_name: string | null;
+  statement_params: number;
+  statement_tag: string;
+  kind: string;
+  fingerprint: string;
+  tables: readonly string[];
+  verdict: string;
+  rule: string;
+  rows: number;
+  bytes: number;
+  duration_us: number;
+  error_code: string;
+  error_message: string | null;
+  masked_values: number | null;
+  masked_columns: readonly string[];
+  approval_text: string | null;
+  approval_kind: string;
+  approval_rule: string;
+  approval_message: string;
+  end_reason: string | null;
+  end_statements: number;
+  end_rows: number;
+  end_bytes_from_client: number;
+  end_bytes_to_client: number;
+  end_duration_us: number;
+  end_error_code: string;
+  end_error_message: string | null;
+  prev_hash: string;
+  hash: string;
+}
+
+/** The columns {@link rowToEvent} needs, in a SELECT list (`time` as µs since the epoch). */
+export const EVENT_ROW_SELECT =
+  'toString(id) AS id, schema, type, toUnixTimestamp64Micro(time) AS time_us, session_id, seq, ' +
+  'person_subject, person_email, person_name, person_groups, agent_id, agent_name, auth_method, ' +
+  'resource, protocol, upstream_user, client_address, client_port, client_application, ' +
+  'client_user, client_tls, statement_text, statement_protocol, statement_prepared_name, ' +
+  'statement_params, statement_tag, kind, fingerprint, tables, verdict, rule, rows, bytes, ' +
+  'duration_us, error_code, error_message, masked_values, masked_columns, approval_text, ' +
+  'approval_kind, approval_rule, approval_message, end_reason, end_statements, end_rows, ' +
+  'end_bytes_from_client, end_bytes_to_client, end_duration_us, end_error_code, ' +
+  'end_error_message, prev_hash, hash';
+
+/** A row read back with {@link EVENT_ROW_SELECT}; 64-bit integers arrive as strings. */
+export type StoredEventRow = Omit<EventRow, 'time'> & { time_us: number | string };
+
+/** `timeUs` as DateTime64(6) text input: whole seconds, a dot, six digits of micros. */
+export function formatTimeUs(timeUs: number): string {
+  const seconds = Math.floor(timeUs / 1_000_000);
+  const micros = timeUs - seconds * 1_000_000;
+  return `${seconds}.${String(micros).padStart(6, '0')}`;
+}
+
+/** The `events` row of a chained event. */
+export function eventToRow({ event, prevHash, hash }: ChainedEvent): EventRow {
+  const s = event.statement;
+  const a = event.approval;
+  const e = event.summary;
+  return {
+    id: event.id,
+    schema: event.schema,
+    type: event.type,
+    time: formatTimeUs(event.timeUs),
+    session_id: event.sessionId,
+    seq: event.seq,
+    person_subject: event.person.subject,
+    person_email: event.person.email,
+    person_name: event.person.name ?? null,
+    person_groups: event.person.groups,
+    agent_id: event.agent?.id ?? '',
+    agent_name: event.agent?.name ?? '',
+    auth_method: event.authMethod,
+    resource: event.resource,
+    protocol: event.protocol,
+    upstream_user: event.upstreamUser,
+    client_address: event.client.address,
+    client_port: event.client.port,
+    client_application: event.client.application,
+    client_user: event.client.user,
+    client_tls: event.client.tls ? 1 : 0,
+    statement_text: s?.text ?? null,
+    statement_protocol: s?.protocol ?? '',
+    statement_prepared_name: s?.preparedName ?? null,
+    statement_params: s?.params ?? 0,
+    statement_tag: s?.tag ?? '',
+    kind: s?.kind ?? '',
+    fingerprint: s?.fingerprint ?? '',
+    tables: s?.tables ?? [],
+    verdict: s?.verdict ?? '',
+    rule: s?.rule ?? '',
+    rows: s?.rows ?? 0,
+    bytes: s?.bytes ?? 0,
+    duration_us: s?.durationUs ?? 0,
+    error_code: s?.error?.code ?? '',
+    error_message: s?.error?.message ?? null,
+    masked_values: s?.masked?.values ?? null,
+    masked_columns: s?.masked?.columns ?? [],
+    approval_text: a?.text ?? null,
+    approval_kind: a?.kind ?? '',
+    approval_rule: a?.rule ?? '',
+    approval_message: a?.message ?? '',
+    end_reason: e?.reason ?? null,
+    end_statements: e?.statements ?? 0,
+    end_rows: e?.rows ?? 0,
+    end_bytes_from_client: e?.bytesFromClient ?? 0,
+    end_bytes_to_client: e?.bytesToClient ?? 0,
+    end_duration_us: e?.durationUs ?? 0,
+    end_error_code: e?.error?.code ?? '',
+    end_error_message: e?.error?.message ?? null,
+    prev_hash: prevHash,
+    hash,
+  };
+}
+
+function error(code: string, message: string | null): StatementError | null {
+  return message === null ? null : { code, message };
+}
+
+/** The chained event a stored row holds: the inverse of {@link eventToRow}. */
+export function rowToEvent(row: StoredEventRow): ChainedEvent {
+  const person = {
+    subject: row.person_subject,
+    email: row.person_email,
+    ...(row.person_name === null ? {} : { name: row.person_name }),
+    groups: row.person_groups,
+  };
+  const event: SessionEvent = {
+    schema: Number(row.schema),
+    id: row.id,
+    type: row.type as SessionEvent['type'],
+    timeUs: Number(row.time_us),
+    sessionId: row.session_id,
+    seq: Number(row.seq),
+    person,
+    agent: row.agent_id === '' ? null : { id: row.agent_id, name: row.agent_name },
+    authMethod: row.auth_method as SessionEvent['authMethod'],
+    resource: row.resource,
+    protocol: row.protocol as SessionEvent['protocol'],
+    upstreamUser: row.upstream_user,
+    client: {
+      address: row.client_address,
+      port: Number(row.client_port),
+      application: row.client_application,
+      user: row.client_user,
+      tls: Number(row.client_tls) === 1,
+    },
+    ...(row.statement_text === null
+      ? {}
+      : {
+          statement: {
+            text: row.statement_text,
+            protocol: row.statement_protocol as 'simple',
+            ...(row.statement_prepared_name === null
+              ? {}
+              : { preparedName: row.statement_prepared_name }),
+            params: Number(row.statement_params),
+            tag: row.statement_tag,
+            rows: Number(row.rows),
+            bytes: Number(row.bytes),
+            durationUs: Number(row.duration_us),
+            error: error(row.error_code, row.error_message),
+            kind: row.kind,
+            fingerprint: row.fingerprint,
+            tables: row.tables,
+            verdict: row.verdict as 'allow',
+            rule: row.rule,
+            ...(row.masked_values === null
+              ? {}
+              : { masked: { values: Number(row.masked_values), columns: row.masked_columns } }),
+          },
+        }),
+    ...(row.approval_text === null
+      ? {}
+      : {
+          approval: {
+            text: row.approval_text,
+            kind: row.approval_kind,
+            rule: row.approval_rule,
+            message: row.approval_message,
+          },
+        }),
+    ...(row.end_reason === null
+      ? {}
+      : {
+          summary: {
+            reason: row.end_reason,
+            statements: Number(row.end_statements),
+            rows: Number(row.end_rows),
+            bytesFromClient: Number(row.end_bytes_from_client),
+            bytesToClient: Number(row.end_bytes_to_client),
+            durationUs: Number(row.end_duration_us),
+            error: error(row.end_error_code, row.end_error_message),
+          },
+        }),
+  };
+  return { event, prevHash: row.prev_hash, hash: row.hash };
+}
+
+/**
+ * The event exactly as the table keeps it: fields `SessionEvent` does not declare are dropped.
+ * The store chains this form, so a chain read back from the table verifies.
+ */
+export function normalizeEvent(event: SessionEvent): SessionEvent {
+  const { time: _time, ...row } = eventToRow({ event, prevHash: '', hash: '' });
+  return rowToEvent({ ...row, time_us: event.timeUs }).event;
+}
