@@ -1,3 +1,4 @@
 // The event pipeline's public surface; each part exports from its own folder.
 export {};
+export * from './spool/index.js';
 export * from './store/index.js';

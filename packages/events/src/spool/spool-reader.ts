@@ -1,0 +1,284 @@
+import { open, type FileHandle } from 'node:fs/promises';
+import { SEGMENT_HEADER_BYTES, scanWindow, type SegmentScan } from './segment-format.js';
+
+/** One record read back from the spool. */
+export interface SpoolRecord {
+  readonly sequence: number;
+  /** The payload bytes: a view into the batch's read buffer (not shared with other batches). */
+  readonly payload: Buffer;
+}
+
+/** Records handed to a consumer in one go, in sequence order. */
+export interface SpoolBatch {
+  readonly records: readonly SpoolRecord[];
+  readonly firstSequence: number;
+  /** Acknowledge this to move the consumer past the whole batch. */
+  readonly lastSequence: number;
+}
+
+/** Options of {@link Spool.openReader}. */
+export interface SpoolReaderOptions {
+  /** Most records in one batch (default 4096). */
+  readonly maxRecords?: number;
+  /** Bytes read from disk at a time, and so the most payload bytes in one batch (default 1 MiB). */
+  readonly readBytes?: number;
+}
+
+/** @internal A segment as the spool tracks it. */
+export interface SpoolSegment {
+  readonly firstSequence: number;
+  readonly path: string;
+  /** Durable bytes, header included; readers read no further. Final once a later segment exists. */
+  size: number;
+  /** Highest sequence in the segment, `firstSequence - 1` while it has none. */
+  lastSequence: number;
+  /** Unreadable runs found when the spool opened: start offset → offset to resume at. */
+  readonly skips: Map<number, number>;
+}
+
+/** @internal What a reader needs from its spool. */
+export interface SpoolReaderHost {
+  readonly maxRecordBytes: number;
+  segments(): readonly SpoolSegment[];
+  durableSequence(): number;
+  isClosed(): boolean;
+  /** Resolves once records past `durableSequence` are durable, or the spool closes. */
+  waitForMore(durableSequence: number): Promise<void>;
+  ack(sequence: number): Promise<void>;
+  /** A batch ending at `sequence` was handed out; its last record ends at `endOffset`. */
+  delivered(sequence: number, segment: SpoolSegment, endOffset: number): void;
+  /** Unreadable bytes found while reading (not found when the spool opened). */
+  corruption(
+    segment: SpoolSegment,
+    from: number,
+    to: number,
+    previousSequence: number,
+    nextSequence: number,
+  ): void;
+  release(reader: SpoolReader): void;
+}
+
+/**
+ * A named consumer's view of the spool: batches of durable records from the consumer's
+ * acknowledged position on, in sequence order. Iterate it with `for await`, or call
+ * {@link SpoolReader.read} (waits for new records) or {@link SpoolReader.poll} (does not).
+ * Acknowledge with {@link SpoolReader.ack}; whatever is not acknowledged is delivered again after
+ * the spool is reopened (at least once). One reader per consumer name at a time.
+ */
+export class SpoolReader implements AsyncIterable<SpoolBatch> {
+  /** The consumer's name. */
+  readonly name: string;
+  readonly #host: SpoolReaderHost;
+  readonly #maxRecords: number;
+  readonly #readBytes: number;
+  #nextSequence: number;
+  #segment: SpoolSegment | null = null;
+  #file: FileHandle | null = null;
+  #scan: SegmentScan = { pos: 0, previousSequence: 0, corruptFrom: -1, need: 0 };
+  #window: Buffer | null = null;
+  #windowBase = 0;
+  #windowLimit = -1;
+  #busy = false;
+  #closed = false;
+  #wake: (() => void) | null = null;
+
+  /** @internal Use {@link Spool.openReader}. */
+  constructor(
+    host: SpoolReaderHost,
+    name: string,
+    nextSequence: number,
+    options: SpoolReaderOptions = {},
+  ) {
+    this.#host = host;
+    this.name = name;
+    this.#nextSequence = nextSequence;
+    this.#maxRecords = positiveInteger(options.maxRecords ?? 4096, 'maxRecords');
+    this.#readBytes = positiveInteger(options.readBytes ?? 1024 * 1024, 'readBytes');
+  }
+
+  /** The sequence the next batch starts at or after. */
+  get nextSequence(): number {
+    return this.#nextSequence;
+  }
+
+  /** The next batch, waiting for records when caught up; null once the reader or spool closed. */
+  async read(): Promise<SpoolBatch | null> {
+    for (;;) {
+      if (this.#closed || this.#host.isClosed()) {
+        await this.close();
+        return null;
+      }
+      const durable = this.#host.durableSequence();
+      const batch = await this.#guarded();
+      if (batch !== null) return batch;
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+        void this.#host.waitForMore(durable).then(resolve);
+      });
+      this.#wake = null;
+    }
+  }
+
+  /** The next batch if one is durable now; null when caught up or closed. */
+  async poll(): Promise<SpoolBatch | null> {
+    if (this.#closed || this.#host.isClosed()) return null;
+    return this.#guarded();
+  }
+
+  /** Persists the consumer's position: everything up to `sequence` is done with. */
+  ack(sequence: number): Promise<void> {
+    return this.#host.ack(sequence);
+  }
+
+  /** Stops the reader; a pending {@link read} resolves with null. */
+  async close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      this.#host.release(this);
+      this.#wake?.();
+    }
+    if (!this.#busy) await this.#closeFile();
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<SpoolBatch> {
+    return {
+      next: async () => {
+        const batch = await this.read();
+        return batch === null ? { value: undefined, done: true } : { value: batch, done: false };
+      },
+      return: async () => {
+        await this.close();
+        return { value: undefined, done: true };
+      },
+    };
+  }
+
+  async #guarded(): Promise<SpoolBatch | null> {
+    if (this.#busy) throw new Error(`spool reader ${this.name} is already reading`);
+    this.#busy = true;
+    try {
+      return await this.#readSome();
+    } finally {
+      this.#busy = false;
+      if (this.#closed) await this.#closeFile();
+    }
+  }
+
+  async #readSome(): Promise<SpoolBatch | null> {
+    for (;;) {
+      if (this.#closed) return null;
+      const segment = this.#segment ?? this.#pickSegment();
+      if (segment === null) return null;
+      const limit = segment.size;
+      const scan = this.#scan;
+      if (scan.pos >= limit) {
+        const next = this.#host.segments().find((s) => s.firstSequence > segment.firstSequence);
+        if (next === undefined) return null;
+        await this.#closeFile();
+        this.#enter(next);
+        continue;
+      }
+      const window = await this.#readWindow(segment, limit);
+      if (window === null) continue;
+      const records: SpoolRecord[] = [];
+      let bytes = 0;
+      const want = this.#nextSequence;
+      const maxRecords = this.#maxRecords;
+      const maxBytes = this.#readBytes;
+      scanWindow(
+        window,
+        this.#windowBase,
+        scan,
+        this.#windowBase + window.length >= limit,
+        this.#host.maxRecordBytes,
+        {
+          record: (sequence, buf, start, end) => {
+            if (sequence < want) return true;
+            records.push({ sequence, payload: buf.subarray(start, end) });
+            bytes += end - start;
+            return records.length < maxRecords && bytes < maxBytes;
+          },
+          corrupt: (offset) => segment.skips.get(offset) ?? -1,
+          skipped: (from, to, nextSequence) =>
+            this.#host.corruption(segment, from, to, scan.previousSequence, nextSequence),
+        },
+      );
+      const last = records[records.length - 1];
+      if (last !== undefined) {
+        this.#nextSequence = last.sequence + 1;
+        this.#host.delivered(last.sequence, segment, scan.pos);
+        return { records, firstSequence: records[0]!.sequence, lastSequence: last.sequence };
+      }
+    }
+  }
+
+  /** The bytes from the scan position on: the last window when it still covers them, or a read. */
+  async #readWindow(segment: SpoolSegment, limit: number): Promise<Buffer | null> {
+    const scan = this.#scan;
+    const window = this.#window;
+    if (
+      window !== null &&
+      scan.need === 0 &&
+      scan.pos >= this.#windowBase &&
+      scan.pos < this.#windowBase + window.length &&
+      (this.#windowBase + window.length < this.#windowLimit || limit === this.#windowLimit)
+    ) {
+      return window;
+    }
+    if (this.#file === null) {
+      try {
+        this.#file = await open(segment.path, 'r');
+      } catch (err) {
+        // Deleted after every consumer acknowledged it: start again from the live list.
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        this.#segment = null;
+        return null;
+      }
+    }
+    const length = Math.min(limit - scan.pos, Math.max(this.#readBytes, scan.need));
+    const buf = Buffer.allocUnsafe(length);
+    let got = 0;
+    while (got < length) {
+      const { bytesRead } = await this.#file.read(buf, got, length - got, scan.pos + got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    this.#window = got === length ? buf : buf.subarray(0, got);
+    this.#windowBase = scan.pos;
+    this.#windowLimit = limit;
+    return this.#window;
+  }
+
+  #pickSegment(): SpoolSegment | null {
+    const segments = this.#host.segments();
+    let chosen: SpoolSegment | null = segments[0] ?? null;
+    for (const s of segments) if (s.firstSequence <= this.#nextSequence) chosen = s;
+    if (chosen !== null) this.#enter(chosen);
+    return chosen;
+  }
+
+  #enter(segment: SpoolSegment): void {
+    this.#segment = segment;
+    this.#scan = {
+      pos: SEGMENT_HEADER_BYTES,
+      previousSequence: segment.firstSequence - 1,
+      corruptFrom: -1,
+      need: 0,
+    };
+    this.#window = null;
+  }
+
+  async #closeFile(): Promise<void> {
+    const file = this.#file;
+    this.#file = null;
+    this.#window = null;
+    if (file !== null) await file.close();
+  }
+}
+
+function positiveInteger(value: number, name: string): number {
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new RangeError(`${name} must be a positive integer, got ${value}`);
+  }
+  return value;
+}
