@@ -57,6 +57,9 @@ export interface PgRelayOptions {
   readonly onStatement?: (record: StatementRecord) => Promise<void> | null;
 }
 
+/** Replies up to this size that masking split into parts are joined into one write. */
+const SMALL_WRITE_BYTES = 16 * 1024;
+
 /** Told to a client whose function call (the protocol's FunctionCall) is refused. */
 const FUNCTION_CALL_REFUSED =
   'fast-path function calls cannot be masked; masking applies to this resource, so they are refused';
@@ -376,12 +379,22 @@ export class PgRelay {
       return false;
     }
     const client = this.#client;
-    if (out.length > 1) client.cork();
-    for (const part of out) {
-      this.#bytesToClient += part.length;
-      client.write(part);
+    if (out.length === 1) {
+      this.#bytesToClient += out[0]!.length;
+      client.write(out[0]!);
+      return true;
     }
-    if (out.length > 1) client.uncork();
+    let total = 0;
+    for (const part of out) total += part.length;
+    this.#bytesToClient += total;
+    if (total <= SMALL_WRITE_BYTES) {
+      // A short reply spliced around a masked row: one copy is cheaper than a writev.
+      client.write(Buffer.concat(out, total));
+      return true;
+    }
+    client.cork();
+    for (const part of out) client.write(part);
+    client.uncork();
     return true;
   }
 
