@@ -58,7 +58,10 @@ export interface SpoolOptions {
   readonly dir: string;
   /** Most bytes of segment files on disk, counting buffered records (default 1 GiB). */
   readonly maxBytes?: number;
-  /** A segment is closed and a new one started past this size (default 64 MiB). */
+  /**
+   * A segment is closed and a new one started past this size (default an eighth of maxBytes, at
+   * most 64 MiB). Deletion frees whole segments, so maxBytes must be at least twice this.
+   */
   readonly segmentBytes?: number;
   /** Longest payload accepted (default 4 MiB); longer ones are refused by append. */
   readonly maxRecordBytes?: number;
@@ -247,11 +250,14 @@ export class Spool {
    * directory cannot be used or another process has it open.
    */
   static async open(options: SpoolOptions): Promise<Spool> {
+    const maxBytes = options.maxBytes ?? 1024 * 1024 * 1024;
     const resolved: ResolvedOptions = {
       ...options,
       dir: resolve(options.dir),
-      maxBytes: options.maxBytes ?? 1024 * 1024 * 1024,
-      segmentBytes: options.segmentBytes ?? 64 * 1024 * 1024,
+      maxBytes,
+      segmentBytes:
+        options.segmentBytes ??
+        Math.max(4096, Math.min(64 * 1024 * 1024, Math.floor(maxBytes / 8))),
       maxRecordBytes: options.maxRecordBytes ?? 4 * 1024 * 1024,
       batchBytes: options.batchBytes ?? 1024 * 1024,
       batchDelayMs: options.batchDelayMs ?? 5,
@@ -337,8 +343,8 @@ export class Spool {
       const path = join(dir, name);
       const file = await open(path, 'r');
       let size: number;
+      let got: number;
       const header = Buffer.alloc(SEGMENT_HEADER_BYTES);
-      let got = 0;
       try {
         size = (await file.stat()).size;
         got = (await file.read(header, 0, SEGMENT_HEADER_BYTES, 0)).bytesRead;
