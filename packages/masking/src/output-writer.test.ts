@@ -28,6 +28,45 @@ describe('copyBytes', () => {
   });
 });
 
+describe('copyBytes on bytes that read as special doubles', () => {
+  // Eight-byte patterns, little-endian as copyBytes reads them: NaNs (signalling, quiet, negative,
+  // with payloads, V8's hole pattern), infinities, zeros, subnormals.
+  const patterns = [
+    0x7ff0000000000001n,
+    0x7ff4000000000000n,
+    0x7ff8000000000000n,
+    0x7ff8dead0000beefn,
+    0xfff8000000000000n,
+    0xfff7fffffff7ffffn,
+    0xffffffffffffffffn,
+    0x7fffffffffffffffn,
+    0x7ff0000000000000n,
+    0xfff0000000000000n,
+    0x8000000000000000n,
+    0x0000000000000000n,
+    0x0000000000000001n,
+    0x800fffffffffffffn,
+  ];
+
+  it('copies them exactly, at every alignment, in every tier', () => {
+    const src = Buffer.alloc(8 * patterns.length + 16);
+    patterns.forEach((p, i) => src.writeBigUInt64LE(p, 3 + 8 * i));
+    const out = new Uint8Array(src.length + 16);
+    const view = new DataView(out.buffer);
+    // Enough rounds for the copy loop to be optimised.
+    for (let round = 0; round < 3000; round++) {
+      const from = round % 11;
+      const to = src.length - (round % 5);
+      const pos = round % 7;
+      out.fill(0);
+      copyBytes(src, from, to, out, pos, view, pos);
+      if (!Buffer.from(out.subarray(pos, pos + to - from)).equals(src.subarray(from, to))) {
+        throw new Error(`round ${round}: bytes changed`);
+      }
+    }
+  });
+});
+
 describe('OutputWriter', () => {
   it('copies pending input in runs across growth', () => {
     const src = Buffer.from(Array.from({ length: 3000 }, (_, i) => i & 255));

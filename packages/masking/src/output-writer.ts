@@ -122,13 +122,24 @@ export function copyBytes(
   }
   const last = n - 8;
   let k = 0;
-  for (; k < last; k += 8) {
-    view.setInt32(viewPos + k, sv.getInt32(from + k, true), true);
-    view.setInt32(viewPos + k + 4, sv.getInt32(from + k + 4, true), true);
-  }
+  for (; k < last; k += 8) copyWord(sv, from + k, view, viewPos + k);
   // The last eight bytes, overlapping what was copied already when n is not a multiple of 8.
-  view.setInt32(viewPos + last, sv.getInt32(from + last, true), true);
-  view.setInt32(viewPos + last + 4, sv.getInt32(from + last + 4, true), true);
+  copyWord(sv, from + last, view, viewPos + last);
+}
+
+/**
+ * Copies eight bytes. As one Float64 when they are a number: the language fixes the bytes of
+ * every number but lets an engine rewrite a NaN's, so those go as two Int32s. (Text never reads
+ * as a NaN: that needs a byte of 0x7f or more followed by one of 0xf0 or more.)
+ */
+function copyWord(sv: DataView, from: number, view: DataView, to: number): void {
+  const x = sv.getFloat64(from, true);
+  if (x === x) {
+    view.setFloat64(to, x, true);
+  } else {
+    view.setInt32(to, sv.getInt32(from, true), true);
+    view.setInt32(to + 4, sv.getInt32(from + 4, true), true);
+  }
 }
 
 /**
