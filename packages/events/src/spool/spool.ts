@@ -181,6 +181,7 @@ export class Spool {
   #timer: NodeJS.Timeout | null = null;
   #retryTimer: NodeJS.Timeout | null = null;
   #failure: PortcullisError | null = null;
+  #retryWanted = false;
   #waiters: Waiter[] = [];
   #more: { promise: Promise<void>; resolve: () => void } | null = null;
 
@@ -603,8 +604,9 @@ export class Spool {
     if (this.#writing !== null || this.#failure !== null) return;
     this.#writing = this.#drain().finally(() => {
       this.#writing = null;
-      // An append or flush may have come in after the loop's last look.
-      if (this.#isDue()) this.#kick();
+      // An append, flush or retry may have come in after the loop's last look.
+      if (this.#failure !== null && this.#retryWanted) this.#retryNow();
+      else if (this.#isDue()) this.#kick();
     });
   }
 
@@ -724,7 +726,12 @@ export class Spool {
   }
 
   #retryNow(): void {
-    if (this.#writing !== null) return;
+    if (this.#writing !== null) {
+      // The write in flight decides; if it fails, its end comes back here.
+      this.#retryWanted = true;
+      return;
+    }
+    this.#retryWanted = false;
     if (this.#retryTimer !== null) {
       clearTimeout(this.#retryTimer);
       this.#retryTimer = null;
