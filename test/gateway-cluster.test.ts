@@ -31,6 +31,8 @@ let cli: ChildProcess;
 let exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 let output = '';
 let port = 0;
+/** The HTTP API's base URL, from the CLI's output. */
+let httpBase = '';
 
 /** Starts `portcullis start` and resolves with the port it prints once it is listening. */
 async function startCli(configFile: string): Promise<number> {
@@ -59,10 +61,12 @@ async function startCli(configFile: string): Promise<number> {
         /Portcullis is listening on postgresql:\/\/([^:\s]+):(\d+) \((\d+) processes\)/.exec(
           output,
         );
-      if (match !== null) {
+      const api = /HTTP API on (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
+      if (match !== null && api !== null) {
         clearTimeout(timer);
         expect(match[1]).toBe('127.0.0.1');
         expect(match[3]).toBe('2');
+        httpBase = api[1]!;
         resolvePort(Number(match[2]));
       }
     });
@@ -87,6 +91,9 @@ function yamlConfig(): string {
     '    host: 127.0.0.1',
     '    port: 0',
     '    insecure: true',
+    '  http:',
+    '    host: 127.0.0.1',
+    '    port: 0',
     'resources:',
     '  app:',
     '    type: postgres',
@@ -184,6 +191,23 @@ describe('portcullis start --processes 2', () => {
     expect(results).toEqual(clients.map((_, i) => ((i + 1) * (i + 2)) / 2));
     const slots = new Set(clients.map((c) => keyOf(c).processID >>> 24));
     expect([...slots].sort()).toEqual([0, 1]);
+  });
+
+  it('serves health, readiness and metrics summed over both workers on the primary', async () => {
+    expect((await fetch(`${httpBase}/healthz`)).status).toBe(200);
+    expect((await fetch(`${httpBase}/readyz`)).status).toBe(200);
+    const text = await (await fetch(`${httpBase}/metrics`)).text();
+    const count = (kind: string): number =>
+      Number(
+        new RegExp(
+          `portcullis_statements_total\\{resource="app",kind="${kind}",verdict="allow"\\} (\\d+)`,
+        ).exec(text)?.[1] ?? 0,
+      );
+    // Every session of the test above ran one CREATE, one INSERT and one SELECT, on either worker.
+    expect(count('create')).toBe(SESSIONS);
+    expect(count('insert')).toBe(SESSIONS);
+    expect(count('select')).toBeGreaterThanOrEqual(SESSIONS);
+    expect(text).toContain('portcullis_sessions_active{resource="app"} 10');
   });
 
   it(

@@ -2,6 +2,7 @@ import type { EventSink, Logger } from '@portcullis/core';
 import { StatementAnalyzer, loadSqlParser } from '@portcullis/sql';
 import type { GatewayConfig } from './config/load-config.js';
 import { JsonlEventSink } from './events/jsonl-event-sink.js';
+import { GatewayMetrics, meteredSink } from './http/gateway-metrics.js';
 import {
   DEFAULT_WORKER_THRESHOLD_BYTES,
   MaskingPool,
@@ -14,6 +15,10 @@ import { startPgListener, type PgListener } from './pg/pg-listener.js';
 /** A running gateway process (one of several in multi-process mode). */
 export interface Gateway {
   readonly postgres: PgListener;
+  /** This process's metrics (counted from the events it records). */
+  readonly metrics: GatewayMetrics;
+  /** False once closing has begun. */
+  readonly accepting: boolean;
   /** Routes a cancel key owned by this process (cluster plumbing). */
   cancel(processId: number, secretKey: number): void;
   /** Ends sessions, stops listening and flushes events. */
@@ -39,13 +44,16 @@ export async function startGateway(
   options: StartGatewayOptions,
 ): Promise<Gateway> {
   const { logger } = options;
-  const sink =
+  const metrics = new GatewayMetrics();
+  const sink = meteredSink(
     options.sink ??
-    new JsonlEventSink({
-      path: config.events.path,
-      flushIntervalMs: config.events.flushIntervalMs,
-      logger,
-    });
+      new JsonlEventSink({
+        path: config.events.path,
+        flushIntervalMs: config.events.flushIntervalMs,
+        logger,
+      }),
+    metrics,
+  );
   const cancels = new CancelRegistry(options.slot ?? 0, logger);
   // The parser (WASM) loads once per process; analyses are cached across its sessions.
   await loadSqlParser();
@@ -96,10 +104,16 @@ export async function startGateway(
     await sink.close();
     throw err;
   }
+  let accepting = true;
   return {
     postgres,
+    metrics,
+    get accepting() {
+      return accepting;
+    },
     cancel: (processId, secretKey) => void cancels.cancel(processId, secretKey),
     async close() {
+      accepting = false;
       await postgres.close();
       await closeMasking();
       await sink.close();

@@ -2,7 +2,10 @@ import cluster, { type Worker } from 'node:cluster';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '@portcullis/core';
 import type { GatewayConfig } from './config/load-config.js';
+import { AggregatorRegistry } from 'prom-client';
 import { startGateway, type Gateway } from './gateway.js';
+import { operationalRoutes, type OperationalState } from './http/api-routes.js';
+import { startHttpServer, type HttpServer } from './http/http-server.js';
 
 /** Messages between the primary and gateway worker processes. */
 export type ClusterMessage =
@@ -17,6 +20,8 @@ export interface RunningGateway {
   readonly host: string;
   readonly port: number;
   readonly processes: number;
+  /** The HTTP API's address; null when it is off. */
+  readonly http: { readonly host: string; readonly port: number } | null;
   close(): Promise<void>;
 }
 
@@ -33,14 +38,44 @@ const RESTART_DELAY_MS = 1_000;
 export async function runGateway(config: GatewayConfig, logger: Logger): Promise<RunningGateway> {
   if (config.processes <= 1) {
     const gateway = await startGateway(config, { logger });
+    let http: HttpServer | null = null;
+    try {
+      http = await startApi(config, logger, {
+        ready: () => gateway.accepting,
+        metrics: () => gateway.metrics.text(),
+      });
+    } catch (err) {
+      await gateway.close();
+      throw err;
+    }
     return {
       host: gateway.postgres.host,
       port: gateway.postgres.port,
       processes: 1,
-      close: () => gateway.close(),
+      http: http === null ? null : { host: http.host, port: http.port },
+      async close() {
+        http?.close();
+        await gateway.close();
+      },
     };
   }
   return runPrimary(config, logger);
+}
+
+/** Starts the HTTP API when the configuration asks for it. */
+async function startApi(
+  config: GatewayConfig,
+  logger: Logger,
+  state: OperationalState,
+): Promise<HttpServer | null> {
+  if (config.http === null) return null;
+  return startHttpServer({
+    host: config.http.host,
+    port: config.http.port,
+    maxBodyBytes: config.http.maxBodyBytes,
+    routes: operationalRoutes(state),
+    logger,
+  });
 }
 
 async function runPrimary(config: GatewayConfig, logger: Logger): Promise<RunningGateway> {
@@ -92,8 +127,15 @@ async function runPrimary(config: GatewayConfig, logger: Logger): Promise<Runnin
     });
 
   // Every worker asks for the configured port (even 0): the primary binds it once and shares it.
+  let http: HttpServer | null = null;
   try {
     await Promise.all(Array.from({ length: config.processes }, (_, slot) => fork(slot)));
+    // The primary serves the HTTP API; metrics are the sum of its workers' registries.
+    const aggregator = new AggregatorRegistry();
+    http = await startApi(config, logger, {
+      ready: () => !stopping && workers.size === config.processes,
+      metrics: async () => (await aggregator.clusterMetrics()) as string,
+    });
   } catch (err) {
     stopping = true;
     for (const worker of workers.values()) worker.kill('SIGTERM');
@@ -103,8 +145,10 @@ async function runPrimary(config: GatewayConfig, logger: Logger): Promise<Runnin
     host: config.postgres.host,
     port,
     processes: config.processes,
+    http: http === null ? null : { host: http.host, port: http.port },
     async close() {
       stopping = true;
+      http?.close();
       await Promise.all(
         [...workers.values()].map(
           (worker) =>
@@ -134,6 +178,10 @@ export function runWorker(makeLogger: (config: GatewayConfig) => Logger): void {
       }).then(
         (started) => {
           gateway = started;
+          // The primary's /metrics collects this registry over the cluster channel (constructing
+          // an AggregatorRegistry is what makes a worker answer the primary's requests).
+          new AggregatorRegistry();
+          AggregatorRegistry.setRegistries([started.metrics.registry]);
           const ready: ClusterMessage = {
             type: 'portcullis:listening',
             slot: message.slot,

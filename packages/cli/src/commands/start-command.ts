@@ -39,6 +39,11 @@ export function startCommand(): Command {
       console.log(
         `Portcullis is listening on postgresql://${running.host}:${running.port} (${running.processes} process${running.processes === 1 ? '' : 'es'}); events: ${config.events.path}`,
       );
+      if (running.http !== null) {
+        console.log(
+          `HTTP API on http://${running.http.host}:${running.http.port} (/healthz, /readyz, /metrics)`,
+        );
+      }
       onShutdown(() => running.close());
     });
 }

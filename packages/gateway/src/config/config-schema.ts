@@ -38,6 +38,18 @@ const postgresListener = z.strictObject({
     ),
 });
 
+const httpListener = z.strictObject({
+  host: nonEmpty.default('127.0.0.1').describe('Address to listen on.'),
+  port: port.default(9090),
+  maxBodyBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .max(16 * 1024 * 1024)
+    .default(64 * 1024)
+    .describe('Larger request bodies are refused with 413.'),
+});
+
 const upstreamTls = z.strictObject({
   mode: z
     .enum(['disable', 'require', 'verify-full'])
@@ -342,7 +354,12 @@ export const gatewayConfigSchema = z.strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     })
     .default({ level: 'info' }),
-  listeners: z.strictObject({ postgres: postgresListener }),
+  listeners: z.strictObject({
+    postgres: postgresListener,
+    http: httpListener
+      .optional()
+      .describe('The HTTP API: health, readiness, Prometheus metrics (off when omitted).'),
+  }),
   resources: z.record(
     z
       .string()

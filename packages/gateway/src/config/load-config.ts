@@ -92,6 +92,12 @@ export interface GatewayConfig {
     readonly tls: { readonly cert: string; readonly key: string } | null;
     readonly insecure: boolean;
   };
+  /** The HTTP API listener; null when off. */
+  readonly http: {
+    readonly host: string;
+    readonly port: number;
+    readonly maxBodyBytes: number;
+  } | null;
   readonly resources: Readonly<Record<string, PostgresResource>>;
   /** Grants keyed by the SHA-256 (hex) of the token. */
   readonly tokens: Readonly<Record<string, TokenGrant>>;
@@ -236,6 +242,7 @@ export function resolveConfig(raw: unknown, ctx: ResolveContext, source = 'confi
             },
       insecure: listener.insecure,
     },
+    http: cfg.listeners.http === undefined ? null : { ...cfg.listeners.http },
     resources,
     tokens,
     limits: { ...cfg.limits },
