@@ -296,6 +296,23 @@ describe('catalog and names', () => {
     await client.end();
   });
 
+  it('redacts whole rows of a statement prepared before the search path changed', async () => {
+    const fresh = await gw.connect('shop', { options: '-c search_path=archive,public' });
+    // Prepared while `customers` is archive.customers (no rule), then the path changes and the
+    // server re-plans it against public.customers, whose email is masked.
+    await fresh.query({
+      name: 'contacts',
+      text: 'SELECT id, email FROM customers WHERE id < $1',
+      values: [3],
+    });
+    await fresh.query('SET search_path = public');
+    const { rows } = await fresh.query({ name: 'contacts', text: '', values: [3] });
+    // Every value is the redaction marker (pg reads the int column's '****' as NaN).
+    expect(rows).toHaveLength(2);
+    expect(rows.every((row) => Number.isNaN(row.id) && row.email === '****')).toBe(true);
+    await fresh.end();
+  });
+
   it('refuses a table created behind its back, and knows it on a retry', async () => {
     await superuserQuery('CREATE TABLE outside (id int); GRANT ALL ON outside TO PUBLIC', DB);
     const client = await gw.connect('shop');

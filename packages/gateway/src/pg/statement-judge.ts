@@ -64,7 +64,13 @@ export function createJudge(ctx: JudgeContext): (text: string) => Judgement {
         refusedByMasking: true,
       };
     }
-    return { ...judgement, masks: verdict.statements };
+    // Masks computed under a known search path go stale once the session's path is unknown.
+    if (masking.searchPath === null) return { ...judgement, masks: verdict.statements };
+    return {
+      ...judgement,
+      masks: verdict.statements,
+      masksValid: () => masking.searchPath !== null,
+    };
   };
 }
 

@@ -54,6 +54,12 @@ export interface Judgement {
   readonly masks: readonly StatementMask[] | null;
   /** Set when masking, not the statement policy, refused the statement. */
   readonly refusedByMasking?: true;
+  /**
+   * For masks computed under the session's search path: whether they still hold. A prepared
+   * statement is re-analysed by the server when the path changes, so its rows then come from
+   * tables the masks did not see; they are redacted whole instead.
+   */
+  readonly masksValid?: () => boolean;
 }
 
 /** What the tracker needs from its owner. */
@@ -349,7 +355,9 @@ export class StatementTracker {
 
   /** The mask of the statement at the head of the queue; null (redact all) when unknown. */
   #maskOf(head: Pending): StatementMask | null {
-    return head.judgement.masks?.[head.protocol === 'simple' ? head.command : 0] ?? null;
+    const { judgement } = head;
+    if (judgement.masksValid !== undefined && !judgement.masksValid()) return null;
+    return judgement.masks?.[head.protocol === 'simple' ? head.command : 0] ?? null;
   }
 
   /** A RowDescription: answers a Describe (kept for later Executes) or starts simple-query rows. */
