@@ -93,4 +93,22 @@ describe('OutputWriter', () => {
       expect([...w.result()]).toEqual([1, ...src.subarray(0, 30 + round), 2]);
     }
   });
+
+  it('hands out slab slices that later outputs never overwrite, and outgrows the slab intact', () => {
+    const src = Buffer.from(Array.from({ length: 20_000 }, (_, i) => (i * 13 + 1) & 255));
+    const kept: [Buffer, number[]][] = [];
+    for (let round = 0; round < 3000; round++) {
+      const length = 1 + ((round * 37) % 300);
+      const from = round % 1000;
+      // Now and then an output far beyond the capacity it announced, to leave the slab.
+      const extra = round % 97 === 0 ? 9000 : 0;
+      const w = new OutputWriter(src, from, length + 8, false);
+      w.byte(round & 255);
+      w.copyTo(from + length + extra);
+      if (round % 5 === 0) continue; // abandoned: its bytes belong to no result
+      const out = w.result();
+      kept.push([out, [round & 255, ...src.subarray(from, from + length + extra)]]);
+    }
+    for (const [out, expected] of kept) expect([...out]).toEqual(expected);
+  });
 });

@@ -5,38 +5,63 @@
  */
 export class OutputWriter {
   buf: Buffer = EMPTY;
-  pos = 0;
+  /** Where the output begins in {@link OutputWriter.buf}; positions are absolute in it. */
+  readonly base: number;
+  pos: number;
   /** Input offset of the first byte not yet copied. */
   pending: number;
   readonly #src: Uint8Array;
   readonly #initial: number;
   readonly #transferable: boolean;
+  /** Writing into the shared slab (see {@link OutputWriter.result}). */
+  #inSlab: boolean;
+  /** The slab had no room at construction: the first write starts a new one. */
+  readonly #freshSlab: boolean;
   /** Word access to `buf`'s ArrayBuffer, where `buf` starts at `#outBase`. */
   #out: DataView = EMPTY_VIEW;
   #outBase = 0;
 
   /**
-   * @param initial - capacity allocated at the first write.
+   * @param initial - capacity the output is expected to need.
    * @param transferable - allocate an own ArrayBuffer at offset 0, so the result can be moved
-   *   to or from a worker; otherwise small buffers come from Node's pool (much cheaper per frame).
+   *   to or from a worker; otherwise a small output is a slice of a shared slab (much cheaper per
+   *   frame, like Node's own pool).
    */
   constructor(src: Uint8Array, pending: number, initial: number, transferable: boolean) {
     this.#src = src;
     this.pending = pending;
     this.#initial = initial;
     this.#transferable = transferable;
+    this.#inSlab = !transferable && initial <= SLAB_MAX_INITIAL;
+    this.#freshSlab = this.#inSlab && slabUsed + initial > slab.length;
+    this.base = this.#inSlab && !this.#freshSlab ? slabUsed : 0;
+    this.pos = this.base;
   }
 
   /** Makes room for `n` more bytes. */
   ensure(n: number): void {
     const need = this.pos + n;
     if (need <= this.buf.length) return;
-    const size = Math.max(need, this.#initial, this.buf.length * 2);
+    if (this.#inSlab && this.buf === EMPTY) {
+      if (this.#freshSlab) {
+        slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+        slabUsed = 0;
+      }
+      this.#use(slab);
+      if (need <= slab.length) return;
+    }
+    // Outgrown (or not from the slab at all): a buffer of its own, the positions kept.
+    const size = Math.max(need, this.base + this.#initial, this.buf.length * 2);
     const grown = this.#transferable ? Buffer.allocUnsafeSlow(size) : Buffer.allocUnsafe(size);
-    if (this.pos > 0) grown.set(this.buf.subarray(0, this.pos));
-    this.buf = grown;
-    this.#out = bufferView(grown.buffer);
-    this.#outBase = grown.byteOffset;
+    if (this.pos > this.base) grown.set(this.buf.subarray(this.base, this.pos), this.base);
+    this.#inSlab = false;
+    this.#use(grown);
+  }
+
+  #use(buf: Buffer): void {
+    this.buf = buf;
+    this.#out = bufferView(buf.buffer);
+    this.#outBase = buf.byteOffset;
   }
 
   /** Copies the pending input bytes up to `to`. */
@@ -62,14 +87,27 @@ export class OutputWriter {
     this.buf[this.pos++] = value;
   }
 
-  /** The bytes written so far (a view, no copy). */
+  /**
+   * The bytes written (a view, no copy). A slab output is handed out here: later writers start
+   * after it. One writer at a time uses the slab, which synchronous callers guarantee.
+   */
   result(): Buffer {
-    return this.buf.subarray(0, this.pos);
+    const out = this.buf.subarray(this.base, this.pos);
+    if (this.#inSlab && this.buf === slab) slabUsed = (this.pos + 7) & ~7;
+    return out;
   }
 }
 
 const EMPTY = Buffer.alloc(0);
 const EMPTY_VIEW = new DataView(new ArrayBuffer(0));
+
+// The shared slab of small outputs: a result is one view of it, where taking a slice of Node's
+// pool costs a view for the allocation and another for the result. Like the pool, a slab stays
+// alive as long as any result in it.
+const SLAB_BYTES = 64 * 1024;
+const SLAB_MAX_INITIAL = 8 * 1024;
+let slab: Buffer = EMPTY;
+let slabUsed = 0;
 
 /** Runs at least this long are copied natively; a view and a native call cost about as much. */
 const NATIVE_COPY_BYTES = 160;

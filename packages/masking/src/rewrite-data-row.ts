@@ -75,7 +75,7 @@ export function rewriteDataRow(
   if (plan.lastActive < 0) return null;
   const writer = new OutputWriter(body, start, end - start + 64, false);
   // Room for the type byte and the length, filled in once the row has changed.
-  writer.pos = 5;
+  writer.pos = writer.base + 5;
   const maskedValues = rewriteRow(body, start, end, plan, writer, -1);
   if (maskedValues === 0) return null;
   return { frame: writer.result(), maskedValues, maskedColumns: plan.takeSharedHits() };
@@ -195,7 +195,7 @@ function rewriteRow(
     if (lengthAt < 0) {
       // Chunk mode: the pending run just copied reaches back over this frame's header, so its
       // length field sits at a known distance before the value. Body mode: after the `D`.
-      lengthAt = frameStart >= 0 ? w.pos - (p - frameStart - 1) : 1;
+      lengthAt = frameStart >= 0 ? w.pos - (p - frameStart - 1) : w.base + 1;
     }
     const at = w.pos;
     writeInt32(w.buf, at, outLength);
@@ -212,7 +212,7 @@ function rewriteRow(
   }
   if (frameStart < 0) {
     w.copyTo(end);
-    w.buf[0] = DATA_ROW;
+    w.buf[w.base] = DATA_ROW;
   }
   writeInt32(w.buf, lengthAt, w.pos + (end - w.pending) - lengthAt);
   return changed;
