@@ -269,7 +269,8 @@ async function copyOut(client: pg.Client, sql: string): Promise<string> {
   // pg has no COPY TO helper: read the CopyData the connection emits.
   const connection = (client as unknown as { connection: NodeJS.EventEmitter }).connection;
   const chunks: Buffer[] = [];
-  const onData = (msg: { chunk: Buffer }): void => void chunks.push(msg.chunk);
+  // pg reuses its read buffer: copy each chunk before the next read overwrites it.
+  const onData = (msg: { chunk: Buffer }): void => void chunks.push(Buffer.from(msg.chunk));
   connection.on('copyData', onData);
   try {
     await client.query(sql);
@@ -311,6 +312,26 @@ describe('catalog and names', () => {
     expect(rows).toHaveLength(2);
     expect(rows.every((row) => Number.isNaN(row.id) && row.email === '****')).toBe(true);
     await fresh.end();
+  });
+
+  it('redacts whole rows of a statement prepared before a view it reads was redefined', async () => {
+    const admin = await gw.connect('shop');
+    await admin.query('CREATE VIEW directory AS SELECT id, name AS contact FROM customers');
+    const app = await gw.connect('shop');
+    await app.query({
+      name: 'dir',
+      text: 'SELECT contact FROM directory WHERE id = $1',
+      values: [1],
+    });
+    // The view now exposes the masked email; the server re-plans the prepared statement.
+    await admin.query(
+      'CREATE OR REPLACE VIEW directory AS SELECT id, email AS contact FROM customers',
+    );
+    const { rows } = await app.query({ name: 'dir', text: '', values: [1] });
+    expect(rows).toEqual([{ contact: '****' }]);
+    await admin.query('DROP VIEW directory');
+    await admin.end();
+    await app.end();
   });
 
   it('refuses a table created behind its back, and knows it on a retry', async () => {

@@ -46,6 +46,8 @@ export class ResourceMaskingRuntime {
   readonly #planners = new Map<string, ResultPlanner>();
   readonly #hashKey: Uint8Array | null;
   #lastStaleReload = 0;
+  /** Counts DDL seen through this process: prepared statements' masks predate a change. */
+  #schemaEpoch = 0;
 
   constructor(
     resource: PostgresResource & { readonly masking: ResourceMasking },
@@ -90,6 +92,7 @@ export class ResourceMaskingRuntime {
       trustedFunctions: this.#config.trustedFunctions,
       cache: this.#verdicts,
       onUnknownRelation: () => this.#maybeStale(),
+      schemaEpoch: () => this.#schemaEpoch,
     });
     return { masking, planner: this.#planner(rules), leftover };
   }
@@ -101,6 +104,7 @@ export class ResourceMaskingRuntime {
    */
   statementDone(record: StatementRecord): Promise<void> | null {
     if (record.error !== null || !DDL_KINDS.has(record.kind)) return null;
+    this.#schemaEpoch++;
     this.#catalog.invalidate();
     return this.#catalog.current().then(
       () => undefined,

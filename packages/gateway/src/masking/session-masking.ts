@@ -71,6 +71,8 @@ export interface SessionMaskingOptions {
   readonly cache: VerdictCache;
   /** Told when a statement names a relation the snapshot lacks (it may be stale). */
   readonly onUnknownRelation?: () => void;
+  /** Counts schema changes seen through the gateway (DDL); 0 when not tracked. */
+  readonly schemaEpoch?: () => number;
 }
 
 /** Text that may change how unqualified names resolve (search_path, the role behind `$user`). */
@@ -98,6 +100,18 @@ export class SessionMasking {
   /** True when anything is masked for this session. */
   get active(): boolean {
     return this.#options.detect || !this.#options.rules.empty;
+  }
+
+  /**
+   * Whether verdicts given now still hold later: a prepared statement is re-analysed by the
+   * server when the search path or the schema changes, so masks computed before either change
+   * no longer describe its rows. Names resolved under an unknown path resolve alike under any.
+   */
+  validity(): () => boolean {
+    const epoch = this.#options.schemaEpoch ?? (() => 0);
+    const atEpoch = epoch();
+    if (this.#searchPath === null) return () => epoch() === atEpoch;
+    return () => this.#searchPath !== null && epoch() === atEpoch;
   }
 
   /** The search path unqualified names resolve with; null once unknown. */

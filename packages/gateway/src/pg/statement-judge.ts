@@ -64,13 +64,7 @@ export function createJudge(ctx: JudgeContext): (text: string) => Judgement {
         refusedByMasking: true,
       };
     }
-    // Masks computed under a known search path go stale once the session's path is unknown.
-    if (masking.searchPath === null) return { ...judgement, masks: verdict.statements };
-    return {
-      ...judgement,
-      masks: verdict.statements,
-      masksValid: () => masking.searchPath !== null,
-    };
+    return { ...judgement, masks: verdict.statements, masksValid: masking.validity() };
   };
 }
 
