@@ -536,14 +536,7 @@ export class Spool {
       this.#activeBytes > SEGMENT_HEADER_BYTES &&
       this.#activeBytes + recordBytes > this.#segmentBytes;
     const needed = recordBytes + (roll ? SEGMENT_HEADER_BYTES : 0);
-    if (this.#usedBytes + needed > this.#maxBytes) {
-      return this.#refuse(
-        new PortcullisError(
-          'PCL_ERR_SPOOL_FULL',
-          `event spool is full (${this.#usedBytes} of ${this.#maxBytes} bytes)`,
-        ),
-      );
-    }
+    if (this.#usedBytes + needed > this.#maxBytes) return this.#refuse(null);
     const sequence = this.#nextSequence++;
     frameRecord(stage, at, length, sequence);
     let group = this.#groups[this.#groups.length - 1];
@@ -744,20 +737,28 @@ export class Spool {
     if (this.#writing !== null) this.#failure = failure;
   }
 
-  #refuse(failure: PortcullisError): number {
-    if (this.#policy === 'fail-closed') throw failure;
+  /** Applies the full policy; `failure` null means maxBytes (the error is built only if needed). */
+  #refuse(failure: PortcullisError | null): number {
+    if (this.#policy === 'fail-closed') throw failure ?? this.#fullError();
     this.#droppedEvents++;
     this.#droppedSinceWarning++;
     const now = performance.now();
     if (now - this.#lastDropWarning >= this.#dropWarningIntervalMs) {
       this.#logger.warn(
         { spool: this.#dir, dropped: this.#droppedSinceWarning, total: this.#droppedEvents },
-        `spool: dropping events (fail-open): ${failure.message}`,
+        `spool: dropping events (fail-open): ${(failure ?? this.#fullError()).message}`,
       );
       this.#lastDropWarning = now;
       this.#droppedSinceWarning = 0;
     }
     return 0;
+  }
+
+  #fullError(): PortcullisError {
+    return new PortcullisError(
+      'PCL_ERR_SPOOL_FULL',
+      `event spool is full (${this.#usedBytes} of ${this.#maxBytes} bytes)`,
+    );
   }
 
   #tooLarge(bytes: number): PortcullisError {
