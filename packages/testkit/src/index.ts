@@ -30,3 +30,11 @@ export {
   type GatewayProcess,
   type StartGatewayProcessOptions,
 } from './start-gateway-process.js';
+export {
+  startOidcProvider,
+  type OidcAgent,
+  type OidcClientCredentials,
+  type OidcPerson,
+  type OidcProviderServer,
+  type StartOidcProviderOptions,
+} from './start-oidc-provider.js';
