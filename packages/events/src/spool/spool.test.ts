@@ -126,7 +126,11 @@ describe('Spool', () => {
   });
 
   it('refuses a payload above maxRecordBytes, a second reader per name and bad acks', async () => {
-    const spool = await Spool.open({ dir: await tempDir(), maxRecordBytes: 10 });
+    const spool = await Spool.open({
+      dir: await tempDir(),
+      maxRecordBytes: 10,
+      batchDelayMs: 60_000,
+    });
     let err: unknown;
     try {
       spool.append('12345678901');
