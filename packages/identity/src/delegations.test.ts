@@ -166,6 +166,12 @@ describe('Delegations', () => {
       ttlMs: HOUR,
     });
     expect(issued.expiresAt).toBeLessThanOrEqual(d.expiresAt);
+    clock = d.expiresAt - 500;
+    expect(
+      await refusal(
+        delegations.exchangeToken({ agent: bot, delegationId: d.id, resource: 'orders-db' }),
+      ),
+    ).toBe('expired');
   });
 
   it('refuses: unknown, wrong agent, wrong person, revoked, expired, out of scope', async () => {

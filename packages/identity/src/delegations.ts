@@ -172,6 +172,8 @@ export class Delegations {
       throw refused('unknown');
     }
     const ttlMs = Math.min(input.ttlMs ?? this.#issuer.defaultTtlMs, delegation.expiresAt - now);
+    // Credentials last whole seconds: one that would outlive the delegation is not issued.
+    if (ttlMs < 1000) throw refused('expired');
     return this.#issuer.issue({
       person: delegation.person,
       agent: input.agent,
