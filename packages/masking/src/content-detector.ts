@@ -275,6 +275,15 @@ export class ContentDetector {
     return covered(spans, start, end);
   }
 
+  /**
+   * Low level: the masker of the detector that claimed the whole value in the last scan (see
+   * {@link ContentDetector.covering}), or null. Writing the value with it is what
+   * {@link ContentDetector.writeMasked} does then, minus the walk over the spans.
+   */
+  get coveringMasker(): Masker | null {
+    return this.#covering < 0 ? null : this.#maskers[this.#covering]!;
+  }
+
   /** Low level: bytes {@link ContentDetector.writeMasked} needs at most after the last scan. */
   maxOutput(length: number): number {
     return length + this.#spans.length * this.#maxGrowth;

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { ContentDetector } from './content-detector.js';
 import { createMasker } from './create-masker.js';
 import type { MaskAction } from './mask-style.js';
 import { rewriteDataRow, rewriteDataRows } from './rewrite-data-row.js';
@@ -384,6 +385,55 @@ describe('rewriteDataRow (properties)', () => {
         expect(batch.output === null).toBe(rewritten.length === 0);
       }),
       { numRuns: 200 },
+    );
+  });
+});
+
+describe('detect columns (property)', () => {
+  it('write each value as ContentDetector.mask does, column hints and all', () => {
+    const options = {
+      styles: { ssn: { kind: 'null' }, phone: { kind: 'hash', length: 8 } },
+      hashKey: KEY,
+    } as const;
+    const reference = new ContentDetector(options);
+    const piece = fc.constantFrom(
+      'alice@example.com',
+      '4111 1111 1111 1111',
+      '4111-1111-1111-1111',
+      '123-45-6789',
+      '(415) 555-0132',
+      '+1 415 555 0132',
+      '10.0.0.1',
+      'x',
+      ' ',
+      '',
+    );
+    const value = fc.oneof(
+      fc.constant(null),
+      piece,
+      fc.array(piece, { maxLength: 3 }).map((p) => p.join(' ')),
+    );
+    fc.assert(
+      fc.property(fc.array(fc.array(value, { minLength: 3, maxLength: 3 })), (rows) => {
+        const plan = compileRowPlan({
+          actions: [{ kind: 'detect' }, { kind: 'detect' }, { kind: 'detect' }],
+          detector: options,
+          hashKey: KEY,
+        });
+        for (const values of rows) {
+          const f = dataRow(values);
+          const result = rewriteDataRow(f, 5, f.length, plan);
+          const out = result === null ? values : parseRow(result.frame).map(text);
+          values.forEach((v, i) => {
+            if (v === null) return expect(out[i]).toBeNull();
+            const masked = reference.mask(Buffer.from(v));
+            const expected =
+              masked === null ? v : masked.value === null ? null : text(masked.value);
+            expect(out[i]).toBe(expected);
+          });
+        }
+      }),
+      { numRuns: 300 },
     );
   });
 });

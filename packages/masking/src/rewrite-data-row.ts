@@ -1,4 +1,5 @@
 import { PortcullisError } from '@portcullis/core';
+import type { ContentDetector } from './content-detector.js';
 import { Op, type RowPlan } from './row-plan.js';
 import { OutputWriter, readInt32, sourceView, writeInt32 } from './output-writer.js';
 import { jsonStringMaxLength, writeJsonString } from './write-json-string.js';
@@ -270,25 +271,59 @@ function maskValue(
         writeJsonString(scratch, 0, n, w.buf, at + 4 + (op === RULE_JSONB ? 1 : 0)) - at - 4;
       break;
     }
-    default: {
-      w.ensure(4 + jsonb + detector!.maxOutput(length));
-      if (jsonb === 1) w.buf[at + 4] = src[vs]!;
-      const stop = detector!.writeMasked(
-        src,
-        vs + jsonb,
-        ve,
-        w.buf,
-        at + 4 + jsonb,
-        true,
-        op !== DETECT,
-      );
-      if (stop < 0) return -1;
-      outLength = stop - at - 4;
+    case DETECT: {
+      // One finding covering the value: its masker writes it, as writeMasked would.
+      const masker = detector!.coveringMasker;
+      if (masker === null) return writeDetected(src, vs, ve, jsonb, op, detector!, w, at);
+      if (masker.nulls) return -1;
+      w.ensure(4 + masker.maxOutput(length));
+      outLength = masker.write(src, vs, ve, w.buf, at + 4) - at - 4;
+      break;
     }
+    default:
+      return writeDetected(src, vs, ve, jsonb, op, detector!, w, at);
   }
-  // Masking left the value as it was (`****` redacted): not a change.
+  return unlessSame(src, vs, length, w, at, outLength);
+}
+
+/** Masking that left the value as it was (`****` redacted) is no change. */
+function unlessSame(
+  src: Uint8Array,
+  vs: number,
+  length: number,
+  w: OutputWriter,
+  at: number,
+  outLength: number,
+): number {
   if (outLength === length && sameBytes(src, vs, w.buf, at + 4, length)) return NO_CHANGE;
   return outLength;
+}
+
+/** The detector's findings in `src[vs, ve)` written after the length field at `at`. */
+function writeDetected(
+  src: Uint8Array,
+  vs: number,
+  ve: number,
+  jsonb: number,
+  op: number,
+  detector: ContentDetector,
+  w: OutputWriter,
+  at: number,
+): number {
+  const length = ve - vs;
+  w.ensure(4 + jsonb + detector.maxOutput(length));
+  if (jsonb === 1) w.buf[at + 4] = src[vs]!;
+  const stop = detector.writeMasked(
+    src,
+    vs + jsonb,
+    ve,
+    w.buf,
+    at + 4 + jsonb,
+    true,
+    op !== DETECT,
+  );
+  if (stop < 0) return -1;
+  return unlessSame(src, vs, length, w, at, stop - at - 4);
 }
 
 function sameBytes(a: Uint8Array, as: number, b: Uint8Array, bs: number, n: number): boolean {
