@@ -74,6 +74,12 @@ describe('masking workers', () => {
       (e) => e.type === 'statement' && e.client.application === 'workers-ok',
     )!.statement!;
     expect(statement.rows).toBe(ROWS);
+    // Every upstream DataRow was counted once, whether masked inline or on a worker.
+    let bytes = 0;
+    for (let id = 1; id <= ROWS; id++) {
+      bytes += 5 + 2 + 3 * 4 + String(id).length + `person${id}@example.com`.length + 200;
+    }
+    expect(statement.bytes).toBe(bytes);
     expect(statement.masked).toEqual({ values: ROWS, columns: ['email'] });
   });
 

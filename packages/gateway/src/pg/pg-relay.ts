@@ -425,39 +425,37 @@ export class PgRelay {
         end,
         ...(fault === undefined ? {} : { testHook: fault }),
       })
-      .then(
-        (result) => {
-          if (this.#closing) return;
-          const data = result.chunk;
-          const tracker = this.#tracker;
-          for (let pos = 0; pos < result.consumed;) {
-            const length = data.readInt32BE(pos + 1);
-            tracker.serverFrame(BackendCode.DataRow, data, pos + 5, pos + 1 + length, length - 4);
-            pos += 1 + length;
-          }
-          if (result.maskedValues > 0)
-            tracker.noteMasked(result.maskedValues, result.maskedColumns);
-          const masked = result.output ?? data.subarray(start, result.consumed);
-          this.#bytesToClient += masked.length;
-          this.#client.write(masked);
-          this.#maskingOnWorker = false;
-          const waiting = this.#waitingChunks.splice(0);
-          if (result.consumed < data.length) {
-            this.#fromUpstreamMasked(data.subarray(result.consumed), forwarder);
-          } else {
-            this.#afterUpstreamWrite();
-          }
-          for (const next of waiting) this.#fromUpstreamMasked(next, forwarder);
-          if (!this.#maskingOnWorker && !this.#upstreamPaused && !this.#closing) {
-            this.#upstream.resume();
-          }
-        },
-        (err: unknown) => {
-          this.#maskingOnWorker = false;
-          this.#waitingChunks.length = 0;
-          this.#maskingFailed(err);
-        },
-      );
+      .then((result) => {
+        if (this.#closing) return;
+        const data = result.chunk;
+        const tracker = this.#tracker;
+        for (let pos = start; pos < result.consumed;) {
+          const length = data.readInt32BE(pos + 1);
+          tracker.serverFrame(BackendCode.DataRow, data, pos + 5, pos + 1 + length, length - 4);
+          pos += 1 + length;
+        }
+        if (result.maskedValues > 0) tracker.noteMasked(result.maskedValues, result.maskedColumns);
+        const masked = result.output ?? data.subarray(start, result.consumed);
+        this.#bytesToClient += masked.length;
+        this.#client.write(masked);
+        this.#maskingOnWorker = false;
+        const waiting = this.#waitingChunks.splice(0);
+        if (result.consumed < data.length) {
+          this.#fromUpstreamMasked(data.subarray(result.consumed), forwarder);
+        } else {
+          this.#afterUpstreamWrite();
+        }
+        for (const next of waiting) this.#fromUpstreamMasked(next, forwarder);
+        if (!this.#maskingOnWorker && !this.#upstreamPaused && !this.#closing) {
+          this.#upstream.resume();
+        }
+      })
+      // A worker failure, or a fault while handling its result: fail closed either way.
+      .catch((err: unknown) => {
+        this.#maskingOnWorker = false;
+        this.#waitingChunks.length = 0;
+        this.#maskingFailed(err);
+      });
   }
 
   /** Masking could not run: end the session before anything unmasked can leave. */
