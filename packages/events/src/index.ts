@@ -2,3 +2,4 @@
 export {};
 export * from './spool/index.js';
 export * from './store/index.js';
+export * from './sinks/index.js';

@@ -1,0 +1,6 @@
+export {
+  SinkRunner,
+  type BatchSink,
+  type SinkRunnerOptions,
+  type SinkRunnerStats,
+} from './sink-runner.js';

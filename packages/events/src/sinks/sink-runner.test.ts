@@ -1,0 +1,104 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Spool } from '../spool/spool.js';
+import type { SpoolRecord } from '../spool/spool-reader.js';
+import { SinkRunner, type BatchSink } from './sink-runner.js';
+
+const dirs: string[] = [];
+afterEach(async () => {
+  for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
+});
+
+async function openSpool(): Promise<{ spool: Spool; dir: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'portcullis-sink-runner-'));
+  dirs.push(dir);
+  return { spool: await Spool.open({ dir, batchDelayMs: 1 }), dir };
+}
+
+/** A sink that stores payloads and fails while `down` is set. */
+function recordingSink(name: string) {
+  const stored: string[] = [];
+  const state = { down: false, attempts: 0, closed: false };
+  const sink: BatchSink = {
+    name,
+    async deliver(records: readonly SpoolRecord[]) {
+      state.attempts++;
+      if (state.down) throw new Error('sink unavailable');
+      for (const r of records) stored.push(r.payload.toString('utf8'));
+    },
+    async close() {
+      state.closed = true;
+    },
+  };
+  return { sink, stored, state };
+}
+
+async function until(check: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+describe('SinkRunner', () => {
+  it('delivers every record in order and acknowledges it', async () => {
+    const { spool } = await openSpool();
+    const { sink, stored, state } = recordingSink('test');
+    const runner = new SinkRunner(spool, sink);
+    await runner.start();
+    for (let i = 0; i < 500; i++) spool.append(`event ${i}`);
+    await spool.flush();
+    await until(() => stored.length === 500);
+    expect(stored).toEqual(Array.from({ length: 500 }, (_, i) => `event ${i}`));
+    await until(() => runner.stats.lagRecords === 0);
+    await runner.stop();
+    expect(state.closed).toBe(true);
+    await spool.close();
+  });
+
+  it('keeps events on disk while the sink is down and drains them when it returns', async () => {
+    const { spool } = await openSpool();
+    const { sink, stored, state } = recordingSink('flaky');
+    state.down = true;
+    const runner = new SinkRunner(spool, sink, { retryDelayMs: 5, maxRetryDelayMs: 20 });
+    await runner.start();
+    for (let i = 0; i < 50; i++) spool.append(`e${i}`);
+    await spool.flush();
+    await until(() => state.attempts >= 3);
+    expect(stored).toEqual([]);
+    expect(runner.stats.lastError).toBe('sink unavailable');
+    expect(runner.stats.lagRecords).toBe(50);
+    state.down = false;
+    await until(() => stored.length === 50);
+    expect(stored).toEqual(Array.from({ length: 50 }, (_, i) => `e${i}`));
+    await until(() => runner.stats.lagRecords === 0 && runner.stats.lastError === null);
+    expect(runner.stats.delivered).toBe(50);
+    await runner.stop();
+    await spool.close();
+  });
+
+  it('redelivers what was not acknowledged after a restart (at least once)', async () => {
+    const { spool, dir } = await openSpool();
+    const first = recordingSink('restart');
+    first.state.down = true;
+    const runner = new SinkRunner(spool, first.sink, { retryDelayMs: 5 });
+    await runner.start();
+    for (let i = 0; i < 10; i++) spool.append(`r${i}`);
+    await spool.flush();
+    await until(() => first.state.attempts >= 1);
+    await runner.stop();
+    await spool.close();
+
+    const reopened = await Spool.open({ dir, batchDelayMs: 1 });
+    const second = recordingSink('restart');
+    const again = new SinkRunner(reopened, second.sink);
+    await again.start();
+    await until(() => second.stored.length === 10);
+    expect(second.stored[0]).toBe('r0');
+    await again.stop();
+    await reopened.close();
+  });
+});

@@ -1,0 +1,138 @@
+import { silentLogger, type Logger } from '@portcullis/core';
+import type { Spool } from '../spool/spool.js';
+import type { SpoolReader, SpoolRecord } from '../spool/spool-reader.js';
+
+/**
+ * Where spooled events go: ClickHouse, Kafka, a file. `deliver` gets each batch in sequence
+ * order and resolves once the batch is durably stored there; it may be called again with
+ * records it already stored (after a crash, or a retry after a failure that happened after
+ * storing), so it must be idempotent by event id.
+ */
+export interface BatchSink {
+  /** The spool consumer this sink reads as (its position survives restarts). */
+  readonly name: string;
+  deliver(records: readonly SpoolRecord[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Options of a {@link SinkRunner}. */
+export interface SinkRunnerOptions {
+  readonly logger?: Logger;
+  /** First retry delay after a failed delivery; doubles up to `maxRetryDelayMs`. */
+  readonly retryDelayMs?: number;
+  readonly maxRetryDelayMs?: number;
+  /** Records per delivery (default 4096). */
+  readonly maxRecords?: number;
+}
+
+/** What a runner has done, for metrics and `portcullis` status output. */
+export interface SinkRunnerStats {
+  readonly delivered: number;
+  readonly batches: number;
+  readonly failures: number;
+  /** The last failure's message; null after a success. */
+  readonly lastError: string | null;
+  /** Records in the spool this sink has not acknowledged. */
+  readonly lagRecords: number;
+}
+
+/**
+ * Drains a spool into one sink: reads batches as the sink's consumer, delivers them, and
+ * acknowledges only after the sink stored them. A failing sink is retried with exponential
+ * backoff, forever: events wait on disk (the spool's size bound and full policy decide what
+ * happens when the wait is long), never dropped here. Delivery is at least once.
+ */
+export class SinkRunner {
+  readonly #spool: Spool;
+  readonly #sink: BatchSink;
+  readonly #logger: Logger;
+  readonly #retryDelayMs: number;
+  readonly #maxRetryDelayMs: number;
+  readonly #maxRecords: number;
+  #reader: SpoolReader | null = null;
+  #running: Promise<void> | null = null;
+  #stopping = false;
+  #wake: (() => void) | null = null;
+  #delivered = 0;
+  #batches = 0;
+  #failures = 0;
+  #lastError: string | null = null;
+
+  constructor(spool: Spool, sink: BatchSink, options: SinkRunnerOptions = {}) {
+    this.#spool = spool;
+    this.#sink = sink;
+    this.#logger = options.logger ?? silentLogger;
+    this.#retryDelayMs = options.retryDelayMs ?? 100;
+    this.#maxRetryDelayMs = options.maxRetryDelayMs ?? 30_000;
+    this.#maxRecords = options.maxRecords ?? 4096;
+  }
+
+  get stats(): SinkRunnerStats {
+    return {
+      delivered: this.#delivered,
+      batches: this.#batches,
+      failures: this.#failures,
+      lastError: this.#lastError,
+      lagRecords: this.#spool.lag(this.#sink.name).records,
+    };
+  }
+
+  /** Starts draining; resolves once the consumer is open. */
+  async start(): Promise<void> {
+    if (this.#running !== null) return;
+    this.#reader = await this.#spool.openReader(this.#sink.name, { maxRecords: this.#maxRecords });
+    this.#running = this.#loop(this.#reader);
+  }
+
+  /** Stops after the delivery in flight (if any), closes the consumer and the sink. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    this.#wake?.();
+    await this.#reader?.close();
+    await this.#running;
+    await this.#sink.close();
+  }
+
+  async #loop(reader: SpoolReader): Promise<void> {
+    let delay = this.#retryDelayMs;
+    for (;;) {
+      const batch = await reader.read();
+      if (batch === null || this.#stopping) return;
+      for (;;) {
+        try {
+          await this.#sink.deliver(batch.records);
+          await reader.ack(batch.lastSequence);
+          this.#delivered += batch.records.length;
+          this.#batches++;
+          this.#lastError = null;
+          delay = this.#retryDelayMs;
+          break;
+        } catch (err) {
+          this.#failures++;
+          this.#lastError = err instanceof Error ? err.message : String(err);
+          this.#logger.warn(
+            { err, sink: this.#sink.name, retryInMs: delay },
+            'event sink delivery failed; retrying',
+          );
+          await this.#sleep(delay);
+          if (this.#stopping) return;
+          delay = Math.min(delay * 2, this.#maxRetryDelayMs);
+        }
+      }
+    }
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolveSleep) => {
+      const timer = setTimeout(() => {
+        this.#wake = null;
+        resolveSleep();
+      }, ms);
+      this.#wake = () => {
+        clearTimeout(timer);
+        this.#wake = null;
+        resolveSleep();
+      };
+    });
+  }
+}
