@@ -114,6 +114,27 @@ describe('ChdbEventStore', { timeout: 60_000 }, () => {
     expect(verifyChain(back, KEY)).toEqual([]);
   });
 
+  it("writes the same rows through chDB's insert call (insertVia: api)", async () => {
+    const events = session(alice, null, 'api-db', DAY0_US, [
+      { text: 'UPDATE t SET a = $1', kind: 'update', tables: ['t'], rows: 4 },
+    ]);
+    // A second connection to the same directory is allowed; only other directories wait.
+    const api = new ChdbEventStore({
+      dataDir: join(dir, 'data'),
+      chainKey: KEY,
+      retentionDays: 3650,
+      insertVia: 'api',
+    });
+    try {
+      expect(await api.insert([...events, events[0]!])).toEqual({ inserted: 3, duplicates: 1 });
+      const back = await api.readSession(events[0]!.sessionId);
+      expect(back.map((c) => c.event)).toEqual(events);
+      expect(verifyChain(back, KEY)).toEqual([]);
+    } finally {
+      await api.close();
+    }
+  });
+
   it('shows an edited or deleted row in the chain', async () => {
     const events = session(bob, null, 'tamper-db', DAY0_US, [
       { text: 'DROP TABLE audit', kind: 'drop', tables: ['audit'] },

@@ -233,10 +233,106 @@ export function rowToEvent(row: StoredEventRow): ChainedEvent {
 }
 
 /**
- * The event exactly as the table keeps it: fields `SessionEvent` does not declare are dropped.
- * The store chains this form, so a chain read back from the table verifies.
+ * The event exactly as the table keeps it, with every object's keys in sorted order and no
+ * `undefined` values, so `JSON.stringify` of the result is its canonical JSON (a test holds the
+ * two equal). Fields `SessionEvent` does not declare are dropped, so a chain read back from the
+ * table verifies. The store chains this form: it costs a fraction of the generic canonicalJson.
  */
-export function normalizeEvent(event: SessionEvent): SessionEvent {
-  const { time: _time, ...row } = eventToRow({ event, prevHash: '', hash: '' });
-  return rowToEvent({ ...row, time_us: event.timeUs }).event;
+export function normalizeEvent(e: SessionEvent): SessionEvent {
+  const p = e.person;
+  const c = e.client;
+  const s = e.statement;
+  const a = e.approval;
+  const m = e.summary;
+  const err = (x: StatementError | null): StatementError | null =>
+    x === null ? null : { code: x.code, message: x.message };
+  // Keys below are written in sorted (UTF-16) order; keep them so when adding fields.
+  return {
+    agent: e.agent === null ? null : { id: e.agent.id, name: e.agent.name },
+    ...(a === undefined
+      ? {}
+      : { approval: { kind: a.kind, message: a.message, rule: a.rule, text: a.text } }),
+    authMethod: e.authMethod,
+    client: {
+      address: c.address,
+      application: c.application,
+      port: c.port,
+      tls: c.tls,
+      user: c.user,
+    },
+    id: e.id,
+    person: {
+      email: p.email,
+      groups: [...p.groups],
+      ...(p.name === undefined ? {} : { name: p.name }),
+      subject: p.subject,
+    },
+    protocol: e.protocol,
+    resource: e.resource,
+    schema: e.schema,
+    seq: e.seq,
+    sessionId: e.sessionId,
+    ...(s === undefined
+      ? {}
+      : {
+          statement: {
+            bytes: s.bytes,
+            durationUs: s.durationUs,
+            error: err(s.error),
+            fingerprint: s.fingerprint,
+            kind: s.kind,
+            ...(s.masked === undefined
+              ? {}
+              : { masked: { columns: [...s.masked.columns], values: s.masked.values } }),
+            params: s.params,
+            ...(s.preparedName === undefined ? {} : { preparedName: s.preparedName }),
+            protocol: s.protocol,
+            rows: s.rows,
+            rule: s.rule,
+            tables: [...s.tables],
+            tag: s.tag,
+            text: s.text,
+            verdict: s.verdict,
+          },
+        }),
+    ...(m === undefined
+      ? {}
+      : {
+          summary: {
+            bytesFromClient: m.bytesFromClient,
+            bytesToClient: m.bytesToClient,
+            durationUs: m.durationUs,
+            error: err(m.error),
+            reason: m.reason,
+            rows: m.rows,
+            statements: m.statements,
+          },
+        }),
+    timeUs: e.timeUs,
+    type: e.type,
+    upstreamUser: e.upstreamUser,
+  };
 }
+
+/** The `events` columns in the order {@link eventToRow} writes them (JSONCompactEachRow). */
+export const EVENT_ROW_COLUMNS: readonly (keyof EventRow)[] = Object.keys(
+  eventToRow({
+    event: {
+      schema: 1,
+      id: '',
+      type: 'session.start',
+      timeUs: 0,
+      sessionId: '',
+      seq: 0,
+      person: { subject: '', email: '', groups: [] },
+      agent: null,
+      authMethod: 'static-token',
+      resource: '',
+      protocol: 'postgres',
+      upstreamUser: '',
+      client: { address: '', port: 0, application: '', user: '', tls: false },
+    },
+    prevHash: '',
+    hash: '',
+  }),
+) as (keyof EventRow)[];

@@ -9,6 +9,7 @@ export {
   type ChainIssue,
 } from './hash-chain.js';
 export {
+  EVENT_ROW_COLUMNS,
   EVENT_ROW_SELECT,
   eventToRow,
   normalizeEvent,

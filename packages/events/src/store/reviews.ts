@@ -29,8 +29,9 @@ function windowParams(window: ReviewWindow): Record<string, string> {
 }
 
 const EVENT_WINDOW = "time >= {from:DateTime64(6, 'UTC')} AND time < {to:DateTime64(6, 'UTC')}";
+// Every UTC day the window touches: from's day on, up to the last day starting before `to`.
 const DAY_WINDOW =
-  "day >= toDate({from:DateTime64(6, 'UTC')}) AND day <= toDate({to:DateTime64(6, 'UTC')} - toIntervalMicrosecond(1))";
+  "day >= toDate({from:DateTime64(6, 'UTC')}) AND toDateTime(day, 'UTC') < {to:DateTime64(6, 'UTC')}";
 const kinds = (list: readonly string[]): string => list.map((k) => `'${k}'`).join(', ');
 
 /** One row of {@link activityByPersonAndResource}. */
