@@ -12,6 +12,7 @@ import {
   JsonlEventSink,
   resolveConfig,
   startGateway,
+  startGatewayApi,
   type Gateway,
   type GatewayConfig,
   type GatewayConfigInput,
@@ -46,6 +47,8 @@ export interface GatewayFixtureOptions {
   readonly limits?: GatewayConfigInput['limits'];
   /** Masking workers (threads, threshold, timeout). */
   readonly masking?: GatewayConfigInput['masking'];
+  /** OIDC login, gateway credentials, delegations; starts the HTTP API on a free port too. */
+  readonly identity?: GatewayConfigInput['identity'];
   /** Test-only fault for masking workers (the process needs PORTCULLIS_TEST_HOOKS=1). */
   readonly maskingFault?: () => 'exit' | 'throw' | 'uncaught' | 'hang' | undefined;
   readonly events?: {
@@ -58,6 +61,8 @@ export interface GatewayFixtureOptions {
 export interface GatewayFixture {
   readonly gateway: Gateway;
   readonly config: GatewayConfig;
+  /** The HTTP API's base URL when the fixture serves it (identity configured), else null. */
+  readonly apiUrl: string | null;
   readonly host: string;
   readonly port: number;
   /** Temporary directory holding dataDir and any file the suite writes with {@link writeFile}. */
@@ -178,6 +183,7 @@ export async function startGatewayFixture(options: GatewayFixtureOptions): Promi
         insecure: options.listener?.insecure ?? true,
         ...(options.listener?.tls === undefined ? {} : { tls: options.listener.tls }),
       },
+      ...(options.identity === undefined ? {} : { http: { host: '127.0.0.1', port: 0 } }),
     },
     resources: { ...options.resources },
     tokens: tokens.map((t) => ({
@@ -192,6 +198,7 @@ export async function startGatewayFixture(options: GatewayFixtureOptions): Promi
     })),
     ...(options.limits === undefined ? {} : { limits: options.limits }),
     ...(options.masking === undefined ? {} : { masking: options.masking }),
+    ...(options.identity === undefined ? {} : { identity: options.identity }),
     events: {
       flushIntervalMs: options.events?.flushIntervalMs ?? 20,
       dangerouslyRecordLiterals: options.events?.dangerouslyRecordLiterals ?? false,
@@ -200,6 +207,7 @@ export async function startGatewayFixture(options: GatewayFixtureOptions): Promi
   let config: GatewayConfig;
   let gateway: Gateway;
   let sink: JsonlEventSink;
+  let api: { port: number; close(): void } | null = null;
   try {
     config = resolveConfig(raw, { baseDir: dir, env: {} }, 'test config');
     const logger = createLogger('silent');
@@ -213,6 +221,13 @@ export async function startGatewayFixture(options: GatewayFixtureOptions): Promi
       sink,
       ...(options.maskingFault === undefined ? {} : { maskingFault: options.maskingFault }),
     });
+    const started = gateway;
+    api = await startGatewayApi(
+      config,
+      logger,
+      { ready: () => started.accepting, metrics: () => started.metrics.text() },
+      gateway.identity,
+    );
   } catch (err) {
     await rm(dir, { recursive: true, force: true });
     throw err;
@@ -256,6 +271,7 @@ export async function startGatewayFixture(options: GatewayFixtureOptions): Promi
   const close = (): Promise<void> => {
     closing ??= (async () => {
       await Promise.all([...clients].map((c) => c.end().catch(() => undefined)));
+      api?.close();
       await gateway.close();
     })();
     return closing;
@@ -264,6 +280,7 @@ export async function startGatewayFixture(options: GatewayFixtureOptions): Promi
   return {
     gateway,
     config,
+    apiUrl: api === null ? null : `http://127.0.0.1:${api.port}`,
     host: gateway.postgres.host,
     port: gateway.postgres.port,
     dir,

@@ -13,8 +13,12 @@ export interface Agent {
   readonly name: string;
 }
 
-/** How the client proved who it is. */
-export type AuthMethod = 'static-token';
+/**
+ * How the client proved who it is: a static token from the configuration, or a gateway
+ * credential obtained by a person's OIDC login (`oidc`), by an agent acting for a person under
+ * a delegation (`token-exchange`), or by an agent as itself (`client-credentials`).
+ */
+export type AuthMethod = 'static-token' | 'oidc' | 'token-exchange' | 'client-credentials';
 
 /** Who is behind a session. */
 export interface SessionIdentity {

@@ -5,7 +5,23 @@ import type { PolicyAction } from './policy.js';
 export const SESSION_EVENT_SCHEMA_VERSION = 1;
 
 /** The kinds of session event this build records. */
-export type SessionEventType = 'session.start' | 'statement' | 'approval.requested' | 'session.end';
+export type SessionEventType =
+  | 'session.start'
+  | 'statement'
+  | 'approval.requested'
+  | 'session.end'
+  | 'auth.failed';
+
+/**
+ * A refused login (`auth.failed`): why, as a fixed reason code, never the credential. The
+ * event's person is the one the credential named when it could be read, else empty.
+ */
+export interface AuthFailure {
+  /** `unknown-token`, `expired`, `bad-signature`, `no-access`, `delegation-revoked`, … */
+  readonly reason: string;
+  /** SQLSTATE sent to the client (28000, 28P01, 42501). */
+  readonly code: string;
+}
 
 /** Where the client connected from and what it said about itself. */
 export interface ClientInfo {
@@ -104,6 +120,7 @@ export interface SessionEvent {
   readonly statement?: StatementRecord;
   readonly approval?: ApprovalRequest;
   readonly summary?: SessionSummary;
+  readonly authFailure?: AuthFailure;
 }
 
 /** Where events go. Implementations batch; `write` never blocks the data path. */

@@ -3,6 +3,7 @@ import { StatementAnalyzer, loadSqlParser } from '@portcullis/sql';
 import type { GatewayConfig } from './config/load-config.js';
 import { JsonlEventSink } from './events/jsonl-event-sink.js';
 import { GatewayMetrics, meteredSink } from './http/gateway-metrics.js';
+import { GatewayIdentity } from './identity/gateway-identity.js';
 import {
   DEFAULT_WORKER_THRESHOLD_BYTES,
   MaskingPool,
@@ -15,6 +16,8 @@ import { startPgListener, type PgListener } from './pg/pg-listener.js';
 /** A running gateway process (one of several in multi-process mode). */
 export interface Gateway {
   readonly postgres: PgListener;
+  /** Gateway credentials and delegations; null when identity is not configured. */
+  readonly identity: GatewayIdentity | null;
   /** This process's metrics (counted from the events it records). */
   readonly metrics: GatewayMetrics;
   /** False once closing has begun. */
@@ -34,6 +37,11 @@ export interface StartGatewayOptions {
   readonly routeCancel?: (processId: number, secretKey: number) => void;
   /** Event sink; default: the JSONL file named in the config. */
   readonly sink?: EventSink;
+  /**
+   * `issuer` (default): this process signs gateway credentials and writes delegations;
+   * `verifier`: it only checks them (cluster workers; the primary issues).
+   */
+  readonly identityRole?: 'issuer' | 'verifier';
   /** Test-only: a fault for masking workers to raise (needs PORTCULLIS_TEST_HOOKS=1). */
   readonly maskingFault?: () => MaskTestHook | undefined;
 }
@@ -82,8 +90,19 @@ export async function startGateway(
     await pool?.close();
   };
   let postgres: PgListener;
+  let identity: GatewayIdentity | null;
   try {
+    identity =
+      config.identity === null
+        ? null
+        : await GatewayIdentity.open(config.identity, {
+            issuer: config.identity.issuer,
+            dataDir: config.dataDir,
+            logger,
+            role: options.identityRole ?? 'issuer',
+          });
     postgres = await startPgListener(config, {
+      identity,
       sink,
       logger,
       cancels,
@@ -107,6 +126,7 @@ export async function startGateway(
   let accepting = true;
   return {
     postgres,
+    identity,
     metrics,
     get accepting() {
       return accepting;

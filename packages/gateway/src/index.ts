@@ -8,3 +8,4 @@ export * from './gateway.js';
 export * from './logger.js';
 export * from './pg/statement-tracker.js';
 export * from './run-gateway.js';
+export * from './http/gateway-api.js';

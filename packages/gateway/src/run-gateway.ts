@@ -4,8 +4,9 @@ import type { Logger } from '@portcullis/core';
 import type { GatewayConfig } from './config/load-config.js';
 import { AggregatorRegistry } from 'prom-client';
 import { startGateway, type Gateway } from './gateway.js';
-import { operationalRoutes, type OperationalState } from './http/api-routes.js';
-import { startHttpServer, type HttpServer } from './http/http-server.js';
+import { startGatewayApi } from './http/gateway-api.js';
+import type { HttpServer } from './http/http-server.js';
+import { GatewayIdentity } from './identity/gateway-identity.js';
 
 /** Messages between the primary and gateway worker processes. */
 export type ClusterMessage =
@@ -40,10 +41,12 @@ export async function runGateway(config: GatewayConfig, logger: Logger): Promise
     const gateway = await startGateway(config, { logger });
     let http: HttpServer | null = null;
     try {
-      http = await startApi(config, logger, {
-        ready: () => gateway.accepting,
-        metrics: () => gateway.metrics.text(),
-      });
+      http = await startGatewayApi(
+        config,
+        logger,
+        { ready: () => gateway.accepting, metrics: () => gateway.metrics.text() },
+        gateway.identity,
+      );
     } catch (err) {
       await gateway.close();
       throw err;
@@ -62,23 +65,18 @@ export async function runGateway(config: GatewayConfig, logger: Logger): Promise
   return runPrimary(config, logger);
 }
 
-/** Starts the HTTP API when the configuration asks for it. */
-async function startApi(
-  config: GatewayConfig,
-  logger: Logger,
-  state: OperationalState,
-): Promise<HttpServer | null> {
-  if (config.http === null) return null;
-  return startHttpServer({
-    host: config.http.host,
-    port: config.http.port,
-    maxBodyBytes: config.http.maxBodyBytes,
-    routes: operationalRoutes(state),
-    logger,
-  });
-}
-
 async function runPrimary(config: GatewayConfig, logger: Logger): Promise<RunningGateway> {
+  // The primary signs credentials and keeps delegations; it opens the key ring before any
+  // worker does, so the first signing key exists when they start to verify.
+  const identity =
+    config.identity === null
+      ? null
+      : await GatewayIdentity.open(config.identity, {
+          issuer: config.identity.issuer,
+          dataDir: config.dataDir,
+          logger,
+          role: 'issuer',
+        });
   const here = fileURLToPath(import.meta.url);
   cluster.setupPrimary({
     exec: here.replace(/run-gateway\.(ts|js)$/, 'cluster-worker.$1'),
@@ -132,10 +130,15 @@ async function runPrimary(config: GatewayConfig, logger: Logger): Promise<Runnin
     await Promise.all(Array.from({ length: config.processes }, (_, slot) => fork(slot)));
     // The primary serves the HTTP API; metrics are the sum of its workers' registries.
     const aggregator = new AggregatorRegistry();
-    http = await startApi(config, logger, {
-      ready: () => !stopping && workers.size === config.processes,
-      metrics: async () => (await aggregator.clusterMetrics()) as string,
-    });
+    http = await startGatewayApi(
+      config,
+      logger,
+      {
+        ready: () => !stopping && workers.size === config.processes,
+        metrics: async () => (await aggregator.clusterMetrics()) as string,
+      },
+      identity,
+    );
   } catch (err) {
     stopping = true;
     for (const worker of workers.values()) worker.kill('SIGTERM');
@@ -171,6 +174,7 @@ export function runWorker(makeLogger: (config: GatewayConfig) => Logger): void {
       startGateway(message.config, {
         logger,
         slot: message.slot,
+        identityRole: 'verifier',
         routeCancel: (processId, secretKey) => {
           const route: ClusterMessage = { type: 'portcullis:cancel', processId, secretKey };
           process.send?.(route);

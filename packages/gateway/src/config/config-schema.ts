@@ -284,6 +284,79 @@ const staticToken = z
     message: 'give exactly one of token or sha256',
   });
 
+const identityConfig = z.strictObject({
+  issuer: nonEmpty
+    .default('urn:portcullis:gateway')
+    .describe(
+      'The `iss` of gateway credentials; gateways that share keys and delegations share it too.',
+    ),
+  keysDir: nonEmpty
+    .default('keys')
+    .describe('Signing keys of gateway credentials, relative to dataDir (0700, files 0600).'),
+  credentialTtlMinutes: z
+    .number()
+    .int()
+    .min(1)
+    .max(60)
+    .default(10)
+    .describe('Lifetime of the gateway credentials clients send as their password.'),
+  keyRotationHours: z.number().int().min(1).default(24).describe('How often signing keys rotate.'),
+  oidc: z
+    .strictObject({
+      issuer: z
+        .url()
+        .describe("The IdP's issuer URL (discovery at /.well-known/openid-configuration)."),
+      clientId: nonEmpty.describe('The public client the CLI logs in with (device flow, PKCE).'),
+      audience: names
+        .optional()
+        .describe("Accepted `aud` of people's and agents' tokens (default: clientId)."),
+      groupsClaim: nonEmpty.default('groups').describe('The claim that lists a person’s groups.'),
+      scopes: names
+        .default(['openid', 'email', 'profile', 'offline_access'])
+        .describe('Scopes the CLI asks for.'),
+      resource: nonEmpty
+        .optional()
+        .describe('RFC 8707 resource indicator the CLI asks tokens for (JWT access tokens).'),
+      allowInsecureHttp: z
+        .boolean()
+        .default(false)
+        .describe('Allow an http:// issuer (local tests and demos only).'),
+      timeoutMs: z.number().int().positive().default(5_000),
+    })
+    .optional()
+    .describe('People log in with this OpenID Connect provider.'),
+  groupAccess: z
+    .array(
+      z.strictObject({
+        groups: names.describe('Any of these groups…'),
+        resources: names.describe('…may use these resources (`*` for all).'),
+      }),
+    )
+    .default([])
+    .describe('Which IdP groups may use which resources.'),
+  agents: z
+    .array(
+      z.strictObject({
+        id: nonEmpty.describe("The agent's OAuth client id at the IdP."),
+        name: nonEmpty.describe('Shown on its sessions and events.'),
+        ownResources: z
+          .array(nonEmpty)
+          .default([])
+          .describe(
+            'Resources the agent may use as itself, without a person’s delegation (its sessions are recorded as the agent).',
+          ),
+      }),
+    )
+    .default([])
+    .describe('Agents that may exchange their IdP token for gateway credentials.'),
+  delegationMaxHours: z
+    .number()
+    .int()
+    .min(1)
+    .default(168)
+    .describe('The longest delegation a person may give an agent.'),
+});
+
 const limits = z.strictObject({
   maxFrameBytes: z
     .number()
@@ -370,6 +443,9 @@ export const gatewayConfigSchema = z.strictObject({
     postgresResource,
   ),
   tokens: z.array(staticToken).default([]),
+  identity: identityConfig
+    .optional()
+    .describe('OIDC login, gateway credentials and agent delegations (needs listeners.http).'),
   limits: limits.default({
     maxFrameBytes: 64 * 1024 * 1024,
     maxConnections: 10_000,

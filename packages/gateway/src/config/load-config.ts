@@ -71,6 +71,35 @@ export interface ResourceMasking {
   readonly catalogRefreshMs: number;
 }
 
+/** OIDC login, gateway credentials and agent delegations. */
+export interface IdentityConfig {
+  /** `iss` of gateway credentials. */
+  readonly issuer: string;
+  readonly keysDir: string;
+  readonly credentialTtlMs: number;
+  readonly keyRotationMs: number;
+  readonly oidc: {
+    readonly issuer: string;
+    readonly clientId: string;
+    readonly audience: readonly string[];
+    readonly groupsClaim: string;
+    readonly scopes: readonly string[];
+    readonly resource: string | null;
+    readonly allowInsecureHttp: boolean;
+    readonly timeoutMs: number;
+  } | null;
+  readonly groupAccess: readonly {
+    readonly groups: readonly string[];
+    readonly resources: readonly string[];
+  }[];
+  readonly agents: readonly {
+    readonly id: string;
+    readonly name: string;
+    readonly ownResources: readonly string[];
+  }[];
+  readonly delegationMaxMs: number;
+}
+
 /** What a static token grants. */
 export interface TokenGrant {
   readonly person: Person;
@@ -101,6 +130,8 @@ export interface GatewayConfig {
   readonly resources: Readonly<Record<string, PostgresResource>>;
   /** Grants keyed by the SHA-256 (hex) of the token. */
   readonly tokens: Readonly<Record<string, TokenGrant>>;
+  /** OIDC login, gateway credentials and delegations; null when off. */
+  readonly identity: IdentityConfig | null;
   readonly limits: {
     readonly maxFrameBytes: number;
     readonly maxConnections: number;
@@ -226,6 +257,11 @@ export function resolveConfig(raw: unknown, ctx: ResolveContext, source = 'confi
 
   const listener = cfg.listeners.postgres;
   const dataDir = resolve(ctx.dataDir ?? path(cfg.dataDir));
+  const identity =
+    cfg.identity === undefined ? null : resolveIdentity(cfg.identity, resources, dataDir);
+  if (identity !== null && cfg.listeners.http === undefined) {
+    throw invalid('identity: needs listeners.http (the token and delegation endpoints live there)');
+  }
   return deepFreeze({
     dataDir,
     processes: cfg.processes === 'auto' ? Math.max(1, cpus().length) : cfg.processes,
@@ -245,6 +281,7 @@ export function resolveConfig(raw: unknown, ctx: ResolveContext, source = 'confi
     http: cfg.listeners.http === undefined ? null : { ...cfg.listeners.http },
     resources,
     tokens,
+    identity,
     limits: { ...cfg.limits },
     events: {
       path: isAbsolute(cfg.events.path) ? cfg.events.path : resolve(dataDir, cfg.events.path),
@@ -260,6 +297,51 @@ export function resolveConfig(raw: unknown, ctx: ResolveContext, source = 'confi
       taskTimeoutMs: cfg.masking.taskTimeoutMs,
     },
   });
+}
+
+function resolveIdentity(
+  id: NonNullable<GatewayConfigParsed['identity']>,
+  resources: Readonly<Record<string, PostgresResource>>,
+  dataDir: string,
+): IdentityConfig {
+  const known = (key: string, names: readonly string[]): void => {
+    for (const name of names) {
+      if (name !== '*' && resources[name] === undefined) {
+        throw invalid(
+          `${key}: no resource named "${name}" (known: ${Object.keys(resources).join(', ') || 'none'})`,
+        );
+      }
+    }
+  };
+  id.groupAccess.forEach((g, i) => known(`identity.groupAccess.${i}.resources`, g.resources));
+  const seen = new Set<string>();
+  id.agents.forEach((a, i) => {
+    if (seen.has(a.id)) throw invalid(`identity.agents.${i}.id: agent "${a.id}" is listed twice`);
+    seen.add(a.id);
+    known(`identity.agents.${i}.ownResources`, a.ownResources);
+  });
+  return {
+    issuer: id.issuer,
+    keysDir: isAbsolute(id.keysDir) ? id.keysDir : resolve(dataDir, id.keysDir),
+    credentialTtlMs: id.credentialTtlMinutes * 60_000,
+    keyRotationMs: id.keyRotationHours * 3_600_000,
+    oidc:
+      id.oidc === undefined
+        ? null
+        : {
+            issuer: id.oidc.issuer,
+            clientId: id.oidc.clientId,
+            audience: id.oidc.audience ?? [id.oidc.clientId],
+            groupsClaim: id.oidc.groupsClaim,
+            scopes: id.oidc.scopes,
+            resource: id.oidc.resource ?? null,
+            allowInsecureHttp: id.oidc.allowInsecureHttp,
+            timeoutMs: id.oidc.timeoutMs,
+          },
+    groupAccess: id.groupAccess.map((g) => ({ groups: g.groups, resources: g.resources })),
+    agents: id.agents.map((a) => ({ id: a.id, name: a.name, ownResources: a.ownResources })),
+    delegationMaxMs: id.delegationMaxHours * 3_600_000,
+  };
 }
 
 type ParsedMasking = NonNullable<GatewayConfigParsed['resources'][string]['masking']>;

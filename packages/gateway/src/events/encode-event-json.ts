@@ -31,5 +31,8 @@ export function encodeEventJson(event: SessionEvent): string {
   if (event.statement !== undefined) detail += `,"statement":${JSON.stringify(event.statement)}`;
   if (event.approval !== undefined) detail += `,"approval":${JSON.stringify(event.approval)}`;
   if (event.summary !== undefined) detail += `,"summary":${JSON.stringify(event.summary)}`;
+  if (event.authFailure !== undefined) {
+    detail += `,"authFailure":${JSON.stringify(event.authFailure)}`;
+  }
   return `{"schema":${event.schema},"id":"${event.id}","type":"${event.type}","timeUs":${event.timeUs},"sessionId":"${event.sessionId}","seq":${event.seq},${fragment}${detail}}`;
 }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import {
   SESSION_EVENT_SCHEMA_VERSION,
   type ApprovalRequest,
+  type AuthFailure,
   type ClientInfo,
   type EventSink,
   type SessionEvent,
@@ -55,9 +56,14 @@ export class SessionRecorder {
     this.#write('session.end', { summary });
   }
 
+  /** Records `auth.failed`: the login was refused (the session ends there). */
+  authFailed(authFailure: AuthFailure): void {
+    this.#write('auth.failed', { authFailure });
+  }
+
   #write(
     type: SessionEvent['type'],
-    extra: Pick<SessionEvent, 'statement' | 'approval' | 'summary'>,
+    extra: Pick<SessionEvent, 'statement' | 'approval' | 'summary' | 'authFailure'>,
   ): void {
     const facts = this.#facts;
     this.#sink.write({

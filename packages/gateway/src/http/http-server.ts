@@ -9,6 +9,8 @@ export interface ApiRequest {
   readonly headers: ReadonlyMap<string, string>;
   /** The body; empty for methods without one. */
   readonly body: Buffer;
+  /** Values of the route's `:name` segments, URL-decoded. */
+  readonly params: Readonly<Record<string, string>>;
 }
 
 /** What a handler answers: a status and a JSON body, or a body of another type (metrics). */
@@ -21,7 +23,7 @@ export interface ApiResponse {
   readonly headers?: Readonly<Record<string, string>>;
 }
 
-/** One route: method, exact path, handler. */
+/** One route: method, path (segments starting with `:` match one segment), handler. */
 export interface ApiRoute {
   readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   readonly path: string;
@@ -81,6 +83,34 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     methods.set(route.method, route);
     byPath.set(route.path, methods);
   }
+  const patterns = [...byPath.keys()]
+    .filter((path) => path.includes('/:'))
+    .map((path) => ({ path, segments: path.split('/') }));
+  /** The route table entry for `path` and its parameters. */
+  const lookup = (
+    path: string,
+  ): { methods: Map<string, ApiRoute>; params: Record<string, string> } | null => {
+    const exact = byPath.get(path);
+    if (exact !== undefined) return { methods: exact, params: {} };
+    const parts = path.split('/');
+    for (const pattern of patterns) {
+      if (pattern.segments.length !== parts.length) continue;
+      const params: Record<string, string> = {};
+      const ok = pattern.segments.every((segment, i) => {
+        const part = parts[i]!;
+        if (!segment.startsWith(':')) return segment === part;
+        if (part === '') return false;
+        try {
+          params[segment.slice(1)] = decodeURIComponent(part);
+          return true;
+        } catch {
+          return false;
+        }
+      });
+      if (ok) return { methods: byPath.get(pattern.path)!, params };
+    }
+    return null;
+  };
   const app = uws.App();
   app.any('/*', (res, req) => {
     let aborted = false;
@@ -110,11 +140,12 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
         res.end(body);
       });
     };
-    const methods = byPath.get(path);
-    if (methods === undefined) {
+    const found = lookup(path);
+    if (found === null) {
       send(errorResponse(404, 'not_found', `no API endpoint at ${path}`));
       return;
     }
+    const { methods, params } = found;
     const route = methods.get(method);
     if (route === undefined) {
       send({
@@ -125,7 +156,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     }
     const run = (body: Buffer): void => {
       Promise.resolve()
-        .then(() => route.handle({ method, path, query, headers, body }))
+        .then(() => route.handle({ method, path, query, headers, body, params }))
         .then(send, (err: unknown) => {
           logger.error({ err, method, path }, 'HTTP API handler failed');
           send(errorResponse(500, 'internal', 'the gateway could not handle the request'));
@@ -181,11 +212,18 @@ function tooLarge(limit: number): ApiResponse {
   return errorResponse(413, 'payload_too_large', `request bodies are limited to ${limit} bytes`);
 }
 
-/** Parses a JSON request body, or answers 400/415. */
+/** Parses a JSON (or, with `form`, an URL-encoded form) request body, or answers 400/415. */
 export function jsonBody(
   request: ApiRequest,
+  form = false,
 ): { ok: true; value: unknown } | { ok: false; response: ApiResponse } {
   const type = request.headers.get('content-type') ?? '';
+  if (form && /^application\/x-www-form-urlencoded\b/i.test(type)) {
+    return {
+      ok: true,
+      value: Object.fromEntries(new URLSearchParams(request.body.toString('utf8'))),
+    };
+  }
   if (!/^application\/json\b/i.test(type)) {
     return {
       ok: false,

@@ -3,8 +3,11 @@ import { TLSSocket, type SecureContext } from 'node:tls';
 import {
   PortcullisError,
   isPortcullisError,
+  type AuthMethod,
+  type ClientInfo,
   type EventSink,
   type Logger,
+  type Person,
   type SessionIdentity,
 } from '@portcullis/core';
 import {
@@ -26,6 +29,11 @@ import type {
 import type { StatementAnalyzer } from '@portcullis/sql';
 import { sha256Hex, type GatewayConfig } from '../config/load-config.js';
 import { SessionRecorder } from '../events/session-recorder.js';
+import {
+  AuthRefusal,
+  looksLikeCredential,
+  type GatewayIdentity,
+} from '../identity/gateway-identity.js';
 import type { CancelRegistry } from './cancel-registry.js';
 import { connectUpstream, type UpstreamConnection } from './connect-upstream.js';
 import { fatal, SqlState } from './pg-errors.js';
@@ -55,9 +63,14 @@ export interface AcceptContext {
   readonly analyzer: StatementAnalyzer;
   /** Masking state of each resource that masks (by resource name). */
   readonly masking: ReadonlyMap<string, ResourceMaskingRuntime>;
+  /** Checks gateway credentials; null when identity is not configured. */
+  readonly identity: GatewayIdentity | null;
   /** The process's masking workers; null when masking runs inline only. */
   readonly maskingWorkers: MaskingWorkers | null;
 }
+
+/** The person of an `auth.failed` event when the credential named nobody. */
+const UNKNOWN_PERSON: Person = Object.freeze({ subject: '', email: '', groups: [] });
 
 /** A refusal sent to the client as a FATAL ErrorResponse before closing. */
 class Refusal extends Error {
@@ -169,32 +182,89 @@ export async function acceptClient(raw: Socket, ctx: AcceptContext): Promise<voi
         `expected a password message, got message type ${JSON.stringify(String.fromCharCode(answer.type))}`,
       );
     }
-    const grant = config.tokens[sha256Hex(decodePassword(answer.body, 0, answer.body.length))];
-    if (grant === undefined) {
-      logger.info({ client: raw.remoteAddress, user }, 'authentication failed: unknown token');
-      throw new Refusal(
-        SqlState.InvalidPassword,
-        `password authentication failed for user "${user}"`,
-        'the password is your Portcullis token',
-      );
-    }
+    const password = decodePassword(answer.body, 0, answer.body.length);
+    const clientInfo: ClientInfo = {
+      address: raw.remoteAddress ?? '',
+      port: raw.remotePort ?? 0,
+      application: params.get('application_name') ?? '',
+      user,
+      tls: tlsActive,
+    };
+    const refuseLogin = (
+      refusal: Refusal,
+      reason: string,
+      person: Person | null,
+      authMethod: AuthMethod,
+    ): never => {
+      new SessionRecorder(ctx.sink, {
+        identity: { person: person ?? UNKNOWN_PERSON, agent: null, authMethod },
+        resource: database,
+        upstreamUser: '',
+        client: clientInfo,
+      }).authFailed({ reason, code: refusal.sqlState });
+      throw refusal;
+    };
     const resource = Object.hasOwn(config.resources, database)
       ? config.resources[database]
       : undefined;
-    if (resource === undefined) {
-      throw new Refusal(
-        SqlState.UnknownDatabase,
-        `database "${database}" does not exist`,
-        `the database name selects a Portcullis resource; known to you: ${allowedResources(config, grant.resources).join(', ') || 'none'}`,
+    const grant = config.tokens[sha256Hex(password)];
+    let identity: SessionIdentity;
+    if (grant !== undefined) {
+      if (resource === undefined) {
+        throw new Refusal(
+          SqlState.UnknownDatabase,
+          `database "${database}" does not exist`,
+          `the database name selects a Portcullis resource; known to you: ${allowedResources(config, grant.resources).join(', ') || 'none'}`,
+        );
+      }
+      if (grant.resources !== null && !grant.resources.includes(resource.name)) {
+        refuseLogin(
+          new Refusal(
+            SqlState.InsufficientPrivilege,
+            `permission denied for database "${database}"`,
+            `${grant.person.email} may not use resource ${resource.name}`,
+          ),
+          'no-access',
+          grant.person,
+          'static-token',
+        );
+      }
+      identity = { person: grant.person, agent: null, authMethod: 'static-token' };
+    } else if (ctx.identity !== null && looksLikeCredential(password)) {
+      if (resource === undefined) {
+        throw new Refusal(SqlState.UnknownDatabase, `database "${database}" does not exist`);
+      }
+      try {
+        identity = await ctx.identity.authenticate(password, resource.name);
+      } catch (err) {
+        if (!(err instanceof AuthRefusal)) throw err;
+        logger.info(
+          { client: raw.remoteAddress, reason: err.reason },
+          'gateway credential refused',
+        );
+        identity = refuseLogin(
+          new Refusal(err.sqlState, err.message),
+          err.reason,
+          err.person,
+          'oidc',
+        );
+      }
+    } else {
+      logger.info({ client: raw.remoteAddress, user }, 'authentication failed: unknown token');
+      identity = refuseLogin(
+        new Refusal(
+          SqlState.InvalidPassword,
+          `password authentication failed for user "${user}"`,
+          ctx.identity === null
+            ? 'the password is your Portcullis token'
+            : 'the password is your Portcullis credential (portcullis credentials) or token',
+        ),
+        'unknown-token',
+        null,
+        'static-token',
       );
     }
-    if (grant.resources !== null && !grant.resources.includes(resource.name)) {
-      throw new Refusal(
-        SqlState.InsufficientPrivilege,
-        `permission denied for database "${database}"`,
-        `${grant.person.email} may not use resource ${resource.name}`,
-      );
-    }
+    if (resource === undefined) throw new Error('unreachable: resource checked above');
 
     const upstreamParams = new Map<string, string>();
     for (const [name, value] of params) {
@@ -202,7 +272,12 @@ export async function acceptClient(raw: Socket, ctx: AcceptContext): Promise<voi
     }
     upstreamParams.set(
       'application_name',
-      applicationName(params.get('application_name') ?? '', grant.person.subject),
+      applicationName(
+        params.get('application_name') ?? '',
+        identity.agent === null
+          ? identity.person.subject
+          : `${identity.person.subject} via ${identity.agent.id}`,
+      ),
     );
     try {
       upstream = await connectUpstream(resource, upstreamParams);
@@ -227,7 +302,7 @@ export async function acceptClient(raw: Socket, ctx: AcceptContext): Promise<voi
     let masked: MaskedSession | null = null;
     if (maskingRuntime !== null) {
       try {
-        masked = await maskingRuntime.openSession(upstream.socket, grant.person);
+        masked = await maskingRuntime.openSession(upstream.socket, identity.person);
       } catch (err) {
         logger.warn({ err, resource: resource.name }, 'masking could not start for a session');
         throw new Refusal(
@@ -242,22 +317,11 @@ export async function acceptClient(raw: Socket, ctx: AcceptContext): Promise<voi
       }
     }
 
-    const identity: SessionIdentity = {
-      person: grant.person,
-      agent: null,
-      authMethod: 'static-token',
-    };
     const recorder = new SessionRecorder(ctx.sink, {
       identity,
       resource: resource.name,
       upstreamUser: resource.user,
-      client: {
-        address: raw.remoteAddress ?? '',
-        port: raw.remotePort ?? 0,
-        application: params.get('application_name') ?? '',
-        user,
-        tls: tlsActive,
-      },
+      client: clientInfo,
     });
     const key = ctx.cancels.register(resource, upstream.processId, upstream.secretKey);
     const relay = new PgRelay(socket, upstream.socket, recorder, {
@@ -266,8 +330,8 @@ export async function acceptClient(raw: Socket, ctx: AcceptContext): Promise<voi
       judge: createJudge({
         analyzer: ctx.analyzer,
         policy: resource.policy,
-        person: grant.person,
-        agentActing: false,
+        person: identity.person,
+        agentActing: identity.agent !== null,
         recordLiterals: config.events.recordLiterals,
         masking: masked?.masking ?? null,
       }),

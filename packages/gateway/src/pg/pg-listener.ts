@@ -1,6 +1,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import type { EventSink, Logger } from '@portcullis/core';
+import type { GatewayIdentity } from '../identity/gateway-identity.js';
 import type { MaskingWorkers, ResourceMaskingRuntime } from '../masking/resource-masking.js';
 import type { StatementAnalyzer } from '@portcullis/sql';
 import type { GatewayConfig } from '../config/load-config.js';
@@ -33,6 +34,8 @@ export interface PgListenerDeps {
   readonly masking: ReadonlyMap<string, ResourceMaskingRuntime>;
   /** The process's masking workers; null when masking runs inline only. */
   readonly maskingWorkers: MaskingWorkers | null;
+  /** Checks gateway credentials; null when identity is not configured. */
+  readonly identity: GatewayIdentity | null;
   /** Listen on an already-bound server (cluster workers share the primary's); default: own. */
   readonly exclusive?: boolean;
 }
@@ -57,6 +60,7 @@ export async function startPgListener(
     analyzer: deps.analyzer,
     masking: deps.masking,
     maskingWorkers: deps.maskingWorkers,
+    identity: deps.identity,
   };
   const sockets = new Set<Socket>();
   const server: Server = createServer({ noDelay: true }, (socket) => {
