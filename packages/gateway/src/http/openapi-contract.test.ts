@@ -1,19 +1,42 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { silentLogger } from '@portcullis/core';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { GatewayIdentity } from '../identity/gateway-identity.js';
+import { identityRoutes } from '../identity/identity-routes.js';
 import { operationalRoutes } from './api-routes.js';
 
 describe('docs/openapi.yaml', () => {
-  it('describes exactly the routes the gateway serves', () => {
+  it('describes exactly the routes the gateway serves', async () => {
     const doc = parse(
       readFileSync(new URL('../../../../docs/openapi.yaml', import.meta.url), 'utf8'),
     ) as { paths: Record<string, Record<string, unknown>> };
     const documented = Object.entries(doc.paths)
       .flatMap(([path, methods]) => Object.keys(methods).map((m) => `${m.toUpperCase()} ${path}`))
       .sort();
-    const served = operationalRoutes({ ready: () => true, metrics: async () => '' })
-      .map((route) => `${route.method} ${route.path}`)
+    const dir = mkdtempSync(join(tmpdir(), 'portcullis-openapi-'));
+    const identity = await GatewayIdentity.open(
+      {
+        issuer: 'urn:test',
+        keysDir: join(dir, 'keys'),
+        credentialTtlMs: 600_000,
+        keyRotationMs: 86_400_000,
+        oidc: null,
+        groupAccess: [],
+        agents: [],
+        delegationMaxMs: 86_400_000,
+      },
+      { issuer: 'urn:test', dataDir: dir, logger: silentLogger, role: 'issuer' },
+    );
+    const served = [
+      ...operationalRoutes({ ready: () => true, metrics: async () => '' }),
+      ...identityRoutes(identity, () => []),
+    ]
+      .map((route) => `${route.method} ${route.path.replace(/:(\w+)/g, '{$1}')}`)
       .sort();
+    rmSync(dir, { recursive: true, force: true });
     expect(documented).toEqual(served);
   });
 });
