@@ -24,6 +24,11 @@ export {
   type PostgresServer,
   type StartPostgresOptions,
 } from './start-postgres.js';
+export {
+  startClickHouse,
+  type ClickHouseServer,
+  type StartClickHouseOptions,
+} from './start-click-house.js';
 export { stopAllServices } from './stop-all-services.js';
 export {
   startGatewayProcess,

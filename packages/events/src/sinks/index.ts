@@ -4,3 +4,19 @@ export {
   type SinkRunnerOptions,
   type SinkRunnerStats,
 } from './sink-runner.js';
+export {
+  ClickHouseSink,
+  ClickHouseSinkError,
+  LEGACY18_MIN_CLICKHOUSE_VERSION,
+  MODERN_MIN_CLICKHOUSE_VERSION,
+  classifyClickHouseFailure,
+  legacy18TableDdl,
+  planInserts,
+  splitAt,
+  type ClickHouseFailure,
+  type ClickHouseFailureKind,
+  type ClickHouseSchemaFlavour,
+  type ClickHouseSinkOptions,
+  type ClickHouseSinkStats,
+} from './clickhouse-sink.js';
+export { DeadLetterFile, type DeadLetterEntry } from './dead-letter-file.js';
