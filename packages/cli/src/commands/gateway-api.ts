@@ -1,0 +1,215 @@
+/** What `GET /v1/login` says: the IdP and the public client the CLI logs in with. */
+export interface LoginInfo {
+  readonly issuer: string;
+  readonly clientId: string;
+  readonly scopes: readonly string[];
+  /** RFC 8707 resource indicator to ask the IdP for; null when the gateway names none. */
+  readonly resource: string | null;
+}
+
+/** A gateway credential from `POST /v1/token`. Secret. */
+export interface IssuedGatewayCredential {
+  readonly token: string;
+  /** Epoch milliseconds. */
+  readonly expiresAt: number;
+}
+
+/** A delegation as the gateway lists it. */
+export interface DelegationView {
+  readonly id: string;
+  readonly person: { readonly subject: string; readonly email: string };
+  readonly agent: string;
+  readonly resources: readonly string[];
+  readonly reason: string | null;
+  readonly createdAt: string;
+  readonly expiresAt: string;
+  readonly revokedAt: string | null;
+}
+
+/** A refusal or failure of the gateway's HTTP API, with what the user can do about it. */
+export class GatewayApiError extends Error {
+  /** HTTP status; 0 when the gateway could not be reached. */
+  readonly status: number;
+  /** The gateway's error code (`invalid_grant`, `forbidden`, …); `unreachable` without answer. */
+  readonly code: string;
+
+  constructor(status: number, code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'GatewayApiError';
+    this.status = status;
+    this.code = code;
+  }
+}
+
+const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+
+/** Reads `{error: {code, message}}` (the API) or `{error, error_description}` (OAuth). */
+function errorOf(json: unknown): { code: string; message: string } | undefined {
+  const body = json as Record<string, unknown> | null;
+  if (typeof body !== 'object' || body === null) return undefined;
+  const error = body['error'];
+  if (typeof error === 'string') {
+    const description = body['error_description'];
+    return { code: error, message: typeof description === 'string' ? description : error };
+  }
+  if (typeof error === 'object' && error !== null) {
+    const { code, message } = error as Record<string, unknown>;
+    if (typeof code === 'string' && typeof message === 'string') return { code, message };
+  }
+  return undefined;
+}
+
+/**
+ * A client of the gateway's identity endpoints (`/v1/login`, `/v1/token`, `/v1/delegations`).
+ * Errors are {@link GatewayApiError}s whose message comes from the gateway or says that it
+ * could not be reached; no token is ever part of a message.
+ */
+export class GatewayApi {
+  readonly baseUrl: string;
+  readonly #timeoutMs: number;
+
+  /** `baseUrl`: the HTTP API, e.g. `http://127.0.0.1:9090` (a trailing slash is dropped). */
+  constructor(baseUrl: string, options: { timeoutMs?: number } = {}) {
+    this.baseUrl = baseUrl.replace(/\/+$/, '');
+    this.#timeoutMs = options.timeoutMs ?? 15_000;
+  }
+
+  async #request(
+    method: string,
+    path: string,
+    options: { body?: unknown; bearer?: string } = {},
+  ): Promise<unknown> {
+    let response: Response;
+    try {
+      response = await fetch(`${this.baseUrl}${path}`, {
+        method,
+        headers: {
+          accept: 'application/json',
+          ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...(options.bearer === undefined ? {} : { authorization: `Bearer ${options.bearer}` }),
+        },
+        ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
+        signal: AbortSignal.timeout(this.#timeoutMs),
+      });
+    } catch (err) {
+      const timedOut = (err as Error).name === 'TimeoutError';
+      throw new GatewayApiError(
+        0,
+        'unreachable',
+        timedOut
+          ? `the gateway at ${this.baseUrl} did not answer within ${this.#timeoutMs / 1000} s`
+          : `cannot reach the gateway at ${this.baseUrl} (is it running, and is this its HTTP API address?)`,
+        { cause: err },
+      );
+    }
+    const text = await response.text();
+    let json: unknown;
+    try {
+      json = text === '' ? null : JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    if (response.ok && json !== undefined) return json;
+    const error = errorOf(json);
+    if (error !== undefined) throw new GatewayApiError(response.status, error.code, error.message);
+    throw new GatewayApiError(
+      response.status,
+      'bad_response',
+      `the gateway at ${this.baseUrl} answered ${method} ${path} with HTTP ${response.status} and no usable body (is this the gateway's HTTP API?)`,
+    );
+  }
+
+  /** `GET /v1/login`: which IdP and client to log in with. */
+  async loginInfo(): Promise<LoginInfo> {
+    const json = (await this.#request('GET', '/v1/login')) as Record<string, unknown> | null;
+    const issuer = json?.['issuer'];
+    const clientId = json?.['clientId'];
+    const scopes = json?.['scopes'];
+    const resource = json?.['resource'];
+    if (
+      typeof issuer !== 'string' ||
+      typeof clientId !== 'string' ||
+      !Array.isArray(scopes) ||
+      !scopes.every((s) => typeof s === 'string') ||
+      (resource !== null && resource !== undefined && typeof resource !== 'string')
+    ) {
+      throw new GatewayApiError(
+        200,
+        'bad_response',
+        `${this.baseUrl}/v1/login did not describe an IdP`,
+      );
+    }
+    return { issuer, clientId, scopes: scopes as string[], resource: (resource as string) ?? null };
+  }
+
+  async #token(params: Record<string, string>): Promise<IssuedGatewayCredential> {
+    const requestedAt = Date.now();
+    const json = (await this.#request('POST', '/v1/token', {
+      body: { grant_type: TOKEN_EXCHANGE, ...params },
+    })) as Record<string, unknown> | null;
+    const token = json?.['access_token'];
+    const expiresIn = json?.['expires_in'];
+    if (typeof token !== 'string' || typeof expiresIn !== 'number') {
+      throw new GatewayApiError(
+        200,
+        'bad_response',
+        'the token endpoint answered without a credential',
+      );
+    }
+    return { token, expiresAt: requestedAt + expiresIn * 1000 };
+  }
+
+  /** A person's IdP access token → their gateway credential. */
+  exchangePersonToken(idpAccessToken: string): Promise<IssuedGatewayCredential> {
+    return this.#token({ subject_token: idpAccessToken });
+  }
+
+  /** An agent's own IdP token and a person's delegation → a credential for `resource`. */
+  exchangeAgentToken(input: {
+    agentToken: string;
+    delegationId: string;
+    resource: string;
+  }): Promise<IssuedGatewayCredential> {
+    return this.#token({
+      actor_token: input.agentToken,
+      delegation_id: input.delegationId,
+      resource: input.resource,
+    });
+  }
+
+  /** Creates a delegation from the person behind `bearer` to an agent. */
+  async createDelegation(
+    bearer: string,
+    input: { agent: string; resources: readonly string[]; ttlMs: number; reason?: string },
+  ): Promise<DelegationView> {
+    return (await this.#request('POST', '/v1/delegations', {
+      bearer,
+      body: {
+        agent: input.agent,
+        resources: input.resources,
+        ttlSeconds: Math.round(input.ttlMs / 1000),
+        ...(input.reason === undefined ? {} : { reason: input.reason }),
+      },
+    })) as DelegationView;
+  }
+
+  /** The delegations of the person behind `bearer`; ended ones too with `all`. */
+  async listDelegations(
+    bearer: string,
+    options: { all?: boolean } = {},
+  ): Promise<DelegationView[]> {
+    const json = (await this.#request(
+      'GET',
+      `/v1/delegations${options.all === true ? '?all=true' : ''}`,
+      { bearer },
+    )) as { delegations?: DelegationView[] } | null;
+    return json?.delegations ?? [];
+  }
+
+  /** Revokes one of the delegations of the person behind `bearer`. */
+  async revokeDelegation(bearer: string, id: string): Promise<DelegationView> {
+    return (await this.#request('DELETE', `/v1/delegations/${encodeURIComponent(id)}`, {
+      bearer,
+    })) as DelegationView;
+  }
+}
