@@ -6,11 +6,7 @@ export const SESSION_EVENT_SCHEMA_VERSION = 1;
 
 /** The kinds of session event this build records. */
 export type SessionEventType =
-  | 'session.start'
-  | 'statement'
-  | 'approval.requested'
-  | 'session.end'
-  | 'auth.failed';
+  'session.start' | 'statement' | 'approval.requested' | 'session.end' | 'auth.failed';
 
 /**
  * A refused login (`auth.failed`): why, as a fixed reason code, never the credential. The
