@@ -31,6 +31,16 @@ export {
 } from './start-click-house.js';
 export { stopAllServices } from './stop-all-services.js';
 export {
+  ensureKafkaJars,
+  KAFKA_VERSION,
+  startKafka,
+  type EnsureKafkaJarsOptions,
+  type KafkaJars,
+  type KafkaSaslPlain,
+  type KafkaServer,
+  type StartKafkaOptions,
+} from './start-kafka.js';
+export {
   startGatewayProcess,
   type GatewayProcess,
   type StartGatewayProcessOptions,
