@@ -65,7 +65,7 @@ function records(events: readonly (SessionEvent | string)[], first = 1): SpoolRe
 
 describe('planInserts', () => {
   const rows = (from: number, to: number) =>
-    Array.from({ length: to - from + 1 }, (_, i) => ({ sequence: from + i, line: 'x\n' }));
+    Array.from({ length: to - from + 1 }, (_, i) => ({ sequence: from + i, bytes: 2 }));
   const sequences = (chunks: { sequence: number }[][]) =>
     chunks.map((c) => c.map((r) => r.sequence));
 
