@@ -54,6 +54,11 @@ export interface GatewayFixtureOptions {
   readonly events?: {
     readonly flushIntervalMs?: number;
     readonly dangerouslyRecordLiterals?: boolean;
+    /**
+     * Run the gateway's own event pipeline (spool, file and store sinks) with these settings;
+     * without it the fixture writes the JSONL file directly.
+     */
+    readonly pipeline?: Pick<NonNullable<GatewayConfigInput['events']>, 'spool' | 'store' | 'file'>;
   };
 }
 
@@ -202,23 +207,26 @@ export async function startGatewayFixture(options: GatewayFixtureOptions): Promi
     events: {
       flushIntervalMs: options.events?.flushIntervalMs ?? 20,
       dangerouslyRecordLiterals: options.events?.dangerouslyRecordLiterals ?? false,
+      ...options.events?.pipeline,
     },
   };
   let config: GatewayConfig;
   let gateway: Gateway;
-  let sink: JsonlEventSink;
+  let sink: JsonlEventSink | null = null;
   let api: { port: number; close(): void } | null = null;
   try {
     config = resolveConfig(raw, { baseDir: dir, env: {} }, 'test config');
     const logger = createLogger('silent');
-    sink = new JsonlEventSink({
-      path: config.events.path,
-      flushIntervalMs: config.events.flushIntervalMs,
-      logger,
-    });
+    if (options.events?.pipeline === undefined) {
+      sink = new JsonlEventSink({
+        path: config.events.path,
+        flushIntervalMs: config.events.flushIntervalMs,
+        logger,
+      });
+    }
     gateway = await startGateway(config, {
       logger,
-      sink,
+      ...(sink === null ? {} : { sink }),
       ...(options.maskingFault === undefined ? {} : { maskingFault: options.maskingFault }),
     });
     const started = gateway;
@@ -248,7 +256,7 @@ export async function startGatewayFixture(options: GatewayFixtureOptions): Promi
   });
 
   const readEventText = async (): Promise<string> => {
-    if (closing === null) await sink.flush();
+    if (closing === null) await (sink?.flush() ?? gateway.events?.drain(10_000));
     return existsSync(eventsPath) ? readFile(eventsPath, 'utf8') : '';
   };
 

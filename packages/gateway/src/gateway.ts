@@ -1,7 +1,8 @@
 import type { EventSink, Logger } from '@portcullis/core';
 import { StatementAnalyzer, loadSqlParser } from '@portcullis/sql';
 import type { GatewayConfig } from './config/load-config.js';
-import { JsonlEventSink } from './events/jsonl-event-sink.js';
+import type { ClusterSinkClient } from './events/cluster-event-sinks.js';
+import { EventPipeline } from './events/event-pipeline.js';
 import { GatewayMetrics, meteredSink } from './http/gateway-metrics.js';
 import { GatewayIdentity } from './identity/gateway-identity.js';
 import {
@@ -20,6 +21,8 @@ export interface Gateway {
   readonly identity: GatewayIdentity | null;
   /** This process's metrics (counted from the events it records). */
   readonly metrics: GatewayMetrics;
+  /** The spool and its sinks; null when an event sink was injected. */
+  readonly events: EventPipeline | null;
   /** False once closing has begun. */
   readonly accepting: boolean;
   /** Routes a cancel key owned by this process (cluster plumbing). */
@@ -35,8 +38,10 @@ export interface StartGatewayOptions {
   readonly slot?: number;
   /** Where cancel keys of other processes go; default: ignored (single process). */
   readonly routeCancel?: (processId: number, secretKey: number) => void;
-  /** Event sink; default: the JSONL file named in the config. */
+  /** Event sink replacing the spool and its sinks (tests); default: the configured pipeline. */
   readonly sink?: EventSink;
+  /** A cluster worker hands its spooled events to the primary's sinks through this. */
+  readonly eventDelivery?: ClusterSinkClient;
   /**
    * `issuer` (default): this process signs gateway credentials and writes delegations;
    * `verifier`: it only checks them (cluster workers; the primary issues).
@@ -53,15 +58,16 @@ export async function startGateway(
 ): Promise<Gateway> {
   const { logger } = options;
   const metrics = new GatewayMetrics();
-  const sink = meteredSink(
-    options.sink ??
-      new JsonlEventSink({
-        path: config.events.path,
-        flushIntervalMs: config.events.flushIntervalMs,
-        logger,
-      }),
-    metrics,
-  );
+  const pipeline =
+    options.sink === undefined
+      ? await EventPipeline.open(config.events, {
+          slot: options.slot ?? 0,
+          logger,
+          ...(options.eventDelivery === undefined ? {} : { remote: options.eventDelivery }),
+        })
+      : null;
+  if (pipeline !== null) metrics.watchEvents(() => pipeline.snapshot());
+  const sink = meteredSink(pipeline?.sink ?? options.sink!, metrics);
   const cancels = new CancelRegistry(options.slot ?? 0, logger);
   // The parser (WASM) loads once per process; analyses are cached across its sessions.
   await loadSqlParser();
@@ -121,6 +127,7 @@ export async function startGateway(
   } catch (err) {
     await closeMasking();
     await sink.close();
+    await pipeline?.close();
     throw err;
   }
   let accepting = true;
@@ -128,6 +135,7 @@ export async function startGateway(
     postgres,
     identity,
     metrics,
+    events: pipeline,
     get accepting() {
       return accepting;
     },
@@ -136,7 +144,9 @@ export async function startGateway(
       accepting = false;
       await postgres.close();
       await closeMasking();
+      // Sessions have ended (their last events are in): flush, let the sinks catch up, stop.
       await sink.close();
+      await pipeline?.close();
     },
   };
 }

@@ -9,3 +9,8 @@ export * from './logger.js';
 export * from './pg/statement-tracker.js';
 export * from './run-gateway.js';
 export * from './http/gateway-api.js';
+export * from './events/event-admission.js';
+export * from './events/event-pipeline.js';
+export * from './events/event-store-access.js';
+export * from './events/jsonl-file-sink.js';
+export * from './events/chain-key.js';

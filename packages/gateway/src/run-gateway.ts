@@ -3,6 +3,13 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from '@portcullis/core';
 import type { GatewayConfig } from './config/load-config.js';
 import { AggregatorRegistry } from 'prom-client';
+import {
+  ClusterSinkClient,
+  ClusterSinkHost,
+  type DeliverEventsMessage,
+  type EventsDeliveredMessage,
+} from './events/cluster-event-sinks.js';
+import { createLocalSinks } from './events/event-pipeline.js';
 import { startGateway, type Gateway } from './gateway.js';
 import { startGatewayApi } from './http/gateway-api.js';
 import type { HttpServer } from './http/http-server.js';
@@ -14,7 +21,9 @@ export type ClusterMessage =
   | { readonly type: 'portcullis:start'; readonly config: GatewayConfig; readonly slot: number }
   | { readonly type: 'portcullis:listening'; readonly slot: number; readonly port: number }
   | { readonly type: 'portcullis:failed'; readonly slot: number; readonly message: string }
-  | { readonly type: 'portcullis:cancel'; readonly processId: number; readonly secretKey: number };
+  | { readonly type: 'portcullis:cancel'; readonly processId: number; readonly secretKey: number }
+  | DeliverEventsMessage
+  | EventsDeliveredMessage;
 
 /** A running gateway: one process, or a primary with workers. */
 export interface RunningGateway {
@@ -35,6 +44,12 @@ const RESTART_DELAY_MS = 1_000;
  * port, each writes its own sessions' events (so a session's events stay in order), crashed
  * workers are restarted, and a CancelRequest that lands on the wrong worker is routed through
  * the primary to the worker that owns the key.
+ *
+ * Events: each worker spools its own events (`<dataDir>/spool/<slot>`, so they are durable in
+ * the process that recorded them) and hands batches to the primary, which runs the sinks: the
+ * embedded store (chDB allows one process per data directory) and the JSONL file (one writer,
+ * so it can rotate). A worker acknowledges a batch in its spool only once the primary stored
+ * it; whatever a crash cut short is delivered again.
  */
 export async function runGateway(config: GatewayConfig, logger: Logger): Promise<RunningGateway> {
   if (config.processes <= 1) {
@@ -77,6 +92,7 @@ async function runPrimary(config: GatewayConfig, logger: Logger): Promise<Runnin
           logger,
           role: 'issuer',
         });
+  const events = new ClusterSinkHost(await createLocalSinks(config.events, logger), logger);
   const here = fileURLToPath(import.meta.url);
   cluster.setupPrimary({
     exec: here.replace(/run-gateway\.(ts|js)$/, 'cluster-worker.$1'),
@@ -105,6 +121,10 @@ async function runPrimary(config: GatewayConfig, logger: Logger): Promise<Runnin
         } else if (message.type === 'portcullis:cancel') {
           const owner = workers.get(message.processId >>> 24);
           owner?.send(message);
+        } else if (message.type === 'portcullis:events') {
+          void events.handle(message, (answer) => {
+            if (worker.isConnected()) worker.send(answer);
+          });
         }
       });
       worker.once('exit', (code, signal) => {
@@ -142,6 +162,7 @@ async function runPrimary(config: GatewayConfig, logger: Logger): Promise<Runnin
   } catch (err) {
     stopping = true;
     for (const worker of workers.values()) worker.kill('SIGTERM');
+    await events.close();
     throw err;
   }
   return {
@@ -161,6 +182,8 @@ async function runPrimary(config: GatewayConfig, logger: Logger): Promise<Runnin
             }),
         ),
       );
+      // Workers drained their spools into the sinks while stopping.
+      await events.close();
     },
   };
 }
@@ -168,12 +191,22 @@ async function runPrimary(config: GatewayConfig, logger: Logger): Promise<Runnin
 /** Body of a gateway worker process (see cluster-worker.ts). */
 export function runWorker(makeLogger: (config: GatewayConfig) => Logger): void {
   let gateway: Gateway | null = null;
+  const events = new ClusterSinkClient((message) => {
+    // send() returning false only means a backlog: the message is still queued.
+    if (!process.connected || process.send === undefined) return false;
+    process.send(message);
+    return true;
+  });
+  process.on('disconnect', () => events.failAll('the gateway primary is gone'));
   process.on('message', (message: ClusterMessage) => {
-    if (message.type === 'portcullis:start') {
+    if (message.type === 'portcullis:events-done') {
+      events.settle(message);
+    } else if (message.type === 'portcullis:start') {
       const logger = makeLogger(message.config);
       startGateway(message.config, {
         logger,
         slot: message.slot,
+        eventDelivery: events,
         identityRole: 'verifier',
         routeCancel: (processId, secretKey) => {
           const route: ClusterMessage = { type: 'portcullis:cancel', processId, secretKey };

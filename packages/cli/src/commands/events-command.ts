@@ -1,7 +1,13 @@
-import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { SessionEvent } from '@portcullis/core';
-import { loadConfigFile, readEvents } from '@portcullis/gateway';
+import {
+  eventStoreExists,
+  isStoreInUse,
+  openEventStore,
+  readEvents,
+  readStoredEvents,
+} from '@portcullis/gateway';
+import { eventsConfigOf, withProgress } from './events-config.js';
 import { formatTable } from './format-table.js';
 
 interface EventsOptions {
@@ -25,10 +31,18 @@ function positiveInt(value: string): number {
 /** `portcullis events`: prints recorded session events. */
 export function eventsCommand(): Command {
   return new Command('events')
-    .description('print recorded session events, oldest first')
+    .description(
+      'print recorded session events, oldest first, from the event store (or the JSONL file)',
+    )
     .option('--data-dir <dir>', 'data directory of the gateway', './.portcullis')
-    .option('-c, --config <file>', 'read the event file location from this configuration')
-    .option('--file <path>', 'event file to read (overrides --data-dir and --config)')
+    .option(
+      '-c, --config <file>',
+      'read the store and event file locations from this configuration',
+    )
+    .option(
+      '--file <path>',
+      'JSONL event file to read (overrides the store, --data-dir and --config)',
+    )
     .addOption(
       new Option('-f, --format <format>', 'output format')
         .choices(['table', 'json'])
@@ -39,24 +53,52 @@ export function eventsCommand(): Command {
     .option('--person <subject-or-email>', 'only sessions of this person')
     .option('-n, --last <n>', 'only the last N events', positiveInt, 50)
     .action(async (opts: EventsOptions) => {
-      const path =
-        opts.file ??
-        (opts.config !== undefined
-          ? loadConfigFile(opts.config, process.env).events.path
-          : resolve(opts.dataDir, 'events.jsonl'));
-      const { events, unreadable } = await readEvents(path, {
-        ...(opts.type === undefined ? {} : { type: opts.type }),
-        ...(opts.person === undefined ? {} : { person: opts.person }),
-        last: opts.session === undefined ? opts.last : Number.MAX_SAFE_INTEGER,
-      });
-      const selected =
-        opts.session === undefined
-          ? events
-          : events.filter((e) => e.sessionId.startsWith(opts.session!)).slice(-opts.last);
+      let selected: SessionEvent[] | null = null;
+      let source: string;
+      let unreadable = 0;
+      const events = opts.file === undefined ? eventsConfigOf(opts) : null;
+      if (events !== null && eventStoreExists(events)) {
+        // The embedded store, when there is one; while a gateway holds it, the JSONL file.
+        source = events.store!.dir;
+        try {
+          const store = await openEventStore(events);
+          try {
+            selected = await withProgress('reading the event store', () =>
+              readStoredEvents(store, {
+                ...(opts.session === undefined ? {} : { sessionPrefix: opts.session }),
+                ...(opts.type === undefined ? {} : { type: opts.type }),
+                ...(opts.person === undefined ? {} : { person: opts.person }),
+                last: opts.last,
+              }),
+            );
+          } finally {
+            await store.close();
+          }
+        } catch (err) {
+          if (!isStoreInUse(err) || events.file === null) throw err;
+          console.error(
+            `portcullis: the event store is in use by the running gateway; reading ${events.file.path} instead`,
+          );
+        }
+      }
+      if (selected === null) {
+        const path = opts.file ?? events!.path;
+        source = path;
+        const read = await readEvents(path, {
+          ...(opts.type === undefined ? {} : { type: opts.type }),
+          ...(opts.person === undefined ? {} : { person: opts.person }),
+          last: opts.session === undefined ? opts.last : Number.MAX_SAFE_INTEGER,
+        });
+        unreadable = read.unreadable;
+        selected =
+          opts.session === undefined
+            ? read.events
+            : read.events.filter((e) => e.sessionId.startsWith(opts.session!)).slice(-opts.last);
+      }
       if (opts.format === 'json') {
         for (const event of selected) process.stdout.write(`${JSON.stringify(event)}\n`);
       } else if (selected.length === 0) {
-        console.log(`no events recorded in ${path} match`);
+        console.log(`no events recorded in ${source!} match`);
       } else {
         console.log(
           formatTable(
@@ -66,7 +108,7 @@ export function eventsCommand(): Command {
         );
       }
       if (unreadable > 0)
-        console.error(`portcullis: skipped ${unreadable} unreadable line(s) in ${path}`);
+        console.error(`portcullis: skipped ${unreadable} unreadable line(s) in ${source!}`);
     });
 }
 

@@ -380,18 +380,92 @@ const limits = z.strictObject({
     .describe('Output buffered for a slow client before the gateway stops reading upstream.'),
 });
 
+const GIB = 1024 ** 3;
+const MIB = 1024 ** 2;
+
+const eventSpool = z.strictObject({
+  maxBytes: z
+    .number()
+    .int()
+    .min(64 * 1024)
+    .default(GIB)
+    .describe(
+      'Most bytes of spooled events on disk (per gateway process) waiting for their sinks (default 1 GiB).',
+    ),
+  whenFull: z
+    .enum(['fail-closed', 'fail-open'])
+    .default('fail-closed')
+    .describe(
+      'fail-closed: refuse new sessions and statements while events cannot be spooled; fail-open: keep serving and count dropped events.',
+    ),
+});
+
+const eventStore = z.strictObject({
+  kind: z
+    .enum(['embedded', 'none'])
+    .default('embedded')
+    .describe('embedded: ClickHouse in the gateway (chDB) under dataDir/store; none: no store.'),
+  retentionDays: z
+    .number()
+    .int()
+    .min(1)
+    .max(36_500)
+    .default(365)
+    .describe('Days events are kept in the store (ClickHouse TTL).'),
+  chainKey: secretSource
+    .optional()
+    .describe(
+      'HMAC key of the per-session hash chains (at least 16 bytes). Default: a random key generated once into dataDir/events-chain.key (0600).',
+    ),
+});
+
+const eventFile = z.strictObject({
+  enabled: z
+    .boolean()
+    .default(true)
+    .describe('Write every event as a JSON line to a file, for log shippers.'),
+  path: nonEmpty
+    .optional()
+    .describe('The JSONL file, relative to dataDir unless absolute (default events.path).'),
+  maxBytes: z
+    .number()
+    .int()
+    .min(4096)
+    .default(256 * MIB)
+    .describe('The file is rotated (path.1, path.2, …) once it passes this size.'),
+  keep: z.number().int().min(0).max(1000).default(5).describe('Rotated files kept.'),
+});
+
 const events = z.strictObject({
-  sink: z.literal('jsonl').default('jsonl'),
+  sink: z
+    .literal('jsonl')
+    .optional()
+    .describe('Deprecated and ignored: every event goes through the spool to the sinks below.'),
   path: nonEmpty
     .default('events.jsonl')
-    .describe('Event file, relative to dataDir unless absolute.'),
-  flushIntervalMs: z.number().int().positive().default(200),
+    .describe('The JSONL event file, relative to dataDir unless absolute (see file).'),
+  flushIntervalMs: z
+    .number()
+    .int()
+    .positive()
+    .max(10_000)
+    .default(5)
+    .describe('Longest an event waits in memory before the spool writes and fsyncs it.'),
   dangerouslyRecordLiterals: z
     .boolean()
     .default(false)
     .describe(
       'Record statement text with its literal values (they may hold personal data or secrets).',
     ),
+  spool: eventSpool
+    .default({ maxBytes: GIB, whenFull: 'fail-closed' })
+    .describe('The durable on-disk spool every event passes through, under dataDir/spool.'),
+  store: eventStore
+    .default({ kind: 'embedded', retentionDays: 365 })
+    .describe('The event store `portcullis events`, `review` and `verify` read.'),
+  file: eventFile
+    .default({ enabled: true, maxBytes: 256 * MIB, keep: 5 })
+    .describe('The JSONL file sink.'),
 });
 
 const maskingWorkers = z.strictObject({
@@ -455,12 +529,16 @@ export const gatewayConfigSchema = z.strictObject({
   masking: maskingWorkers
     .default({ threads: 'auto', taskTimeoutMs: 5_000 })
     .describe('Masking workers, shared by every resource that masks.'),
-  events: events.default({
-    sink: 'jsonl',
-    path: 'events.jsonl',
-    flushIntervalMs: 200,
-    dangerouslyRecordLiterals: false,
-  }),
+  events: events
+    .default({
+      path: 'events.jsonl',
+      flushIntervalMs: 5,
+      dangerouslyRecordLiterals: false,
+      spool: { maxBytes: GIB, whenFull: 'fail-closed' },
+      store: { kind: 'embedded', retentionDays: 365 },
+      file: { enabled: true, maxBytes: 256 * MIB, keep: 5 },
+    })
+    .describe('Session events: spool, store and file.'),
 });
 
 /** The configuration as written in the file (before defaults). */

@@ -100,6 +100,38 @@ export interface IdentityConfig {
   readonly delegationMaxMs: number;
 }
 
+/** Where session events go (see the `events` keys in docs/configuration.md). */
+export interface EventsConfig {
+  /** The JSONL file (the file sink's path; kept for readers of the file). */
+  readonly path: string;
+  /** Longest an event waits in memory before the spool writes and fsyncs it. */
+  readonly flushIntervalMs: number;
+  readonly recordLiterals: boolean;
+  /** The durable spool; each gateway process uses `<dir>/<slot>`. */
+  readonly spool: {
+    readonly dir: string;
+    readonly maxBytes: number;
+    readonly whenFull: 'fail-closed' | 'fail-open';
+  };
+  /** The embedded store; null when `store.kind` is none. */
+  readonly store: {
+    readonly dir: string;
+    readonly retentionDays: number;
+    /** The hash chains' key from the configuration; null: generated into `chainKeyFile`. */
+    readonly chainKey: string | null;
+    readonly chainKeyFile: string;
+  } | null;
+  /** The JSONL file sink; null when disabled. */
+  readonly file: {
+    readonly path: string;
+    readonly maxBytes: number;
+    readonly keep: number;
+  } | null;
+}
+
+/** Shortest hash-chain key accepted from the configuration. */
+export const MIN_CHAIN_KEY_BYTES = 16;
+
 /** What a static token grants. */
 export interface TokenGrant {
   readonly person: Person;
@@ -138,11 +170,7 @@ export interface GatewayConfig {
     readonly authTimeoutMs: number;
     readonly clientWriteBufferBytes: number;
   };
-  readonly events: {
-    readonly path: string;
-    readonly flushIntervalMs: number;
-    readonly recordLiterals: boolean;
-  };
+  readonly events: EventsConfig;
   /** Masking workers, shared by the resources that mask. */
   readonly masking: {
     /** Worker threads per process; 0 masks inline only. */
@@ -283,11 +311,7 @@ export function resolveConfig(raw: unknown, ctx: ResolveContext, source = 'confi
     tokens,
     identity,
     limits: { ...cfg.limits },
-    events: {
-      path: isAbsolute(cfg.events.path) ? cfg.events.path : resolve(dataDir, cfg.events.path),
-      flushIntervalMs: cfg.events.flushIntervalMs,
-      recordLiterals: cfg.events.dangerouslyRecordLiterals,
-    },
+    events: resolveEvents(cfg.events, dataDir, (key, source) => readSecret(key, source, ctx, path)),
     masking: {
       threads:
         cfg.masking.threads === 'auto'
@@ -341,6 +365,48 @@ function resolveIdentity(
     groupAccess: id.groupAccess.map((g) => ({ groups: g.groups, resources: g.resources })),
     agents: id.agents.map((a) => ({ id: a.id, name: a.name, ownResources: a.ownResources })),
     delegationMaxMs: id.delegationMaxHours * 3_600_000,
+  };
+}
+
+function resolveEvents(
+  ev: GatewayConfigParsed['events'],
+  dataDir: string,
+  secret: (key: string, source: SecretSource) => string,
+): EventsConfig {
+  const inData = (p: string): string => (isAbsolute(p) ? p : resolve(dataDir, p));
+  if (ev.file.path !== undefined && ev.path !== 'events.jsonl' && ev.file.path !== ev.path) {
+    throw invalid('events.file.path: events.path names the file too; give only one of them');
+  }
+  const filePath = inData(ev.file.path ?? ev.path);
+  let store: EventsConfig['store'] = null;
+  if (ev.store.kind === 'embedded') {
+    const chainKey =
+      ev.store.chainKey === undefined ? null : secret('events.store.chainKey', ev.store.chainKey);
+    if (chainKey !== null && Buffer.byteLength(chainKey, 'utf8') < MIN_CHAIN_KEY_BYTES) {
+      throw invalid(
+        `events.store.chainKey: the key must be at least ${MIN_CHAIN_KEY_BYTES} bytes long`,
+      );
+    }
+    store = {
+      dir: resolve(dataDir, 'store'),
+      retentionDays: ev.store.retentionDays,
+      chainKey,
+      chainKeyFile: resolve(dataDir, 'events-chain.key'),
+    };
+  }
+  return {
+    path: filePath,
+    flushIntervalMs: ev.flushIntervalMs,
+    recordLiterals: ev.dangerouslyRecordLiterals,
+    spool: {
+      dir: resolve(dataDir, 'spool'),
+      maxBytes: ev.spool.maxBytes,
+      whenFull: ev.spool.whenFull,
+    },
+    store,
+    file: ev.file.enabled
+      ? { path: filePath, maxBytes: ev.file.maxBytes, keep: ev.file.keep }
+      : null,
   };
 }
 

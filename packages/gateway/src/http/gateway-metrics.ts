@@ -1,5 +1,7 @@
 import type { EventSink, SessionEvent } from '@portcullis/core';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { EventPipelineSnapshot } from '../events/event-pipeline.js';
+import { sinkAccepts } from '../events/event-admission.js';
 
 /**
  * The gateway's Prometheus metrics, derived from the session events it records (so every
@@ -92,20 +94,120 @@ export class GatewayMetrics {
     }
   }
 
+  /**
+   * Adds the event pipeline's gauges, read from `snapshot` at each scrape: spool size and limit,
+   * whether it admits new sessions, per-sink lag and deliveries, dropped (fail-open), lost and
+   * corrupted events. Summed over the workers in multi-process mode.
+   */
+  watchEvents(snapshot: () => EventPipelineSnapshot): void {
+    const registers = [this.registry];
+    let current: EventPipelineSnapshot | null = null;
+    // One snapshot per scrape, shared by every gauge (the first gauge collected takes it).
+    const read = (): EventPipelineSnapshot => {
+      if (current === null) {
+        current = snapshot();
+        setImmediate(() => (current = null));
+      }
+      return current;
+    };
+    const gauge = (
+      name: string,
+      help: string,
+      value: (s: EventPipelineSnapshot) => number,
+    ): void => {
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(value(read()));
+        },
+      });
+    };
+    gauge('portcullis_event_spool_bytes', 'Bytes of events in the spool.', (s) => s.spoolBytes);
+    gauge(
+      'portcullis_event_spool_max_bytes',
+      'The spool size limit (events.spool.maxBytes).',
+      (s) => s.spoolMaxBytes,
+    );
+    gauge(
+      'portcullis_event_spool_accepting',
+      '1 while the spool admits new sessions and statements, 0 while it refuses them (fail-closed).',
+      (s) => (s.accepting ? 1 : 0),
+    );
+    gauge(
+      'portcullis_event_spool_dropped_events',
+      'Events dropped because the spool was full (fail-open), since start.',
+      (s) => s.dropped,
+    );
+    gauge(
+      'portcullis_event_spool_lost_events',
+      'Events of admitted sessions that found the spool full to the last byte (fail-closed), since start.',
+      (s) => s.lost,
+    );
+    gauge(
+      'portcullis_event_spool_corrupted_records',
+      'Spool records lost to corruption (skipped on read), since start.',
+      (s) => s.corrupted,
+    );
+    const perSink = (
+      name: string,
+      help: string,
+      value: (s: EventPipelineSnapshot['sinks'][number]) => number,
+    ): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['sink'],
+        registers,
+        collect() {
+          this.reset();
+          for (const sink of read().sinks) this.set({ sink: sink.name }, value(sink));
+        },
+      });
+    };
+    perSink(
+      'portcullis_event_sink_lag_records',
+      'Spooled events a sink has not stored yet.',
+      (s) => s.lagRecords,
+    );
+    perSink(
+      'portcullis_event_sink_lag_bytes',
+      'Spooled bytes a sink has not stored yet.',
+      (s) => s.lagBytes,
+    );
+    perSink(
+      'portcullis_event_sink_delivered_events',
+      'Events a sink stored, since start.',
+      (s) => s.delivered,
+    );
+    perSink(
+      'portcullis_event_sink_failures',
+      'Failed deliveries to a sink (each is retried), since start.',
+      (s) => s.failures,
+    );
+  }
+
   /** Prometheus text exposition of this registry. */
   async text(): Promise<string> {
     return this.registry.metrics();
   }
 }
 
-/** An event sink that counts every event in `metrics` before passing it on. */
+/**
+ * An event sink that counts every event in `metrics` once `sink` took it (a refused session is
+ * not counted), and passes on whether `sink` admits new sessions.
+ */
 export function meteredSink(sink: EventSink, metrics: GatewayMetrics): EventSink {
   return {
     write(event) {
-      metrics.observe(event);
       sink.write(event);
+      metrics.observe(event);
+    },
+    get accepting() {
+      return sinkAccepts(sink);
     },
     flush: () => sink.flush(),
     close: () => sink.close(),
-  };
+  } as EventSink;
 }

@@ -28,6 +28,11 @@ import type {
 } from '../masking/resource-masking.js';
 import type { StatementAnalyzer } from '@portcullis/sql';
 import { sha256Hex, type GatewayConfig } from '../config/load-config.js';
+import {
+  EVENTS_REFUSED_HINT,
+  EVENTS_REFUSED_SQLSTATE,
+  sinkAccepts,
+} from '../events/event-admission.js';
 import { SessionRecorder } from '../events/session-recorder.js';
 import {
   AuthRefusal,
@@ -323,6 +328,8 @@ export async function acceptClient(raw: Socket, ctx: AcceptContext): Promise<voi
       upstreamUser: resource.user,
       client: clientInfo,
     });
+    // Before anything else holds the session: a start that cannot be recorded refuses it.
+    recorder.start();
     const key = ctx.cancels.register(resource, upstream.processId, upstream.secretKey);
     const relay = new PgRelay(socket, upstream.socket, recorder, {
       maxFrameBytes: config.limits.maxFrameBytes,
@@ -350,6 +357,7 @@ export async function acceptClient(raw: Socket, ctx: AcceptContext): Promise<voi
         : { onStatement: (record) => maskingRuntime.statementDone(record) }),
       resource: resource.name,
       logger,
+      eventsAccepting: () => sinkAccepts(ctx.sink),
       processIds: { upstream: upstream.processId, client: key.processId },
       onClose: () => {
         ctx.cancels.unregister(key.processId);
@@ -357,7 +365,6 @@ export async function acceptClient(raw: Socket, ctx: AcceptContext): Promise<voi
       },
     });
     ctx.sessions.add(relay);
-    recorder.start();
     socket.cork();
     socket.write(authenticationOk);
     for (const frame of upstream.parameterFrames) socket.write(frame);
@@ -380,6 +387,9 @@ function refuse(socket: Socket, err: unknown, logger: Logger): void {
   let message: Buffer;
   if (err instanceof Refusal) {
     message = fatal(err.sqlState, err.message, err.hint);
+  } else if (isPortcullisError(err, 'PCL_ERR_SPOOL_FULL')) {
+    logger.warn({ err }, 'session refused: its events cannot be recorded');
+    message = fatal(EVENTS_REFUSED_SQLSTATE, err.message, EVENTS_REFUSED_HINT);
   } else if (isPortcullisError(err, 'PCL_ERR_PROTOCOL_UNSUPPORTED')) {
     message = fatal(SqlState.FeatureNotSupported, err.message);
   } else if (err instanceof PortcullisError && err.code.startsWith('PCL_ERR_PROTOCOL_')) {

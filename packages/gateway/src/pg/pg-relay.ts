@@ -20,6 +20,11 @@ import {
   terminate,
 } from '@portcullis/protocol-pg';
 import { maskNoticeFields, rewriteCopyData, rewriteDataRow } from '@portcullis/masking';
+import {
+  EVENTS_REFUSED_HINT,
+  EVENTS_REFUSED_SQLSTATE,
+  eventsRefused,
+} from '../events/event-admission.js';
 import { nowUs, type SessionRecorder } from '../events/session-recorder.js';
 import type { MaskingPool, MaskTestHook } from '../masking/masking-pool.js';
 import type { ResultPlan, ResultPlanner } from '../masking/result-planner.js';
@@ -37,6 +42,8 @@ export interface PgRelayOptions {
   readonly judge: (text: string) => Judgement;
   /** Names the resource in refusal hints. */
   readonly resource: string;
+  /** False while statements cannot be recorded (fail-closed spool): a new one ends the session. */
+  readonly eventsAccepting?: () => boolean;
   readonly logger: Logger;
   /** The session's process id upstream and the one the client was given instead. */
   readonly processIds: { readonly upstream: number; readonly client: number };
@@ -257,6 +264,8 @@ export class PgRelay {
     }
     if (type === FrontendCode.Terminate) this.#clientTerminated = true;
     const judgement = this.#tracker.clientFrame(type, buf, start, end);
+    // A statement whose event could not be recorded must not run.
+    if (judgement !== null && this.#options.eventsAccepting?.() === false) throw eventsRefused();
     if (type === FrontendCode.FunctionCall && this.#planner !== null) {
       // The server answers the refusal with ErrorResponse and ReadyForQuery, as it would a call.
       return query(refusalStatement(FUNCTION_CALL_REFUSED, `resource "${this.#options.resource}"`));
@@ -536,7 +545,11 @@ export class PgRelay {
     this.#reason = side === 'client' ? 'protocol-error' : 'upstream-protocol-error';
     const tooLarge = isPortcullisError(err, 'PCL_ERR_PROTOCOL_FRAME_TOO_LARGE');
     let notice: Buffer;
-    if (side === 'client') {
+    if (isPortcullisError(err, 'PCL_ERR_SPOOL_FULL')) {
+      this.#reason = 'events-refused';
+      notice = fatal(EVENTS_REFUSED_SQLSTATE, message, EVENTS_REFUSED_HINT);
+      this.#endError = { code: EVENTS_REFUSED_SQLSTATE, message };
+    } else if (side === 'client') {
       notice = fatal(SqlState.ProtocolViolation, message);
       this.#endError = { code: SqlState.ProtocolViolation, message };
     } else if (tooLarge) {

@@ -1,0 +1,142 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+import {
+  loadConfigFile,
+  openEventStore,
+  reviews,
+  type AccessGrant,
+  type GatewayConfig,
+} from '@portcullis/gateway';
+import { eventsConfigOf, withProgress } from './events-config.js';
+import { formatTable } from './format-table.js';
+
+interface ReviewOptions {
+  dataDir: string;
+  config?: string;
+  format: 'table' | 'csv' | 'json';
+  days: number;
+  person?: string;
+}
+
+/** The reports, as `portcullis review <report>` names them. */
+export const REVIEW_REPORTS = {
+  activity: 'activity per person and resource',
+  agents: 'what each agent did, and for whom',
+  writes: 'writes and DDL, by person (--person for one)',
+  blocked: 'statements blocked or held for review',
+  unused: 'access (from --config) unused for --days',
+  sessions: 'the sessions of --person with their statements',
+} as const;
+
+type ReportName = keyof typeof REVIEW_REPORTS;
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1)
+    throw new InvalidArgumentError('expected a positive whole number');
+  return n;
+}
+
+/** `portcullis review <report>`: runs an access review against the embedded event store. */
+export function reviewCommand(): Command {
+  return new Command('review')
+    .description(
+      `run an access review on the event store; reports:\n${Object.entries(REVIEW_REPORTS)
+        .map(([name, what]) => `  ${name.padEnd(9)} ${what}`)
+        .join('\n')}`,
+    )
+    .addArgument(
+      new Command().createArgument('<report>', 'the report').choices(Object.keys(REVIEW_REPORTS)),
+    )
+    .option('--data-dir <dir>', 'data directory of the gateway', './.portcullis')
+    .option('-c, --config <file>', 'the gateway configuration (store location; grants for unused)')
+    .addOption(
+      new Option('-f, --format <format>', 'output format')
+        .choices(['table', 'csv', 'json'])
+        .default('table'),
+    )
+    .option('--days <n>', 'the last N days (whole UTC days for totals)', positiveInt, 30)
+    .option('--person <subject>', 'one person (required by sessions)')
+    .action(async (report: ReportName, opts: ReviewOptions) => {
+      const now = new Date();
+      const window = { from: new Date(now.getTime() - opts.days * 86_400_000), to: now };
+      let query;
+      switch (report) {
+        case 'activity':
+        case 'agents':
+        case 'blocked':
+          query = reviews[report](window);
+          break;
+        case 'writes':
+          query = reviews.writes(window, opts.person ?? '');
+          break;
+        case 'sessions':
+          if (opts.person === undefined) {
+            throw new InvalidArgumentError('the sessions report needs --person <subject>');
+          }
+          query = reviews.sessions(opts.person, window);
+          break;
+        case 'unused': {
+          if (opts.config === undefined) {
+            throw new InvalidArgumentError(
+              'the unused report needs --config: the access people were given comes from it',
+            );
+          }
+          query = reviews.unused(
+            grantsOf(loadConfigFile(opts.config, process.env)),
+            opts.days,
+            now,
+          );
+          break;
+        }
+      }
+      const store = await openEventStore(eventsConfigOf(opts));
+      let rows: Record<string, unknown>[];
+      try {
+        rows = await withProgress(`running the ${report} review`, () =>
+          store.run<Record<string, unknown>>(query),
+        );
+      } finally {
+        await store.close();
+      }
+      process.stdout.write(formatRows(rows, opts.format));
+    });
+}
+
+/** Static tokens' people × the resources each may use (all resources when unrestricted). */
+function grantsOf(config: GatewayConfig): AccessGrant[] {
+  const grants: AccessGrant[] = [];
+  for (const grant of Object.values(config.tokens)) {
+    for (const resource of grant.resources ?? Object.keys(config.resources)) {
+      grants.push({ person: grant.person.subject, resource });
+    }
+  }
+  return grants;
+}
+
+/** Rows as a table, CSV (RFC 4180) or JSON lines; each ends with a newline. */
+export function formatRows(rows: readonly Record<string, unknown>[], format: string): string {
+  if (format === 'json') return rows.map((r) => `${JSON.stringify(r)}\n`).join('');
+  const header = rows.length === 0 ? [] : Object.keys(rows[0]!);
+  const cell = (value: unknown): string =>
+    value === null || value === undefined
+      ? ''
+      : Array.isArray(value)
+        ? value.join(' ')
+        : String(value);
+  if (format === 'csv') {
+    const quote = (text: string): string =>
+      /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+    return [header, ...rows.map((r) => header.map((h) => cell(r[h])))]
+      .map((line) => `${line.map(quote).join(',')}\r\n`)
+      .join('');
+  }
+  if (rows.length === 0) return 'no rows\n';
+  const oneLine = (text: string): string => {
+    const flat = text.replace(/\s+/g, ' ').trim();
+    return flat.length <= 80 ? flat : `${flat.slice(0, 79)}…`;
+  };
+  return `${formatTable(
+    header,
+    rows.map((r) => header.map((h) => oneLine(cell(r[h])))),
+  )}\n`;
+}

@@ -1,0 +1,154 @@
+import { existsSync } from 'node:fs';
+import { PortcullisError, type SessionEvent } from '@portcullis/core';
+import {
+  ChdbEventStore,
+  EVENT_ROW_SELECT,
+  dateTimeParam,
+  rowToEvent,
+  verifyChain,
+  type ChainIssue,
+  type ChainedEvent,
+  type StoredEventRow,
+} from '@portcullis/events';
+import type { EventsConfig } from '../config/load-config.js';
+import { loadChainKey } from './chain-key.js';
+
+export { reviews, type AccessGrant, type ChainIssue, type ReviewWindow } from '@portcullis/events';
+
+/** Filters for {@link readStoredEvents}, as `portcullis events` takes them. */
+export interface StoredEventQuery {
+  /** A session id or its first characters. */
+  readonly sessionPrefix?: string;
+  readonly type?: string;
+  /** Matches the person's subject or email. */
+  readonly person?: string;
+  /** The last N matching events. */
+  readonly last: number;
+}
+
+/** Whether the embedded store configured in `config` has been created. */
+export function eventStoreExists(config: EventsConfig): boolean {
+  return config.store !== null && existsSync(config.store.dir);
+}
+
+/**
+ * Opens the embedded store for reading (the CLI). chDB lets one process use a store at a time,
+ * so while the gateway runs this fails with a message that says so.
+ */
+export async function openEventStore(config: EventsConfig): Promise<ChdbEventStore> {
+  if (config.store === null) {
+    throw new PortcullisError(
+      'PCL_ERR_EVENTS_READ',
+      'no event store is configured (events.store.kind is none)',
+    );
+  }
+  if (!existsSync(config.store.dir)) {
+    throw new PortcullisError(
+      'PCL_ERR_EVENTS_READ',
+      `there is no event store at ${config.store.dir} (no events recorded yet, or a different --data-dir)`,
+    );
+  }
+  const store = new ChdbEventStore({
+    dataDir: config.store.dir,
+    chainKey: await loadChainKey(config.store),
+    retentionDays: config.store.retentionDays,
+  });
+  try {
+    await store.open();
+  } catch (err) {
+    await store.close().catch(() => undefined);
+    if (/lock|another server instance/i.test(causeText(err))) {
+      throw new PortcullisError(
+        'PCL_ERR_EVENTS_READ',
+        `the event store ${config.store.dir} is in use by a running gateway (one process at a time may open it); stop the gateway first, or read the JSONL file with portcullis events --file`,
+        { cause: err },
+      );
+    }
+    throw err;
+  }
+  return store;
+}
+
+/** Whether an error (or one of its causes) says the store is locked by another process. */
+export function isStoreInUse(err: unknown): boolean {
+  return err instanceof PortcullisError && /in use by a running gateway/.test(err.message);
+}
+
+/** Stored events matching `query`, oldest first (the last `query.last` of them). */
+export async function readStoredEvents(
+  store: ChdbEventStore,
+  query: StoredEventQuery,
+): Promise<SessionEvent[]> {
+  const rows = await store.query<StoredEventRow>(
+    `SELECT ${EVENT_ROW_SELECT} FROM events FINAL
+WHERE ({session:String} = '' OR startsWith(session_id, {session:String}))
+  AND ({type:String} = '' OR type = {type:String})
+  AND ({person:String} = '' OR person_subject = {person:String} OR person_email = {person:String})
+ORDER BY time DESC, session_id DESC, seq DESC
+LIMIT {last:UInt64}`,
+    {
+      session: query.sessionPrefix ?? '',
+      type: query.type ?? '',
+      person: query.person ?? '',
+      last: query.last,
+    },
+  );
+  return rows.map((row) => rowToEvent(row).event).reverse();
+}
+
+/** What {@link verifyStoredChains} checked and found. */
+export interface ChainReport {
+  readonly sessions: number;
+  readonly events: number;
+  readonly issues: readonly ChainIssue[];
+}
+
+/**
+ * Checks the hash chains of the stored sessions: one session (a full id or its prefix), or
+ * every session with an event at or after `since` (each read whole, from its first event).
+ */
+export async function verifyStoredChains(
+  store: ChdbEventStore,
+  chainKey: string,
+  options: { readonly sessionPrefix?: string; readonly since?: Date } = {},
+): Promise<ChainReport> {
+  const rows = await store.query<StoredEventRow>(
+    `SELECT ${EVENT_ROW_SELECT} FROM events FINAL
+WHERE session_id IN (
+  SELECT DISTINCT session_id FROM events
+  WHERE ({session:String} = '' OR startsWith(session_id, {session:String}))
+    AND time >= {since:DateTime64(6, 'UTC')}
+)
+ORDER BY session_id, time, seq`,
+    {
+      session: options.sessionPrefix ?? '',
+      since: dateTimeParam(options.since ?? new Date(0)),
+    },
+  );
+  const chained: ChainedEvent[] = rows.map(rowToEvent);
+  const sessions = new Set(chained.map((c) => c.event.sessionId));
+  return {
+    sessions: sessions.size,
+    events: chained.length,
+    issues: verifyChain(chained, chainKey),
+  };
+}
+
+/** The store's chain key (configured, or the generated one). */
+export function chainKeyOf(config: EventsConfig): Promise<string> {
+  if (config.store === null) {
+    return Promise.reject(
+      new PortcullisError('PCL_ERR_EVENTS_READ', 'no event store is configured'),
+    );
+  }
+  return loadChainKey(config.store);
+}
+
+function causeText(err: unknown): string {
+  let text = '';
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 6; depth++) {
+    text += ` ${e.message}`;
+    e = e.cause;
+  }
+  return text;
+}
