@@ -20,3 +20,17 @@ export {
   type ClickHouseSinkStats,
 } from './clickhouse-sink.js';
 export { DeadLetterFile, type DeadLetterEntry } from './dead-letter-file.js';
+export {
+  buildKafkaMessage,
+  KAFKA_HEADERS,
+  KafkaSink,
+  KafkaSinkError,
+  type KafkaDeadLetter,
+  type KafkaEventMessage,
+  type KafkaSinkCompression,
+  type KafkaSinkFailure,
+  type KafkaSinkFormat,
+  type KafkaSinkOptions,
+  type KafkaSinkStats,
+} from './kafka-sink.js';
+export * from '../ocsf/index.js';
