@@ -36,7 +36,10 @@ export function credentialsCommand(): Command {
       portOption,
     )
     .option('--sslmode <mode>', 'add sslmode to the URL or env lines', sslmodeOption)
-    .option('--user <name>', 'user name to show in events (default: your subject)')
+    .option(
+      '--user <name>',
+      'user name in the URL; the gateway goes by the credential (default: your subject)',
+    )
     .option('--config-file <path>', 'the credentials file `portcullis login` wrote')
     .addHelpText(
       'after',
