@@ -130,7 +130,7 @@ beforeAll(async () => {
     'test config',
   );
   resource = config.resources[DB]!;
-  // The least-privilege setup ephemeral-roles.md gives operators for PostgreSQL 15 (the admin has
+  // The least-privilege setup docs/configuration.md gives operators for PostgreSQL 15 (the admin has
   // CREATEROLE and nothing else), plus statement logging for the admin so the test can show
   // what reaches the server log.
   await sql(`

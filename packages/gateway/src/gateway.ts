@@ -5,6 +5,7 @@ import type { ClusterSinkClient } from './events/cluster-event-sinks.js';
 import { EventPipeline } from './events/event-pipeline.js';
 import { GatewayMetrics, meteredSink } from './http/gateway-metrics.js';
 import { GatewayIdentity } from './identity/gateway-identity.js';
+import { EphemeralRoleProvisioner } from './pg/ephemeral-roles.js';
 import {
   DEFAULT_WORKER_THRESHOLD_BYTES,
   MaskingPool,
@@ -91,9 +92,28 @@ export async function startGateway(
           logger,
         })
       : null;
+  // Resources in ephemeral mode: one provisioner each (its own admin connection), swept at start.
+  const ephemeralRoles = new Map<string, EphemeralRoleProvisioner>();
+  for (const resource of Object.values(config.resources)) {
+    if (resource.ephemeralRoles === null) continue;
+    const { templateRole, admin, ttlMs, prefix } = resource.ephemeralRoles;
+    const provisioner = new EphemeralRoleProvisioner({
+      resource,
+      admin,
+      templateRole,
+      ttlMs,
+      prefix,
+      logger,
+    });
+    ephemeralRoles.set(resource.name, provisioner);
+    provisioner.start().catch((err: unknown) => {
+      logger.warn({ err, resource: resource.name }, 'sweeping leftover session roles failed');
+    });
+  }
   const closeMasking = async (): Promise<void> => {
     for (const runtime of masking.values()) runtime.close();
     await pool?.close();
+    await Promise.all([...ephemeralRoles.values()].map((p) => p.close()));
   };
   let postgres: PgListener;
   let identity: GatewayIdentity | null;
@@ -109,6 +129,7 @@ export async function startGateway(
           });
     postgres = await startPgListener(config, {
       identity,
+      ephemeralRoles,
       sink,
       logger,
       cancels,

@@ -251,6 +251,31 @@ const postgresResource = z.strictObject({
   password: secretSource.optional().describe('Upstream password (omit for trust authentication).'),
   tls: upstreamTls.default({ mode: 'disable' }),
   connectTimeoutMs: z.number().int().positive().default(10_000),
+  ephemeralRoles: z
+    .strictObject({
+      templateRole: nonEmpty.describe('NOLOGIN role whose privileges every session role inherits.'),
+      admin: z
+        .strictObject({
+          user: nonEmpty.describe('A role with CREATEROLE (not a superuser).'),
+          password: secretSource.optional(),
+        })
+        .describe('Creates and drops the session roles.'),
+      ttlMinutes: z
+        .number()
+        .int()
+        .min(1)
+        .default(720)
+        .describe('VALID UNTIL backstop: a role outlives a crashed gateway by at most this.'),
+      prefix: z
+        .string()
+        .regex(/^[a-z][a-z0-9_]{0,19}$/, 'lower-case letters, digits and _, starting with a letter')
+        .default('pcl_')
+        .describe('Session role names start with this (and carry the person’s id).'),
+    })
+    .optional()
+    .describe(
+      'Log each session in as its own short-lived role (named after the person) instead of `user`/`password`.',
+    ),
   policy: statementPolicy
     .default({ default: 'allow', unparsable: 'block', rules: [] })
     .describe('Guardrails: which statements are allowed, blocked or held for review.'),

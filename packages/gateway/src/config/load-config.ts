@@ -43,6 +43,13 @@ export interface PostgresResource {
   readonly policy: StatementPolicy;
   /** null when the resource masks nothing. */
   readonly masking: ResourceMasking | null;
+  /** Per-session roles instead of `user`/`password`; null for the static login. */
+  readonly ephemeralRoles: {
+    readonly templateRole: string;
+    readonly admin: { readonly user: string; readonly password: string | null };
+    readonly ttlMs: number;
+    readonly prefix: string;
+  } | null;
 }
 
 /** A column masking rule (see the `masking.rules` keys in docs/configuration.md). */
@@ -255,6 +262,26 @@ export function resolveConfig(raw: unknown, ctx: ResolveContext, source = 'confi
       },
       connectTimeoutMs: r.connectTimeoutMs,
       policy: resolvePolicy(`resources.${name}.policy`, r.policy),
+      ephemeralRoles:
+        r.ephemeralRoles === undefined
+          ? null
+          : {
+              templateRole: r.ephemeralRoles.templateRole,
+              admin: {
+                user: r.ephemeralRoles.admin.user,
+                password:
+                  r.ephemeralRoles.admin.password === undefined
+                    ? null
+                    : readSecret(
+                        `resources.${name}.ephemeralRoles.admin.password`,
+                        r.ephemeralRoles.admin.password,
+                        ctx,
+                        path,
+                      ),
+              },
+              ttlMs: r.ephemeralRoles.ttlMinutes * 60_000,
+              prefix: r.ephemeralRoles.prefix,
+            },
       masking:
         r.masking === undefined
           ? null

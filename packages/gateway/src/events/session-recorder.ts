@@ -22,11 +22,13 @@ export interface SessionFacts {
   readonly resource: string;
   readonly upstreamUser: string;
   readonly client: ClientInfo;
+  /** The session's id when chosen before recording starts (a fresh UUID otherwise). */
+  readonly sessionId?: string;
 }
 
 /** Numbers and writes one session's events, in order, to a sink. */
 export class SessionRecorder {
-  readonly sessionId = randomUUID();
+  readonly sessionId: string;
   readonly #sink: EventSink;
   readonly #facts: SessionFacts;
   #seq = 0;
@@ -34,6 +36,7 @@ export class SessionRecorder {
   constructor(sink: EventSink, facts: SessionFacts) {
     this.#sink = sink;
     this.#facts = facts;
+    this.sessionId = facts.sessionId ?? randomUUID();
   }
 
   /** Records `session.start`. */

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import {
@@ -42,6 +43,7 @@ import {
 import type { CancelRegistry } from './cancel-registry.js';
 import { connectUpstream, type UpstreamConnection } from './connect-upstream.js';
 import { fatal, SqlState } from './pg-errors.js';
+import type { EphemeralRole, EphemeralRoleProvisioner } from './ephemeral-roles.js';
 import { PgRelay } from './pg-relay.js';
 import { unreadableSetting } from './session-settings.js';
 import { createJudge } from './statement-judge.js';
@@ -70,6 +72,8 @@ export interface AcceptContext {
   readonly masking: ReadonlyMap<string, ResourceMaskingRuntime>;
   /** Checks gateway credentials; null when identity is not configured. */
   readonly identity: GatewayIdentity | null;
+  /** Session-role provisioners of the resources in ephemeral mode (by resource name). */
+  readonly ephemeralRoles: ReadonlyMap<string, EphemeralRoleProvisioner>;
   /** The process's masking workers; null when masking runs inline only. */
   readonly maskingWorkers: MaskingWorkers | null;
 }
@@ -110,6 +114,8 @@ export async function acceptClient(raw: Socket, ctx: AcceptContext): Promise<voi
     config.limits.authTimeoutMs,
   );
   let upstream: UpstreamConnection | null = null;
+  /** The session's own upstream role (ephemeral mode), dropped when the session ends. */
+  let role: EphemeralRole | null = null;
   try {
     let tlsActive = false;
     let packet = await reader.readStartupPacket();
@@ -284,8 +290,25 @@ export async function acceptClient(raw: Socket, ctx: AcceptContext): Promise<voi
           : `${identity.person.subject} via ${identity.agent.id}`,
       ),
     );
+    const sessionId = randomUUID();
+    const provisioner = ctx.ephemeralRoles.get(resource.name) ?? null;
+    if (provisioner !== null) {
+      try {
+        role = await provisioner.acquire(identity.person, sessionId);
+      } catch (err) {
+        logger.warn({ err, resource: resource.name }, 'session role could not be created');
+        throw new Refusal(
+          SqlState.UnableToConnect,
+          `could not prepare a database role for this session on resource "${resource.name}"`,
+          'try again later; the gateway log has the details',
+        );
+      }
+    }
     try {
-      upstream = await connectUpstream(resource, upstreamParams);
+      upstream = await connectUpstream(
+        role === null ? resource : { ...resource, user: role.user, password: role.password },
+        upstreamParams,
+      );
     } catch (err) {
       logger.warn({ err, resource: resource.name }, 'upstream login failed');
       throw new Refusal(
@@ -325,12 +348,14 @@ export async function acceptClient(raw: Socket, ctx: AcceptContext): Promise<voi
     const recorder = new SessionRecorder(ctx.sink, {
       identity,
       resource: resource.name,
-      upstreamUser: resource.user,
+      upstreamUser: role?.user ?? resource.user,
       client: clientInfo,
+      sessionId,
     });
     // Before anything else holds the session: a start that cannot be recorded refuses it.
     recorder.start();
     const key = ctx.cancels.register(resource, upstream.processId, upstream.secretKey);
+    const sessionRole = role;
     const relay = new PgRelay(socket, upstream.socket, recorder, {
       maxFrameBytes: config.limits.maxFrameBytes,
       clientWriteBufferBytes: config.limits.clientWriteBufferBytes,
@@ -362,6 +387,7 @@ export async function acceptClient(raw: Socket, ctx: AcceptContext): Promise<voi
       onClose: () => {
         ctx.cancels.unregister(key.processId);
         ctx.sessions.delete(relay);
+        void sessionRole?.release();
       },
     });
     ctx.sessions.add(relay);
@@ -378,6 +404,7 @@ export async function acceptClient(raw: Socket, ctx: AcceptContext): Promise<voi
     clearTimeout(timer);
     reader.detach();
     upstream?.socket.destroy();
+    void role?.release();
     refuse(socket, err, logger);
   }
 }

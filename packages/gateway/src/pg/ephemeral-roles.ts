@@ -11,7 +11,7 @@ import {
 } from '../masking/simple-query.js';
 import { connectUpstream } from './connect-upstream.js';
 
-// Per-session ephemeral upstream roles. See ephemeral-roles.md beside this file for the setup an
+// Per-session ephemeral upstream roles. See docs/configuration.md ("Ephemeral upstream roles") for the setup an
 // operator needs (the admin and template roles) and why each privilege is there.
 
 const pbkdf2Async = promisify(pbkdf2);
@@ -73,7 +73,7 @@ export interface EphemeralRoleOptions {
   readonly resource: PostgresResource;
   /**
    * The role that creates and drops the ephemeral roles: CREATEROLE, not superuser (see
-   * ephemeral-roles.md for the exact grants). Null password for trust authentication.
+   * docs/configuration.md for the exact grants). Null password for trust authentication.
    */
   readonly admin: { readonly user: string; readonly password: string | null };
   /** The NOLOGIN role whose privileges every ephemeral role inherits. */

@@ -2,6 +2,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import type { EventSink, Logger } from '@portcullis/core';
 import type { GatewayIdentity } from '../identity/gateway-identity.js';
+import type { EphemeralRoleProvisioner } from './ephemeral-roles.js';
 import type { MaskingWorkers, ResourceMaskingRuntime } from '../masking/resource-masking.js';
 import type { StatementAnalyzer } from '@portcullis/sql';
 import type { GatewayConfig } from '../config/load-config.js';
@@ -36,6 +37,8 @@ export interface PgListenerDeps {
   readonly maskingWorkers: MaskingWorkers | null;
   /** Checks gateway credentials; null when identity is not configured. */
   readonly identity: GatewayIdentity | null;
+  /** Session-role provisioners of the resources in ephemeral mode (by resource name). */
+  readonly ephemeralRoles: ReadonlyMap<string, EphemeralRoleProvisioner>;
   /** Listen on an already-bound server (cluster workers share the primary's); default: own. */
   readonly exclusive?: boolean;
 }
@@ -61,6 +64,7 @@ export async function startPgListener(
     masking: deps.masking,
     maskingWorkers: deps.maskingWorkers,
     identity: deps.identity,
+    ephemeralRoles: deps.ephemeralRoles,
   };
   const sockets = new Set<Socket>();
   const server: Server = createServer({ noDelay: true }, (socket) => {
