@@ -284,6 +284,15 @@ describe('ClickHouseSink on ClickHouse 18.16', () => {
     await spool.close();
   });
 
+  it('the test kit restarts the server on the same port and data', async () => {
+    const { pid, httpPort } = server;
+    const before = await count('SELECT count() FROM events_all');
+    await server.restart();
+    expect(server.pid).not.toBe(pid);
+    expect(server.httpPort).toBe(httpPort);
+    expect(await count('SELECT count() FROM events_all')).toBe(before);
+  });
+
   it('the modern schema needs a newer server: 18.16 refuses its DDL, reported as not retriable', async () => {
     const sink = new ClickHouseSink({
       url: server.url,
