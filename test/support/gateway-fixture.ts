@@ -58,7 +58,10 @@ export interface GatewayFixtureOptions {
      * Run the gateway's own event pipeline (spool, file and store sinks) with these settings;
      * without it the fixture writes the JSONL file directly.
      */
-    readonly pipeline?: Pick<NonNullable<GatewayConfigInput['events']>, 'spool' | 'store' | 'file'>;
+    readonly pipeline?: Pick<
+      NonNullable<GatewayConfigInput['events']>,
+      'spool' | 'store' | 'file' | 'kafka' | 'clickhouse'
+    >;
   };
 }
 

@@ -461,6 +461,39 @@ const eventFile = z.strictObject({
   keep: z.number().int().min(0).max(1000).default(5).describe('Rotated files kept.'),
 });
 
+const eventKafka = z.strictObject({
+  brokers: names.describe('Bootstrap brokers, host:port.'),
+  topic: nonEmpty.default('portcullis.events').describe('Events are keyed by session id.'),
+  format: z
+    .enum(['native', 'ocsf'])
+    .default('native')
+    .describe('native: the event JSON; ocsf: OCSF 1.3.0 Datastore Activity (6005) for SIEMs.'),
+  compression: z.enum(['gzip', 'none']).default('gzip'),
+  ssl: z.boolean().default(false).describe('TLS to the brokers (system CAs).'),
+  sasl: z
+    .strictObject({
+      mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']),
+      username: nonEmpty,
+      password: secretSource,
+    })
+    .optional(),
+});
+
+const eventClickHouse = z.strictObject({
+  url: z.url().describe('HTTP(S) address of the server, e.g. http://clickhouse:8123.'),
+  username: nonEmpty.optional(),
+  password: secretSource.optional(),
+  database: nonEmpty.optional(),
+  table: nonEmpty.default('events'),
+  schema: z
+    .enum(['modern', 'legacy18'])
+    .default('modern')
+    .describe(
+      'modern: the full schema with rollups (ClickHouse 22.3+); legacy18: a plain table for old servers.',
+    ),
+  retentionDays: z.number().int().min(1).default(365),
+});
+
 const events = z.strictObject({
   sink: z
     .literal('jsonl')
@@ -491,6 +524,10 @@ const events = z.strictObject({
   file: eventFile
     .default({ enabled: true, maxBytes: 256 * MIB, keep: 5 })
     .describe('The JSONL file sink.'),
+  kafka: eventKafka.optional().describe('Also publish every event to Kafka (SIEM export).'),
+  clickhouse: eventClickHouse
+    .optional()
+    .describe('Also insert every event into a ClickHouse server (idempotent by event id).'),
 });
 
 const maskingWorkers = z.strictObject({

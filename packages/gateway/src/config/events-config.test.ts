@@ -38,6 +38,36 @@ describe('events configuration', () => {
         chainKeyFile: join(data, 'events-chain.key'),
       },
       file: { path: join(data, 'events.jsonl'), maxBytes: 256 * 1024 ** 2, keep: 5 },
+      kafka: null,
+      clickhouse: null,
+    });
+  });
+
+  it('resolves the Kafka and ClickHouse sinks with their secrets', () => {
+    const events = resolveEvents(
+      {
+        kafka: {
+          brokers: ['k1:9092'],
+          sasl: { mechanism: 'scram-sha-512', username: 'p', password: { env: 'KAFKA_PW' } },
+        },
+        clickhouse: { url: 'http://ch:8123', password: { env: 'CH_PW' }, schema: 'legacy18' },
+      },
+      { KAFKA_PW: 'kafka-secret', CH_PW: 'ch-secret' },
+    );
+    expect(events.kafka).toEqual({
+      brokers: ['k1:9092'],
+      topic: 'portcullis.events',
+      format: 'native',
+      compression: 'gzip',
+      ssl: false,
+      sasl: { mechanism: 'scram-sha-512', username: 'p', password: 'kafka-secret' },
+    });
+    expect(events.clickhouse).toMatchObject({
+      url: 'http://ch:8123',
+      password: 'ch-secret',
+      schema: 'legacy18',
+      table: 'events',
+      deadLetterDir: join(dir, '.portcullis', 'dead-letter'),
     });
   });
 

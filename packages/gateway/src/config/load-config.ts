@@ -134,6 +134,31 @@ export interface EventsConfig {
     readonly maxBytes: number;
     readonly keep: number;
   } | null;
+  /** The Kafka sink; null when not configured. */
+  readonly kafka: {
+    readonly brokers: readonly string[];
+    readonly topic: string;
+    readonly format: 'native' | 'ocsf';
+    readonly compression: 'gzip' | 'none';
+    readonly ssl: boolean;
+    readonly sasl: {
+      readonly mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512';
+      readonly username: string;
+      readonly password: string;
+    } | null;
+  } | null;
+  /** The ClickHouse server sink; null when not configured. */
+  readonly clickhouse: {
+    readonly url: string;
+    readonly username: string | null;
+    readonly password: string | null;
+    readonly database: string | null;
+    readonly table: string;
+    readonly schema: 'modern' | 'legacy18';
+    readonly retentionDays: number;
+    /** Rows the server refuses go to a dead-letter file here. */
+    readonly deadLetterDir: string;
+  } | null;
 }
 
 /** Shortest hash-chain key accepted from the configuration. */
@@ -434,6 +459,40 @@ function resolveEvents(
     file: ev.file.enabled
       ? { path: filePath, maxBytes: ev.file.maxBytes, keep: ev.file.keep }
       : null,
+    kafka:
+      ev.kafka === undefined
+        ? null
+        : {
+            brokers: ev.kafka.brokers,
+            topic: ev.kafka.topic,
+            format: ev.kafka.format,
+            compression: ev.kafka.compression,
+            ssl: ev.kafka.ssl,
+            sasl:
+              ev.kafka.sasl === undefined
+                ? null
+                : {
+                    mechanism: ev.kafka.sasl.mechanism,
+                    username: ev.kafka.sasl.username,
+                    password: secret('events.kafka.sasl.password', ev.kafka.sasl.password),
+                  },
+          },
+    clickhouse:
+      ev.clickhouse === undefined
+        ? null
+        : {
+            url: ev.clickhouse.url,
+            username: ev.clickhouse.username ?? null,
+            password:
+              ev.clickhouse.password === undefined
+                ? null
+                : secret('events.clickhouse.password', ev.clickhouse.password),
+            database: ev.clickhouse.database ?? null,
+            table: ev.clickhouse.table,
+            schema: ev.clickhouse.schema,
+            retentionDays: ev.clickhouse.retentionDays,
+            deadLetterDir: resolve(dataDir, 'dead-letter'),
+          },
   };
 }
 

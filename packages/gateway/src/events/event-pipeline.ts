@@ -2,10 +2,13 @@ import { join } from 'node:path';
 import { silentLogger, type Logger } from '@portcullis/core';
 import {
   ChdbEventStore,
+  ClickHouseSink,
+  KafkaSink,
   SinkRunner,
   Spool,
   SpoolEventSink,
   type BatchSink,
+  type KafkaSinkOptions,
 } from '@portcullis/events';
 import type { EventsConfig } from '../config/load-config.js';
 import { loadChainKey } from './chain-key.js';
@@ -18,6 +21,8 @@ import { StoreSink } from './store-sink.js';
 /** The sinks' consumer names in the spool. */
 export const FILE_SINK = 'file';
 export const STORE_SINK = 'store';
+export const KAFKA_SINK = 'kafka';
+export const CLICKHOUSE_SINK = 'clickhouse';
 
 /** Options of {@link EventPipeline.open}. */
 export interface EventPipelineOptions {
@@ -80,6 +85,46 @@ export async function createLocalSinks(
     });
     sinks.push(new StoreSink(store, { name: STORE_SINK, logger }));
   }
+  const kafka = config.kafka;
+  if (kafka !== null) {
+    sinks.push(
+      new KafkaSink({
+        name: KAFKA_SINK,
+        brokers: [...kafka.brokers],
+        topic: kafka.topic,
+        format: kafka.format,
+        compression: kafka.compression,
+        ssl: kafka.ssl,
+        ...(kafka.sasl === null
+          ? {}
+          : {
+              sasl: {
+                mechanism: kafka.sasl.mechanism,
+                username: kafka.sasl.username,
+                password: kafka.sasl.password,
+              } as KafkaSinkOptions['sasl'] & object,
+            }),
+        logger,
+      }),
+    );
+  }
+  const ch = config.clickhouse;
+  if (ch !== null) {
+    sinks.push(
+      new ClickHouseSink({
+        name: CLICKHOUSE_SINK,
+        url: ch.url,
+        table: ch.table,
+        schema: ch.schema,
+        retentionDays: ch.retentionDays,
+        deadLetterDir: ch.deadLetterDir,
+        ...(ch.username === null ? {} : { username: ch.username }),
+        ...(ch.password === null ? {} : { password: ch.password }),
+        ...(ch.database === null ? {} : { database: ch.database }),
+        logger,
+      }),
+    );
+  }
   return sinks;
 }
 
@@ -88,6 +133,8 @@ export function sinkNames(config: EventsConfig): string[] {
   return [
     ...(config.file === null ? [] : [FILE_SINK]),
     ...(config.store === null ? [] : [STORE_SINK]),
+    ...(config.kafka === null ? [] : [KAFKA_SINK]),
+    ...(config.clickhouse === null ? [] : [CLICKHOUSE_SINK]),
   ];
 }
 
