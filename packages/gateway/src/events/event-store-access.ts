@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { PortcullisError, type SessionEvent } from '@portcullis/core';
 import {
   ChdbEventStore,
@@ -57,7 +58,10 @@ export async function openEventStore(config: EventsConfig): Promise<ChdbEventSto
     await store.open();
   } catch (err) {
     await store.close().catch(() => undefined);
-    if (/lock|another server instance/i.test(causeText(err))) {
+    if (
+      /lock|another server instance/i.test(causeText(err)) ||
+      heldByLiveProcess(config.store.dir)
+    ) {
       throw new PortcullisError(
         'PCL_ERR_EVENTS_READ',
         `the event store ${config.store.dir} is in use by a running gateway (one process at a time may open it); stop the gateway first, or read the JSONL file with portcullis events --file`,
@@ -67,6 +71,28 @@ export async function openEventStore(config: EventsConfig): Promise<ChdbEventSto
     throw err;
   }
   return store;
+}
+
+/**
+ * Whether a live process holds the store: the engine writes its pid into `status` while it has
+ * the directory open (its own lock error does not always reach the message).
+ */
+function heldByLiveProcess(dir: string): boolean {
+  let text: string;
+  try {
+    text = readFileSync(join(dir, 'status'), 'utf8');
+  } catch {
+    return false;
+  }
+  const pid = Number(/^PID:\s*(\d+)/m.exec(text)?.[1] ?? NaN);
+  if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: the process exists but belongs to someone else.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** Whether an error (or one of its causes) says the store is locked by another process. */
