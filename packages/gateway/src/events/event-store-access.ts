@@ -49,6 +49,8 @@ export async function openEventStore(config: EventsConfig): Promise<ChdbEventSto
       `there is no event store at ${config.store.dir} (no events recorded yet, or a different --data-dir)`,
     );
   }
+  // Checked before opening: the engine prints its own lock error to stderr when it fails.
+  if (heldByLiveProcess(config.store.dir)) throw storeInUse(config.store.dir);
   const store = new ChdbEventStore({
     dataDir: config.store.dir,
     chainKey: await loadChainKey(config.store),
@@ -62,15 +64,19 @@ export async function openEventStore(config: EventsConfig): Promise<ChdbEventSto
       /lock|another server instance/i.test(causeText(err)) ||
       heldByLiveProcess(config.store.dir)
     ) {
-      throw new PortcullisError(
-        'PCL_ERR_EVENTS_READ',
-        `the event store ${config.store.dir} is in use by a running gateway (one process at a time may open it); stop the gateway first, or read the JSONL file with portcullis events --file`,
-        { cause: err },
-      );
+      throw storeInUse(config.store.dir, err);
     }
     throw err;
   }
   return store;
+}
+
+function storeInUse(dir: string, cause?: unknown): PortcullisError {
+  return new PortcullisError(
+    'PCL_ERR_EVENTS_READ',
+    `the event store ${dir} is in use by a running gateway (one process at a time may open it); stop the gateway first, or read the JSONL file with portcullis events --file`,
+    cause === undefined ? undefined : { cause },
+  );
 }
 
 /**
