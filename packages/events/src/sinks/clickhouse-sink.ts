@@ -57,7 +57,7 @@ export interface ClickHouseSinkOptions {
   readonly skipStoredIds?: boolean;
   /** ClickHouse settings sent with every INSERT (default none), e.g. `insert_quorum`. */
   readonly insertSettings?: Readonly<Record<string, string | number>>;
-  /** gzip request bodies (default false: on a small machine the CPU costs more than the bytes). */
+  /** gzip request bodies (default false). */
   readonly compressRequests?: boolean;
   readonly logger?: Logger;
 }
@@ -517,10 +517,14 @@ const LOOKUP_IDS = 5_000;
  * - **Idempotency by event id:** a retried delivery inserts rows again; the tables are
  *   `ReplacingMergeTree`s whose sorting key ends in the id, so the copies collapse in merges, and
  *   readers use `FINAL` (or `argMax` by id) until then. ClickHouse's own insert deduplication
- *   (same block → dropped) only works on Replicated tables in 18.16 (`insert_deduplicate`), and
- *   on plain MergeTree only from 20.x with `non_replicated_deduplication_window`; the aligned
- *   insert boundaries make retried blocks identical so such a table drops them. With
- *   `skipStoredIds` the sink also looks the ids up first and leaves out the stored ones.
+ *   (a block seen before is dropped) works only on Replicated tables in 18.16
+ *   (`insert_deduplicate`; 18.16 refuses `non_replicated_deduplication_window`, which newer
+ *   releases offer for plain MergeTree); where a table has it, the aligned insert boundaries make
+ *   a retried block identical, so the server drops it. With `skipStoredIds` the sink also looks
+ *   the ids up first and leaves out the stored ones (as the event store does, for its rollups).
+ * - **Hash chains are not written:** `prev_hash` and `hash` stay empty. Chaining needs each
+ *   session's last hash and the deployment key, which the event store keeps; rows from this sink
+ *   do not verify with `verifyChain`.
  *
  * The dead-letter file is synced before `deliver` resolves, so a dead-lettered record is on disk
  * before the runner acknowledges it.
