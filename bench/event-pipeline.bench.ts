@@ -34,6 +34,7 @@ import { encodeEventJson } from '../packages/gateway/src/events/encode-event-jso
 import { SpoolAdmission } from '../packages/gateway/src/events/event-admission.js';
 import { StoreSink } from '../packages/gateway/src/events/store-sink.js';
 import { formatBenchTable, median } from './support/bench-table.js';
+import { sampleStatement } from './support/sample-events.js';
 
 const arg = (name: string, fallback: string): string => {
   const i = process.argv.indexOf(`--${name}`);
@@ -94,21 +95,7 @@ function makeEvents(count: number): SessionEvent[] {
       protocol: 'postgres',
       upstreamUser: 'app_ro',
       client: facts.client,
-      statement: {
-        text: 'SELECT id, total FROM orders WHERE customer_id = $1',
-        protocol: 'extended',
-        params: 1,
-        tag: `SELECT ${n % 50}`,
-        rows: n % 50,
-        bytes: (n % 50) * 96,
-        durationUs: 400 + (n % 900),
-        error: null,
-        kind: 'select',
-        fingerprint: 'a41f09c2d7e3b815',
-        tables: ['orders'],
-        verdict: 'allow',
-        rule: 'default',
-      },
+      statement: sampleStatement(n),
     });
   }
   return events;

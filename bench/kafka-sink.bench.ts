@@ -15,7 +15,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import type { SessionEvent } from '@portcullis/core';
 import {
   buildKafkaMessage,
   KafkaSink,
@@ -27,6 +26,7 @@ import {
 import { startKafka } from '@portcullis/testkit';
 import { CompressionTypes, Kafka, logLevel, Partitioners, type Message } from 'kafkajs';
 import { formatBenchTable, median } from './support/bench-table.js';
+import { sampleStatementEvent } from './support/sample-events.js';
 
 const arg = (name: string, fallback: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -36,47 +36,9 @@ const EVENTS = arg('events', 100_000);
 const RUNS = arg('runs', 3);
 const GOAL = 100_000;
 
-function statementEvent(n: number): SessionEvent {
-  const session = n % 64;
-  return {
-    schema: 1,
-    id: `0b8f4e2c-1d3a-4f6b-8c9d-${n.toString(16).padStart(12, '0')}`,
-    type: 'statement',
-    timeUs: 1_793_000_000_000_000 + n * 137,
-    sessionId: `7f3c2a10-55e1-4c1b-9a8e-${(0x10000000 + session).toString(16).padStart(12, '0')}`,
-    seq: n >> 6,
-    person: { subject: 'u-7d41c9', email: 'alice@example.com', groups: ['dba'] },
-    agent: n % 10 === 0 ? { id: 'agent-report', name: 'report-bot' } : null,
-    authMethod: 'static-token',
-    resource: 'payments',
-    protocol: 'postgres',
-    upstreamUser: 'app_ro',
-    client: {
-      address: '10.20.4.17',
-      port: 50_000 + session,
-      application: 'psql',
-      user: 'alice',
-      tls: true,
-    },
-    statement: {
-      text: 'SELECT id, total FROM orders WHERE customer_id = $1',
-      protocol: 'extended',
-      params: 1,
-      tag: `SELECT ${n % 50}`,
-      rows: n % 50,
-      bytes: (n % 50) * 96,
-      durationUs: 400 + (n % 900),
-      error: null,
-      kind: 'select',
-      fingerprint: 'a41f09c2d7e3b815',
-      tables: ['orders'],
-      verdict: 'allow',
-      rule: 'default',
-    },
-  };
-}
-
-const LINES = Array.from({ length: EVENTS }, (_, i) => JSON.stringify(statementEvent(i)));
+const LINES = Array.from({ length: EVENTS }, (_, i) =>
+  JSON.stringify(sampleStatementEvent(i, { sessions: 'interleaved' })),
+);
 const AVG_BYTES = LINES.reduce((n, l) => n + Buffer.byteLength(l), 0) / LINES.length;
 
 const kafka = await startKafka({ partitions: 4 });

@@ -18,9 +18,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import type { SessionEvent } from '@portcullis/core';
 import { crc32c, Spool, SpoolEventSink } from '@portcullis/events';
 import { formatBenchTable, median } from './support/bench-table.js';
+import { sampleStatementEvent } from './support/sample-events.js';
 
 const arg = (name: string, fallback: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -31,51 +31,7 @@ const RUNS = arg('runs', 3);
 const BURST = 1000;
 const GOAL = 200_000;
 
-function statementEvent(n: number): SessionEvent {
-  const sessionId = `7f3c2a10-55e1-4c1b-9a8e-${(0x10000000 + (n >> 6)).toString(16).padStart(12, '0')}`;
-  return {
-    schema: 1,
-    id: `0b8f4e2c-1d3a-4f6b-8c9d-${n.toString(16).padStart(12, '0')}`,
-    type: 'statement',
-    timeUs: 1_793_000_000_000_000 + n * 137,
-    sessionId,
-    seq: n & 63,
-    person: {
-      subject: 'u-7d41c9',
-      email: 'alice@example.com',
-      groups: ['dba'],
-    },
-    agent: n % 10 === 0 ? { id: 'agent-report', name: 'report-bot' } : null,
-    authMethod: 'static-token',
-    resource: 'payments',
-    protocol: 'postgres',
-    upstreamUser: 'app_ro',
-    client: {
-      address: '10.20.4.17',
-      port: 50_000 + (n % 10_000),
-      application: 'psql',
-      user: 'alice',
-      tls: true,
-    },
-    statement: {
-      text: 'SELECT id, total FROM orders WHERE customer_id = $1',
-      protocol: 'extended',
-      params: 1,
-      tag: `SELECT ${n % 50}`,
-      rows: n % 50,
-      bytes: (n % 50) * 96,
-      durationUs: 400 + (n % 900),
-      error: null,
-      kind: 'select',
-      fingerprint: 'a41f09c2d7e3b815',
-      tables: ['orders'],
-      verdict: 'allow',
-      rule: 'default',
-    },
-  };
-}
-
-const EVENT_OBJECTS = Array.from({ length: 1000 }, (_, i) => statementEvent(i));
+const EVENT_OBJECTS = Array.from({ length: 1000 }, (_, i) => sampleStatementEvent(i));
 const LINES = EVENT_OBJECTS.map((e) => JSON.stringify(e));
 const AVG_BYTES = LINES.reduce((n, l) => n + Buffer.byteLength(l), 0) / LINES.length;
 
