@@ -52,7 +52,8 @@ const HOST = '127.0.0.1';
 const SERVER_BIN = '/usr/sbin/clickhouse-server';
 const CLIENT_BIN = '/usr/bin/clickhouse-client';
 const READY_TIMEOUT_MS = 60_000;
-const BIND_FAILURE = /Address already in use|Cannot assign requested address|Net Exception: .*bind/i;
+const BIND_FAILURE =
+  /Address already in use|Cannot assign requested address|Net Exception: .*bind/i;
 
 async function sleep(ms: number): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, ms));
