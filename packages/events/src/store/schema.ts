@@ -36,9 +36,22 @@ export function ttlClause(column: string, retentionDays: number): string {
   return `TTL toDateTime(${column}) + INTERVAL ${retentionDays} DAY`;
 }
 
+/**
+ * Longest retention: the TTL expression adds the days to a DateTime, whose range ends in 2106;
+ * past that the sum wraps and the server drops every row at once (seen on chDB). 50 years keeps
+ * a wide margin for events recorded in this century.
+ */
+export const MAX_RETENTION_DAYS = 18_250;
+
 function checkOptions({ retentionDays }: SchemaOptions): void {
-  if (!Number.isSafeInteger(retentionDays) || retentionDays < 1 || retentionDays > 36_500) {
-    throw new RangeError(`retentionDays must be a whole number of days from 1 to 36500`);
+  if (
+    !Number.isSafeInteger(retentionDays) ||
+    retentionDays < 1 ||
+    retentionDays > MAX_RETENTION_DAYS
+  ) {
+    throw new RangeError(
+      `retentionDays must be a whole number of days from 1 to ${MAX_RETENTION_DAYS}`,
+    );
   }
 }
 

@@ -434,9 +434,9 @@ const eventStore = z.strictObject({
     .number()
     .int()
     .min(1)
-    .max(36_500)
+    .max(18_250)
     .default(365)
-    .describe('Days events are kept in the store (ClickHouse TTL).'),
+    .describe('Days events are kept in the store (ClickHouse TTL; at most 50 years).'),
   chainKey: secretSource
     .optional()
     .describe(
@@ -491,7 +491,7 @@ const eventClickHouse = z.strictObject({
     .describe(
       'modern: the full schema with rollups (ClickHouse 22.3+); legacy18: a plain table for old servers.',
     ),
-  retentionDays: z.number().int().min(1).default(365),
+  retentionDays: z.number().int().min(1).max(18_250).default(365),
 });
 
 const events = z.strictObject({
