@@ -199,7 +199,12 @@ export class EventPipeline {
           ? await createLocalSinks(config, logger)
           : names.map((name) => options.remote!.sink(name));
       for (const sink of sinks) {
-        const runner = new SinkRunner(spool, sink, { logger });
+        // Stores pay a fixed cost per insert (a new data part): hand them large batches.
+        const bulk = sink.name === STORE_SINK || sink.name === CLICKHOUSE_SINK;
+        const runner = new SinkRunner(spool, sink, {
+          logger,
+          ...(bulk ? { readBytes: 8 * 1024 * 1024, maxRecords: 50_000 } : {}),
+        });
         await runner.start();
         runners.push({ name: sink.name, runner });
       }
