@@ -3,3 +3,4 @@ export {};
 export * from './spool/index.js';
 export * from './store/index.js';
 export * from './sinks/index.js';
+export * from './ingest/index.js';
