@@ -6,7 +6,16 @@ export const SESSION_EVENT_SCHEMA_VERSION = 1;
 
 /** The kinds of session event this build records. */
 export type SessionEventType =
-  'session.start' | 'statement' | 'approval.requested' | 'session.end' | 'auth.failed';
+  | 'session.start'
+  | 'statement'
+  | 'approval.requested'
+  | ApprovalDecisionType
+  | 'session.end'
+  | 'auth.failed';
+
+/** The events that settle a held statement (see {@link ApprovalDecision}). */
+export type ApprovalDecisionType =
+  'approval.granted' | 'approval.denied' | 'approval.expired' | 'approval.withdrawn';
 
 /**
  * A refused login (`auth.failed`): why, as a fixed reason code, never the credential. The
@@ -78,6 +87,23 @@ export interface ApprovalRequest {
   readonly kind: string;
   readonly rule: string;
   readonly message: string;
+  /** The request's id (what approvers name); absent where the statement was refused at once. */
+  readonly id?: string;
+}
+
+/**
+ * How a held statement was settled (`approval.granted|denied|expired|withdrawn`): by whom and
+ * why; when is the event's time.
+ */
+export interface ApprovalDecision {
+  /** The request's id, as in its `approval.requested` event. */
+  readonly id: string;
+  /** The people who approved (granted) or the one who denied; empty when expired or withdrawn. */
+  readonly by: readonly { readonly subject: string; readonly email: string }[];
+  /** The approver's or denier's reason; for expired and withdrawn, the gateway's. */
+  readonly reason: string;
+  /** How long the statement was held, in microseconds. */
+  readonly waitedUs: number;
 }
 
 /** Totals of a finished session. */
@@ -115,6 +141,8 @@ export interface SessionEvent {
   readonly client: ClientInfo;
   readonly statement?: StatementRecord;
   readonly approval?: ApprovalRequest;
+  /** Present on `approval.granted|denied|expired|withdrawn`. */
+  readonly approvalDecision?: ApprovalDecision;
   readonly summary?: SessionSummary;
   readonly authFailure?: AuthFailure;
 }

@@ -1,5 +1,6 @@
 import type { EventSink, Logger } from '@portcullis/core';
 import { StatementAnalyzer, loadSqlParser } from '@portcullis/sql';
+import { ApprovalBroker } from './approvals/approval-broker.js';
 import type { GatewayConfig } from './config/load-config.js';
 import type { ClusterSinkClient } from './events/cluster-event-sinks.js';
 import { EventPipeline } from './events/event-pipeline.js';
@@ -20,6 +21,11 @@ export interface Gateway {
   readonly postgres: PgListener;
   /** Gateway credentials and delegations; null when identity is not configured. */
   readonly identity: GatewayIdentity | null;
+  /**
+   * Statements held for approval; null in a multi-process gateway, whose processes could not
+   * share them (there `review` statements are refused at once).
+   */
+  readonly approvals: ApprovalBroker | null;
   /** This process's metrics (counted from the events it records). */
   readonly metrics: GatewayMetrics;
   /** The spool and its sinks; null when an event sink was injected. */
@@ -70,6 +76,7 @@ export async function startGateway(
   if (pipeline !== null) metrics.watchEvents(() => pipeline.snapshot());
   const sink = meteredSink(pipeline?.sink ?? options.sink!, metrics);
   const cancels = new CancelRegistry(options.slot ?? 0, logger);
+  const approvals = options.slot === undefined ? new ApprovalBroker() : null;
   // The parser (WASM) loads once per process; analyses are cached across its sessions.
   await loadSqlParser();
   const analyzer = new StatementAnalyzer();
@@ -144,6 +151,7 @@ export async function startGateway(
               ...(options.maskingFault === undefined ? {} : { fault: options.maskingFault }),
             },
       routeCancel: options.routeCancel ?? (() => {}),
+      ...(approvals === null ? {} : { approvals }),
     });
   } catch (err) {
     await closeMasking();
@@ -155,6 +163,7 @@ export async function startGateway(
   return {
     postgres,
     identity,
+    approvals,
     metrics,
     events: pipeline,
     get accepting() {
@@ -164,6 +173,7 @@ export async function startGateway(
     async close() {
       accepting = false;
       await postgres.close();
+      approvals?.close('the gateway is shutting down');
       await closeMasking();
       // Sessions have ended (their last events are in): flush, let the sinks catch up, stop.
       await sink.close();

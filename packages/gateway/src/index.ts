@@ -14,3 +14,4 @@ export * from './events/event-pipeline.js';
 export * from './events/event-store-access.js';
 export * from './events/jsonl-file-sink.js';
 export * from './events/chain-key.js';
+export * from './approvals/approval-broker.js';

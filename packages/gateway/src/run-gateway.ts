@@ -61,6 +61,7 @@ export async function runGateway(config: GatewayConfig, logger: Logger): Promise
         logger,
         { ready: () => gateway.accepting, metrics: () => gateway.metrics.text() },
         gateway.identity,
+        gateway.approvals,
       );
     } catch (err) {
       await gateway.close();

@@ -150,6 +150,12 @@ function detail(event: SessionEvent): string {
     const s = event.summary;
     return `${s.reason} · ${s.statements} statements · ${(s.durationUs / 1e6).toFixed(1)} s`;
   }
+  if (event.approvalDecision !== undefined) {
+    const d = event.approvalDecision;
+    const who = d.by.length === 0 ? '' : ` by ${d.by.map((p) => p.email).join(', ')}`;
+    const why = d.reason === '' ? '' : ` · ${truncate(d.reason, 60)}`;
+    return `${event.type.slice('approval.'.length)} ${d.id}${who}${why}`;
+  }
   if (event.approval !== undefined)
     return `approval needed (${event.approval.rule}) · ${truncate(event.approval.text, 60)}`;
   const c = event.client;

@@ -122,6 +122,32 @@ const policyRule = z.strictObject({
   action: z.enum(['allow', 'block', 'review']),
   match: ruleMatch.default({}),
   message: nonEmpty.optional().describe('Told to the client when the rule blocks.'),
+  approvers: z
+    .strictObject({
+      groups: z.array(nonEmpty).min(1).describe('People in any of these groups may decide.'),
+      count: z
+        .number()
+        .int()
+        .min(1)
+        .max(10)
+        .default(1)
+        .describe('Approvals needed to release the statement; one denial refuses it.'),
+    })
+    .optional()
+    .describe(
+      'review rules: who may approve a held statement. Without it a review statement is refused at once.',
+    ),
+  timeoutSeconds: z
+    .number()
+    .int()
+    .min(1)
+    .max(86_400)
+    .optional()
+    .describe('review rules: how long a held statement waits for a decision (default 300).'),
+  allowSelfApproval: z
+    .boolean()
+    .optional()
+    .describe("review rules: the person an agent acts for may approve the agent's statement."),
 });
 
 const statementPolicy = z.strictObject({

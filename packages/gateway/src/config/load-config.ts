@@ -18,6 +18,7 @@ import {
 } from '@portcullis/masking';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
+import type { ApprovalPolicy } from '../approvals/approval-broker.js';
 import {
   gatewayConfigSchema,
   type GatewayConfigInput,
@@ -41,6 +42,8 @@ export interface PostgresResource {
   };
   readonly connectTimeoutMs: number;
   readonly policy: StatementPolicy;
+  /** Approval settings of the policy's `review` rules that name approvers, by rule name. */
+  readonly approvals: ReadonlyMap<string, ApprovalPolicy>;
   /** null when the resource masks nothing. */
   readonly masking: ResourceMasking | null;
   /** Per-session roles instead of `user`/`password`; null for the static login. */
@@ -287,6 +290,7 @@ export function resolveConfig(raw: unknown, ctx: ResolveContext, source = 'confi
       },
       connectTimeoutMs: r.connectTimeoutMs,
       policy: resolvePolicy(`resources.${name}.policy`, r.policy),
+      approvals: resolveApprovals(`resources.${name}.policy`, r.policy),
       ephemeralRoles:
         r.ephemeralRoles === undefined
           ? null
@@ -583,6 +587,38 @@ function resolvePolicy(
     };
   });
   return { default: policy.default, unparsable: policy.unparsable, rules };
+}
+
+/** Default wait for a decision on a held statement. */
+const DEFAULT_APPROVAL_TIMEOUT_SECONDS = 300;
+
+function resolveApprovals(
+  key: string,
+  policy: GatewayConfigParsed['resources'][string]['policy'],
+): Map<string, ApprovalPolicy> {
+  const approvals = new Map<string, ApprovalPolicy>();
+  policy.rules.forEach((rule, i) => {
+    const set =
+      rule.approvers !== undefined ||
+      rule.timeoutSeconds !== undefined ||
+      rule.allowSelfApproval !== undefined;
+    if (set && rule.action !== 'review') {
+      throw invalid(
+        `${key}.rules.${i}: approvers, timeoutSeconds and allowSelfApproval apply to review rules only`,
+      );
+    }
+    if (rule.approvers === undefined) {
+      if (set) throw invalid(`${key}.rules.${i}.approvers: name the groups that may approve`);
+      return;
+    }
+    approvals.set(rule.name, {
+      groups: rule.approvers.groups,
+      count: rule.approvers.count,
+      timeoutSeconds: rule.timeoutSeconds ?? DEFAULT_APPROVAL_TIMEOUT_SECONDS,
+      allowSelfApproval: rule.allowSelfApproval ?? false,
+    });
+  });
+  return approvals;
 }
 
 /** SHA-256 of a token, hex; how tokens are looked up (so lookups never compare secrets). */

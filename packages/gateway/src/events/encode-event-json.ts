@@ -30,6 +30,9 @@ export function encodeEventJson(event: SessionEvent): string {
   let detail = '';
   if (event.statement !== undefined) detail += `,"statement":${JSON.stringify(event.statement)}`;
   if (event.approval !== undefined) detail += `,"approval":${JSON.stringify(event.approval)}`;
+  if (event.approvalDecision !== undefined) {
+    detail += `,"approvalDecision":${JSON.stringify(event.approvalDecision)}`;
+  }
   if (event.summary !== undefined) detail += `,"summary":${JSON.stringify(event.summary)}`;
   if (event.authFailure !== undefined) {
     detail += `,"authFailure":${JSON.stringify(event.authFailure)}`;

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import {
   SESSION_EVENT_SCHEMA_VERSION,
+  type ApprovalDecision,
+  type ApprovalDecisionType,
   type ApprovalRequest,
   type AuthFailure,
   type ClientInfo,
@@ -54,6 +56,11 @@ export class SessionRecorder {
     this.#write('approval.requested', { approval });
   }
 
+  /** Records how a held statement was settled (`approval.granted|denied|expired|withdrawn`). */
+  approvalDecided(type: ApprovalDecisionType, approvalDecision: ApprovalDecision): void {
+    this.#write(type, { approvalDecision });
+  }
+
   /** Records `session.end` with the session's totals. */
   end(summary: SessionSummary): void {
     this.#write('session.end', { summary });
@@ -66,7 +73,10 @@ export class SessionRecorder {
 
   #write(
     type: SessionEvent['type'],
-    extra: Pick<SessionEvent, 'statement' | 'approval' | 'summary' | 'authFailure'>,
+    extra: Pick<
+      SessionEvent,
+      'statement' | 'approval' | 'approvalDecision' | 'summary' | 'authFailure'
+    >,
   ): void {
     const facts = this.#facts;
     this.#sink.write({

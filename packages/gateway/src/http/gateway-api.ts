@@ -1,4 +1,6 @@
 import type { Logger } from '@portcullis/core';
+import type { ApprovalBroker } from '../approvals/approval-broker.js';
+import { approvalRoutes } from '../approvals/approval-routes.js';
 import type { GatewayConfig } from '../config/load-config.js';
 import type { GatewayIdentity } from '../identity/gateway-identity.js';
 import { identityRoutes } from '../identity/identity-routes.js';
@@ -7,13 +9,15 @@ import { startHttpServer, type HttpServer } from './http-server.js';
 
 /**
  * Starts the gateway's HTTP API when the configuration asks for it (`listeners.http`): the
- * operational endpoints, and the identity endpoints when identity is configured here.
+ * operational endpoints, and the identity endpoints when identity is configured here, with the
+ * approval endpoints when this process also holds statements (`approvals`).
  */
 export async function startGatewayApi(
   config: GatewayConfig,
   logger: Logger,
   state: OperationalState,
   identity: GatewayIdentity | null,
+  approvals: ApprovalBroker | null = null,
 ): Promise<HttpServer | null> {
   if (config.http === null) return null;
   const resourceNames = (): string[] => Object.keys(config.resources);
@@ -24,6 +28,7 @@ export async function startGatewayApi(
     routes: [
       ...operationalRoutes(state),
       ...(identity === null ? [] : identityRoutes(identity, resourceNames)),
+      ...(identity === null || approvals === null ? [] : approvalRoutes(approvals, identity)),
     ],
     logger,
   });

@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { silentLogger } from '@portcullis/core';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { ApprovalBroker } from '../approvals/approval-broker.js';
+import { approvalRoutes } from '../approvals/approval-routes.js';
 import { GatewayIdentity } from '../identity/gateway-identity.js';
 import { identityRoutes } from '../identity/identity-routes.js';
 import { operationalRoutes } from './api-routes.js';
@@ -33,6 +35,7 @@ describe('docs/openapi.yaml', () => {
     const served = [
       ...operationalRoutes({ ready: () => true, metrics: async () => '' }),
       ...identityRoutes(identity, () => []),
+      ...approvalRoutes(new ApprovalBroker(), identity),
     ]
       .map((route) => `${route.method} ${route.path.replace(/:(\w+)/g, '{$1}')}`)
       .sort();

@@ -34,6 +34,7 @@ import {
   EVENTS_REFUSED_SQLSTATE,
   sinkAccepts,
 } from '../events/event-admission.js';
+import type { ApprovalBroker } from '../approvals/approval-broker.js';
 import { SessionRecorder } from '../events/session-recorder.js';
 import {
   AuthRefusal,
@@ -76,6 +77,8 @@ export interface AcceptContext {
   readonly ephemeralRoles: ReadonlyMap<string, EphemeralRoleProvisioner>;
   /** The process's masking workers; null when masking runs inline only. */
   readonly maskingWorkers: MaskingWorkers | null;
+  /** Holds `review` statements for approval; absent: they are refused at once. */
+  readonly approvals?: ApprovalBroker;
 }
 
 /** The person of an `auth.failed` event when the credential named nobody. */
@@ -354,8 +357,12 @@ export async function acceptClient(raw: Socket, ctx: AcceptContext): Promise<voi
     });
     // Before anything else holds the session: a start that cannot be recorded refuses it.
     recorder.start();
-    const key = ctx.cancels.register(resource, upstream.processId, upstream.secretKey);
+    const key = ctx.cancels.register(resource, upstream.processId, upstream.secretKey, () =>
+      relay.cancelHeld(),
+    );
     const sessionRole = role;
+    const approvals = ctx.approvals;
+    const sessionIdentity = identity;
     const relay = new PgRelay(socket, upstream.socket, recorder, {
       maxFrameBytes: config.limits.maxFrameBytes,
       clientWriteBufferBytes: config.limits.clientWriteBufferBytes,
@@ -380,6 +387,26 @@ export async function acceptClient(raw: Socket, ctx: AcceptContext): Promise<voi
       ...(maskingRuntime === null
         ? {}
         : { onStatement: (record) => maskingRuntime.statementDone(record) }),
+      ...(approvals === undefined
+        ? {}
+        : {
+            requestApproval: (judgement, onSettled) => {
+              const policy = resource.approvals.get(judgement.decision.rule);
+              if (policy === undefined) return null;
+              const subject = {
+                sessionId,
+                resource: resource.name,
+                person: sessionIdentity.person,
+                agent: sessionIdentity.agent,
+                text: judgement.recordedText,
+                kind: judgement.kind,
+                tables: judgement.tables,
+                rule: judgement.decision.rule,
+                message: judgement.decision.message,
+              };
+              return approvals.request(subject, policy, onSettled);
+            },
+          }),
       resource: resource.name,
       logger,
       eventsAccepting: () => sinkAccepts(ctx.sink),

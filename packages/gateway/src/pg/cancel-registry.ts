@@ -15,6 +15,8 @@ interface Entry {
   readonly resource: PostgresResource;
   readonly upstreamProcessId: number;
   readonly upstreamSecretKey: number;
+  /** The session's own answer to a cancel (a held statement); true when it handled it. */
+  readonly onCancel: (() => boolean) | undefined;
 }
 
 /**
@@ -37,11 +39,15 @@ export class CancelRegistry {
     this.#logger = logger;
   }
 
-  /** Registers a session; returns the key to give the client. */
+  /**
+   * Registers a session; returns the key to give the client. `onCancel` runs first on a cancel
+   * and, when it returns true, nothing is sent upstream.
+   */
   register(
     resource: PostgresResource,
     upstreamProcessId: number,
     upstreamSecretKey: number,
+    onCancel?: () => boolean,
   ): { processId: number; secretKey: number } {
     let processId: number;
     do {
@@ -49,7 +55,13 @@ export class CancelRegistry {
       processId = (this.#slot << COUNTER_BITS) | this.#counter;
     } while (this.#entries.has(processId) || processId === 0);
     const secret = randomBytes(4);
-    this.#entries.set(processId, { secret, resource, upstreamProcessId, upstreamSecretKey });
+    this.#entries.set(processId, {
+      secret,
+      resource,
+      upstreamProcessId,
+      upstreamSecretKey,
+      onCancel,
+    });
     return { processId, secretKey: secret.readInt32BE(0) };
   }
 
@@ -78,6 +90,7 @@ export class CancelRegistry {
     const offered = Buffer.alloc(4);
     offered.writeInt32BE(secretKey | 0, 0);
     if (!timingSafeEqual(offered, entry.secret)) return false;
+    if (entry.onCancel?.() === true) return true;
     this.#sendUpstreamCancel(entry);
     return true;
   }

@@ -1,6 +1,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import type { EventSink, Logger } from '@portcullis/core';
+import type { ApprovalBroker } from '../approvals/approval-broker.js';
 import type { GatewayIdentity } from '../identity/gateway-identity.js';
 import type { EphemeralRoleProvisioner } from './ephemeral-roles.js';
 import type { MaskingWorkers, ResourceMaskingRuntime } from '../masking/resource-masking.js';
@@ -39,6 +40,8 @@ export interface PgListenerDeps {
   readonly identity: GatewayIdentity | null;
   /** Session-role provisioners of the resources in ephemeral mode (by resource name). */
   readonly ephemeralRoles: ReadonlyMap<string, EphemeralRoleProvisioner>;
+  /** Holds `review` statements for approval; absent: they are refused at once. */
+  readonly approvals?: ApprovalBroker;
   /** Listen on an already-bound server (cluster workers share the primary's); default: own. */
   readonly exclusive?: boolean;
 }
@@ -65,6 +68,7 @@ export async function startPgListener(
     maskingWorkers: deps.maskingWorkers,
     identity: deps.identity,
     ephemeralRoles: deps.ephemeralRoles,
+    ...(deps.approvals === undefined ? {} : { approvals: deps.approvals }),
   };
   const sockets = new Set<Socket>();
   const server: Server = createServer({ noDelay: true }, (socket) => {

@@ -15,11 +15,13 @@ import {
   decodeParameterStatus,
   decodeParse,
   isFrontendCode,
+  noticeResponse,
   parse,
   query,
   terminate,
 } from '@portcullis/protocol-pg';
 import { maskNoticeFields, rewriteCopyData, rewriteDataRow } from '@portcullis/masking';
+import type { ApprovalOutcome, HeldApproval } from '../approvals/approval-broker.js';
 import {
   EVENTS_REFUSED_HINT,
   EVENTS_REFUSED_SQLSTATE,
@@ -62,7 +64,27 @@ export interface PgRelayOptions {
    * client's next statements until it settles (the catalog reload after DDL).
    */
   readonly onStatement?: (record: StatementRecord) => Promise<void> | null;
+  /**
+   * Holds a `review` statement for approval: returns the pending request, or null when its rule
+   * names no approvers (the statement is then refused at once). `onSettled` is called once.
+   */
+  readonly requestApproval?: (
+    judgement: Judgement,
+    onSettled: (outcome: ApprovalOutcome) => void,
+  ) => HeldApproval | null;
+  /** Client bytes buffered behind a held statement before the client socket is paused. */
+  readonly maxHeldBytes?: number;
 }
+
+/** A simple-protocol Query waiting for a decision (see PgRelay.#hold). */
+interface Hold {
+  readonly approval: HeldApproval;
+  readonly frame: Buffer;
+  readonly judgement: Judgement;
+  readonly sinceUs: number;
+}
+
+const NOTHING = Buffer.alloc(0);
 
 /** Replies up to this size that masking split into parts are joined into one write. */
 const SMALL_WRITE_BYTES = 16 * 1024;
@@ -115,6 +137,12 @@ export class PgRelay {
   #clientHolds = 0;
   /** The upstream socket's buffer is full: the client stays paused until it drains. */
   #upstreamBackedUp = false;
+  /** The statement held for approval; client frames after it wait in #heldFrames, in order. */
+  #hold: Hold | null = null;
+  readonly #heldFrames: Buffer[] = [];
+  #heldBytes = 0;
+  /** A notice for the client, sent at the next server frame boundary. */
+  #pendingNotice: Buffer | null = null;
 
   constructor(
     client: Socket,
@@ -237,7 +265,7 @@ export class PgRelay {
     });
     upstream.on('drain', () => {
       this.#upstreamBackedUp = false;
-      if (this.#clientHolds === 0) client.resume();
+      if (this.#clientHolds === 0 && !this.#heldFull) client.resume();
     });
     // Login may have paused either socket (see SocketReader); from here backpressure rules.
     client.resume();
@@ -262,6 +290,17 @@ export class PgRelay {
         `invalid frontend message type ${JSON.stringify(String.fromCharCode(type))}`,
       );
     }
+    if (this.#hold !== null) {
+      // Behind a held statement: kept, in order, until it is decided.
+      const frame = Buffer.allocUnsafe(5 + end - start);
+      frame[0] = type;
+      frame.writeInt32BE(4 + end - start, 1);
+      buf.copy(frame, 5, start, end);
+      this.#heldFrames.push(frame);
+      this.#heldBytes += frame.length;
+      if (this.#heldFull) this.#client.pause();
+      return NOTHING;
+    }
     if (type === FrontendCode.Terminate) this.#clientTerminated = true;
     const judgement = this.#tracker.clientFrame(type, buf, start, end);
     // A statement whose event could not be recorded must not run.
@@ -271,7 +310,130 @@ export class PgRelay {
       return query(refusalStatement(FUNCTION_CALL_REFUSED, `resource "${this.#options.resource}"`));
     }
     if (judgement === null || judgement.decision.action === 'allow') return null;
+    if (type === FrontendCode.Query && judgement.decision.action === 'review') {
+      if (this.#holdForApproval(buf, start, end, judgement)) return NOTHING;
+    }
     return this.#refuse(type, buf, start, end, judgement);
+  }
+
+  /** True when the client's buffered frames reached the bound: its socket stays paused. */
+  get #heldFull(): boolean {
+    return this.#heldBytes > (this.#options.maxHeldBytes ?? this.#options.maxFrameBytes);
+  }
+
+  /**
+   * Holds a simple-protocol Query for approval: nothing goes upstream, the client is told where
+   * to approve it, and its later frames wait behind it. False when the rule names no approvers.
+   */
+  #holdForApproval(buf: Buffer, start: number, end: number, judgement: Judgement): boolean {
+    const request = this.#options.requestApproval;
+    if (request === undefined) return false;
+    const approval = request(judgement, (outcome) => this.#settled(outcome));
+    if (approval === null) return false;
+    const frame = Buffer.allocUnsafe(5 + end - start);
+    frame[0] = FrontendCode.Query;
+    frame.writeInt32BE(4 + end - start, 1);
+    buf.copy(frame, 5, start, end);
+    this.#hold = { approval, frame, judgement, sinceUs: nowUs() };
+    const { decision } = judgement;
+    this.#recorder.approvalRequested({
+      text: judgement.recordedText,
+      kind: judgement.kind,
+      rule: decision.rule,
+      message: decision.message,
+      id: approval.id,
+    });
+    this.#pendingNotice = noticeResponse({
+      severity: 'NOTICE',
+      code: '01000',
+      message: `statement awaits approval ${approval.id} (policy rule "${decision.rule}" on resource "${this.#options.resource}")`,
+      hint: `an approver runs: portcullis approve ${approval.id} (or POST /v1/approvals/${approval.id}/approve on the gateway API)`,
+    });
+    this.#flushNotice();
+    return true;
+  }
+
+  /** Sends the pending notice when the server stream is between frames. */
+  #flushNotice(): void {
+    if (this.#pendingNotice === null || this.#closing) return;
+    const between =
+      this.#serverForwarder === null ? this.#serverScanner.atBoundary : !this.#maskingOnWorker;
+    if (!between) return;
+    this.#bytesToClient += this.#pendingNotice.length;
+    this.#client.write(this.#pendingNotice);
+    this.#pendingNotice = null;
+  }
+
+  /**
+   * The held statement was decided: recorded, then sent upstream as submitted (granted) or
+   * replaced by a refusal, and the frames that waited behind it follow in order.
+   */
+  #settled(outcome: ApprovalOutcome): void {
+    const hold = this.#hold;
+    if (hold === null) return;
+    this.#hold = null;
+    this.#pendingNotice = null;
+    this.#recorder.approvalDecided(`approval.${outcome.kind}`, {
+      id: hold.approval.id,
+      by: outcome.kind === 'granted' || outcome.kind === 'denied' ? outcome.by : [],
+      reason: outcome.reason,
+      waitedUs: nowUs() - hold.sinceUs,
+    });
+    if (this.#closing) return;
+    const { decision } = hold.judgement;
+    const hint = `policy rule "${decision.rule}" on resource "${this.#options.resource}"`;
+    const out: Buffer[] = [];
+    switch (outcome.kind) {
+      case 'granted':
+        out.push(hold.frame);
+        break;
+      case 'denied': {
+        const by = outcome.by.map((p) => p.email).join(', ');
+        const why = outcome.reason === '' ? '' : `: ${outcome.reason}`;
+        out.push(query(refusalStatement(`${decision.message}; denied by ${by}${why}`, hint)));
+        break;
+      }
+      case 'expired':
+        out.push(
+          query(
+            refusalStatement(`${decision.message}; approval expired (${outcome.reason})`, hint),
+          ),
+        );
+        break;
+      case 'withdrawn':
+        out.push(query(refusalStatement('canceling statement due to user request', hint, '57014')));
+        break;
+    }
+    const waiting = this.#heldFrames.splice(0);
+    this.#heldBytes = 0;
+    try {
+      for (const frame of waiting) {
+        const replacement = this.#onClientFrame(frame[0]!, frame, 5, frame.length);
+        if (replacement === null) out.push(frame);
+        else if (replacement.length > 0) out.push(replacement);
+      }
+    } catch (err) {
+      this.#protocolError(err, 'client');
+      return;
+    }
+    this.#upstream.cork();
+    let flowing = true;
+    for (const part of out) flowing = this.#upstream.write(part);
+    this.#upstream.uncork();
+    if (!flowing) this.#upstreamBackedUp = true;
+    if (!this.#upstreamBackedUp && this.#clientHolds === 0 && !this.#heldFull) {
+      this.#client.resume();
+    }
+  }
+
+  /**
+   * The client sent a CancelRequest: a held statement is withdrawn (and fails with 57014 as a
+   * cancelled one would). True when one was held.
+   */
+  cancelHeld(): boolean {
+    if (this.#hold === null) return false;
+    this.#hold.approval.withdraw('the client cancelled the statement');
+    return true;
   }
 
   /**
@@ -482,6 +644,7 @@ export class PgRelay {
 
   /** After forwarding upstream bytes: end an unreadable session, or apply backpressure. */
   #afterUpstreamWrite(): void {
+    if (this.#pendingNotice !== null) this.#flushNotice();
     if (this.#unreadable !== null) {
       this.terminate(SqlState.FeatureNotSupported, this.#unreadable, 'unreadable-session-setting');
       return;
@@ -599,6 +762,11 @@ export class PgRelay {
   /** Closes both sides; the client gets `clientMessage` first when given. */
   #closeBoth(clientMessage: Buffer | null): void {
     this.#closing = true;
+    this.#hold?.approval.withdraw(
+      this.#reason === 'client-closed'
+        ? 'the client disconnected'
+        : `the session ended (${this.#reason})`,
+    );
     if (!this.#upstream.destroyed) {
       if (this.#clientTerminated) this.#upstream.end();
       else if (this.#clientForwarder.atBoundary) this.#upstream.end(terminate);

@@ -126,9 +126,10 @@ function tableNames(tables: readonly TableName[]): string[] {
  * SQL that fails with the policy's refusal when the server runs it. A refused statement is
  * replaced by this rather than dropped, so PostgreSQL itself orders the error among pipelined
  * results and fails an open transaction exactly as the refused statement failing would.
+ * `code` is the SQLSTATE (42501 unless a cancel is being reported).
  */
-export function refusalStatement(message: string, hint: string): string {
+export function refusalStatement(message: string, hint: string, code = '42501'): string {
   const literal = (value: string): string =>
     `'${value.replaceAll('\0', '').replaceAll('$portcullis$', '').replaceAll("'", "''")}'`;
-  return `DO $portcullis$BEGIN RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = ${literal(message)}, HINT = ${literal(hint)}; END$portcullis$`;
+  return `DO $portcullis$BEGIN RAISE EXCEPTION USING ERRCODE = ${literal(code)}, MESSAGE = ${literal(message)}, HINT = ${literal(hint)}; END$portcullis$`;
 }

@@ -1,0 +1,117 @@
+import type { Person } from '@portcullis/core';
+import {
+  errorResponse,
+  jsonBody,
+  type ApiRequest,
+  type ApiResponse,
+  type ApiRoute,
+} from '../http/http-server.js';
+import type { GatewayIdentity } from '../identity/gateway-identity.js';
+import type { ApprovalBroker, PendingApproval } from './approval-broker.js';
+
+/** Longest reason accepted with a decision. */
+const MAX_REASON_CHARS = 1000;
+
+/** A pending request as the API shows it. */
+function approvalJson(p: PendingApproval) {
+  const { subject, policy } = p;
+  return {
+    id: p.id,
+    resource: subject.resource,
+    sessionId: subject.sessionId,
+    statement: { text: subject.text, kind: subject.kind, tables: subject.tables },
+    rule: subject.rule,
+    message: subject.message,
+    requester:
+      subject.agent === null
+        ? { subject: subject.person.subject, email: subject.person.email }
+        : { agent: subject.agent.id, name: subject.agent.name },
+    onBehalfOf:
+      subject.agent === null
+        ? null
+        : { subject: subject.person.subject, email: subject.person.email },
+    approvals: p.approvals,
+    approvalsNeeded: policy.count,
+    requestedAt: new Date(p.requestedAt).toISOString(),
+    expiresAt: new Date(p.expiresAt).toISOString(),
+  };
+}
+
+/**
+ * The approval endpoints: list the held statements the Bearer person may decide, approve one,
+ * deny one with a reason. The Bearer token is a person's gateway credential (an agent's is
+ * refused: agents never approve).
+ */
+export function approvalRoutes(broker: ApprovalBroker, identity: GatewayIdentity): ApiRoute[] {
+  async function bearerPerson(request: ApiRequest): Promise<Person | ApiResponse> {
+    const match = /^Bearer\s+(\S+)$/i.exec(request.headers.get('authorization') ?? '');
+    if (match === null) {
+      return {
+        ...errorResponse(
+          401,
+          'unauthorized',
+          'send your gateway credential as Authorization: Bearer …',
+        ),
+        headers: { 'www-authenticate': 'Bearer' },
+      };
+    }
+    const verified = await identity.verifier.verify(match[1]!).catch(() => null);
+    if (verified === null) {
+      return errorResponse(401, 'invalid_token', 'the gateway credential was refused');
+    }
+    if (verified.agent !== null) {
+      return errorResponse(403, 'forbidden', 'only a person may decide on held statements');
+    }
+    return verified.person;
+  }
+
+  const decide = (verdict: 'approve' | 'deny') => async (request: ApiRequest) => {
+    const person = await bearerPerson(request);
+    if ('status' in person) return person;
+    let reason = '';
+    if (request.body.length > 0) {
+      const body = jsonBody(request);
+      if (!body.ok) return body.response;
+      const value = (body.value as { reason?: unknown } | null)?.reason;
+      if (value !== undefined && typeof value !== 'string') {
+        return errorResponse(400, 'invalid_request', 'reason must be a string');
+      }
+      reason = (value ?? '').trim();
+    }
+    if (reason.length > MAX_REASON_CHARS) {
+      return errorResponse(
+        400,
+        'invalid_request',
+        `reason is longer than ${MAX_REASON_CHARS} characters`,
+      );
+    }
+    if (verdict === 'deny' && reason === '') {
+      return errorResponse(400, 'invalid_request', 'a denial needs a reason');
+    }
+    const id = request.params['id'] ?? '';
+    const result = broker.decide(id, person, verdict, reason);
+    if (!result.ok) {
+      const status = { unknown: 404, forbidden: 403, decided: 409 }[result.reason];
+      const code = { unknown: 'not_found', forbidden: 'forbidden', decided: 'already_decided' }[
+        result.reason
+      ];
+      return errorResponse(status, code, result.message);
+    }
+    const state = verdict === 'deny' ? 'denied' : result.settled ? 'granted' : 'pending';
+    return { status: 200, json: { ...approvalJson(result.request), state } };
+  };
+
+  return [
+    {
+      method: 'GET',
+      path: '/v1/approvals',
+      handle: async (request) => {
+        const person = await bearerPerson(request);
+        if ('status' in person) return person;
+        return { status: 200, json: { approvals: broker.pendingFor(person).map(approvalJson) } };
+      },
+    },
+    { method: 'POST', path: '/v1/approvals/:id/approve', handle: decide('approve') },
+    { method: 'POST', path: '/v1/approvals/:id/deny', handle: decide('deny') },
+  ];
+}

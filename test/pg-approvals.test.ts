@@ -1,0 +1,264 @@
+// Statement holds end to end: a `review` rule with approvers holds a DELETE in a live session
+// (the client gets a NOTICE naming the approval, nothing reaches PostgreSQL) until a person with
+// a gateway credential approves it (it runs as submitted) or denies it (42501, the session goes
+// on); a hold that nobody decides expires, a client that disconnects withdraws it, and nobody
+// approves their own statement. Every outcome is on the session's event chain.
+import { createLogger, startGatewayApi } from '@portcullis/gateway';
+import { OidcClient } from '@portcullis/identity';
+import { startOidcProvider, type OidcProviderServer } from '@portcullis/testkit';
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  ALICE,
+  createSharedDatabase,
+  dropSharedDatabase,
+  sharedResource,
+  startGatewayFixture,
+  superuserQuery,
+  type GatewayFixture,
+} from './support/gateway-fixture.js';
+
+const DB = 'it_pg_approvals';
+let idp: OidcProviderServer;
+let gw: GatewayFixture;
+let api: { port: number; close(): void };
+let base: string;
+/** Gateway credentials of ada and bob (both in `engineering`, the approver group). */
+const credentials = new Map<string, string>();
+
+beforeAll(async () => {
+  idp = await startOidcProvider();
+  await createSharedDatabase(DB);
+  await superuserQuery(
+    `CREATE TABLE orders (id int PRIMARY KEY, item text);
+     INSERT INTO orders SELECT g, 'item ' || g FROM generate_series(1, 10) g;
+     CREATE TABLE archive (id int);
+     INSERT INTO archive VALUES (1);
+     GRANT ALL ON orders, archive TO PUBLIC;`,
+    DB,
+  );
+  gw = await startGatewayFixture({
+    resources: {
+      shop: sharedResource(DB, 'scram', {
+        policy: {
+          rules: [
+            {
+              name: 'orders-deletes-need-approval',
+              action: 'review',
+              match: { kinds: ['delete'], tablesWritten: ['orders'] },
+              approvers: { groups: ['engineering'] },
+            },
+            {
+              name: 'archive-deletes-need-approval',
+              action: 'review',
+              match: { kinds: ['delete'], tablesWritten: ['archive'] },
+              approvers: { groups: ['engineering'] },
+              timeoutSeconds: 1,
+            },
+          ],
+        },
+      }),
+    },
+    tokens: [ALICE],
+    identity: {
+      oidc: {
+        issuer: idp.issuer,
+        clientId: idp.cliClient.clientId,
+        audience: [idp.resource, idp.cliClient.clientId],
+        resource: idp.resource,
+        allowInsecureHttp: true,
+      },
+      groupAccess: [{ groups: ['engineering'], resources: ['shop'] }],
+    },
+  });
+  // The fixture's API has no approval routes; serve the gateway's broker on one of our own.
+  api = (await startGatewayApi(
+    gw.config,
+    createLogger('silent'),
+    { ready: () => true, metrics: () => Promise.resolve('') },
+    gw.gateway.identity,
+    gw.gateway.approvals,
+  ))!;
+  base = `http://127.0.0.1:${api.port}`;
+  const cli = await OidcClient.discover({
+    issuer: idp.issuer,
+    clientId: idp.cliClient.clientId,
+    allowInsecureRequests: true,
+  });
+  for (const subject of ['ada', 'bob']) {
+    const started = await cli.startDeviceLogin({ resource: idp.resource });
+    const [tokens] = await Promise.all([
+      cli.pollDeviceLogin(started, { intervalMs: 100 }),
+      idp.completeDeviceFlow(started.userCode, subject),
+    ]);
+    const { status, json } = await call('POST', '/v1/token', undefined, {
+      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+      subject_token: tokens.accessToken,
+    });
+    expect(status, JSON.stringify(json)).toBe(200);
+    credentials.set(subject, json['access_token'] as string);
+  }
+});
+
+afterAll(async () => {
+  api?.close();
+  await gw?.dispose();
+  await idp?.stop();
+  await dropSharedDatabase(DB);
+});
+
+async function call(
+  method: 'GET' | 'POST',
+  path: string,
+  bearer?: string,
+  body?: Record<string, unknown>,
+): Promise<{ status: number; json: Record<string, unknown> }> {
+  const response = await fetch(`${base}${path}`, {
+    method,
+    headers: {
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...(bearer === undefined ? {} : { authorization: `Bearer ${bearer}` }),
+    },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  return { status: response.status, json: (await response.json()) as Record<string, unknown> };
+}
+
+/** Sends `sql` and resolves with the approval id from the hold's NOTICE (and the pending query). */
+async function hold(
+  client: pg.Client,
+  sql: string,
+): Promise<{ id: string; result: Promise<pg.QueryResult> }> {
+  const notice = new Promise<string>((resolve) =>
+    client.once('notice', (msg) => resolve(msg.message ?? '')),
+  );
+  const result = client.query(sql);
+  result.catch(() => undefined);
+  const message = await notice;
+  const id = /approval (apr_[\w-]+)/.exec(message)?.[1];
+  expect(id, message).toBeDefined();
+  return { id: id!, result };
+}
+
+async function orderCount(): Promise<number> {
+  const { rows } = await superuserQuery('SELECT count(*)::int AS n FROM orders', DB);
+  return (rows as { n: number }[])[0]!.n;
+}
+
+describe('statement holds', () => {
+  it('holds a DELETE until an approver approves it; it then runs as submitted', async () => {
+    const client = await gw.connect('shop');
+    const { id, result } = await hold(client, 'DELETE FROM orders WHERE id = 1');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await orderCount()).toBe(10);
+
+    const listed = await call('GET', '/v1/approvals', credentials.get('bob'));
+    expect(listed.status).toBe(200);
+    expect(listed.json['approvals']).toMatchObject([
+      {
+        id,
+        resource: 'shop',
+        rule: 'orders-deletes-need-approval',
+        statement: { kind: 'delete', tables: ['orders'] },
+        requester: { email: ALICE.email },
+      },
+    ]);
+    const approved = await call('POST', `/v1/approvals/${id}/approve`, credentials.get('bob'), {
+      reason: 'cleanup ticket 42',
+    });
+    expect(approved.status, JSON.stringify(approved.json)).toBe(200);
+    expect(approved.json['state']).toBe('granted');
+    expect((await result).rowCount).toBe(1);
+    expect(await orderCount()).toBe(9);
+    expect((await client.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+
+    const again = await call('POST', `/v1/approvals/${id}/approve`, credentials.get('ada'));
+    expect(again.status).toBe(409);
+    const unknown = await call('POST', '/v1/approvals/apr_unknown/approve', credentials.get('ada'));
+    expect(unknown.status).toBe(404);
+    const anonymous = await call('GET', '/v1/approvals');
+    expect(anonymous.status).toBe(401);
+  });
+
+  it('denies with 42501 and the reason; the session and its transaction behave as on a refusal', async () => {
+    const client = await gw.connect('shop');
+    await client.query('BEGIN');
+    const { id, result } = await hold(client, 'DELETE FROM orders WHERE id = 2');
+    const denied = await call('POST', `/v1/approvals/${id}/deny`, credentials.get('ada'), {
+      reason: 'not during the sale',
+    });
+    expect(denied.status).toBe(200);
+    const err = await result.then(
+      () => null,
+      (e: unknown) => e as { code: string; message: string },
+    );
+    expect(err?.code).toBe('42501');
+    expect(err?.message).toContain('denied by ada@example.com: not during the sale');
+    await expect(client.query('SELECT 1')).rejects.toMatchObject({ code: '25P02' });
+    await client.query('ROLLBACK');
+    expect((await client.query('SELECT 2 AS two')).rows).toEqual([{ two: 2 }]);
+    expect(await orderCount()).toBe(9);
+  });
+
+  it('refuses a denial without a reason and the requester deciding their own statement', async () => {
+    const client = await gw.connect('shop', { password: credentials.get('ada')! });
+    const { id, result } = await hold(client, 'DELETE FROM orders WHERE id = 3');
+    const own = await call('POST', `/v1/approvals/${id}/approve`, credentials.get('ada'));
+    expect(own.status).toBe(403);
+    expect((await call('GET', '/v1/approvals', credentials.get('ada'))).json['approvals']).toEqual(
+      [],
+    );
+    const noReason = await call('POST', `/v1/approvals/${id}/deny`, credentials.get('bob'), {});
+    expect(noReason.status).toBe(400);
+    await call('POST', `/v1/approvals/${id}/approve`, credentials.get('bob'));
+    expect((await result).rowCount).toBe(1);
+  });
+
+  it('expires after the rule’s timeout with 42501', async () => {
+    const client = await gw.connect('shop');
+    const { result } = await hold(client, 'DELETE FROM archive');
+    await expect(result).rejects.toMatchObject({
+      code: '42501',
+      message: expect.stringContaining('approval expired') as unknown,
+    });
+    expect((await client.query('SELECT count(*)::int AS n FROM archive')).rows).toEqual([{ n: 1 }]);
+  });
+
+  it('a client that disconnects withdraws its request', async () => {
+    const client = await gw.connect('shop');
+    const { id } = await hold(client, 'DELETE FROM orders WHERE id = 4');
+    await client.end().catch(() => undefined);
+    await gw.waitForEvents((events) =>
+      events.some((e) => e.type === 'approval.withdrawn' && e.approvalDecision?.id === id),
+    );
+    const late = await call('POST', `/v1/approvals/${id}/approve`, credentials.get('bob'));
+    expect(late.status).toBe(409);
+    expect(await orderCount()).toBe(8);
+  });
+
+  it('records every request and decision on the session’s events', async () => {
+    const events = await gw.waitForEvents(
+      (all) => all.filter((e) => e.type.startsWith('approval.')).length >= 9,
+    );
+    const decisions = events.filter((e) => e.approvalDecision !== undefined);
+    expect(decisions.map((e) => e.type).sort()).toEqual([
+      'approval.denied',
+      'approval.expired',
+      'approval.granted',
+      'approval.granted',
+      'approval.withdrawn',
+    ]);
+    const granted = decisions.find((e) => e.type === 'approval.granted')!;
+    expect(granted.approvalDecision).toMatchObject({
+      by: [{ subject: 'bob', email: 'bob@example.com' }],
+      reason: 'cleanup ticket 42',
+    });
+    const requested = events.filter((e) => e.type === 'approval.requested');
+    expect(requested).toHaveLength(5);
+    expect(requested.every((e) => e.approval?.id?.startsWith('apr_'))).toBe(true);
+    const ran = events.find(
+      (e) => e.statement?.kind === 'delete' && e.statement.tag === 'DELETE 1',
+    );
+    expect(ran?.statement?.verdict).toBe('review');
+  });
+});
