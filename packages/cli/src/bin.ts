@@ -3,6 +3,7 @@ import { isPortcullisError } from '@portcullis/core';
 import { isIdentityError, type IdentityError } from '@portcullis/identity';
 import { configCommand } from './commands/config-command.js';
 import { credentialsCommand } from './commands/credentials-command.js';
+import { approvalsCommand, approveCommand, denyCommand } from './commands/approvals-command.js';
 import { delegateCommand, delegationsCommand, revokeCommand } from './commands/delegate-command.js';
 import { demoCommand } from './commands/demo-command.js';
 import { eventsCommand } from './commands/events-command.js';
@@ -31,6 +32,9 @@ program.addCommand(credentialsCommand());
 program.addCommand(delegateCommand());
 program.addCommand(delegationsCommand());
 program.addCommand(revokeCommand());
+program.addCommand(approvalsCommand());
+program.addCommand(approveCommand());
+program.addCommand(denyCommand());
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (isPortcullisError(err)) {

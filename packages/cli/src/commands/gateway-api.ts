@@ -26,6 +26,21 @@ export interface DelegationView {
   readonly revokedAt: string | null;
 }
 
+/** A statement held for approval, as the gateway lists it (see docs/openapi.yaml). */
+export interface ApprovalView {
+  readonly id: string;
+  readonly resource: string;
+  readonly statement: { readonly text: string; readonly kind: string; readonly tables: string[] };
+  readonly rule: string;
+  readonly requester: { readonly email?: string; readonly agent?: string; readonly name?: string };
+  readonly onBehalfOf: { readonly subject: string; readonly email: string } | null;
+  readonly approvals: readonly { readonly email: string }[];
+  readonly approvalsNeeded: number;
+  readonly expiresAt: string;
+  /** In answers to a decision: pending while more approvals are needed. */
+  readonly state?: 'pending' | 'granted' | 'denied';
+}
+
 /** A refusal or failure of the gateway's HTTP API, with what the user can do about it. */
 export class GatewayApiError extends Error {
   /** HTTP status; 0 when the gateway could not be reached. */
@@ -211,5 +226,26 @@ export class GatewayApi {
     return (await this.#request('DELETE', `/v1/delegations/${encodeURIComponent(id)}`, {
       bearer,
     })) as DelegationView;
+  }
+
+  /** `GET /v1/approvals`: held statements `bearer`'s person may decide. */
+  async listApprovals(bearer: string): Promise<ApprovalView[]> {
+    const json = (await this.#request('GET', '/v1/approvals', { bearer })) as {
+      approvals?: ApprovalView[];
+    } | null;
+    return json?.approvals ?? [];
+  }
+
+  /** `POST /v1/approvals/:id/approve|deny`: decide a held statement. */
+  async decideApproval(
+    bearer: string,
+    id: string,
+    verdict: 'approve' | 'deny',
+    reason: string | undefined,
+  ): Promise<ApprovalView> {
+    return (await this.#request('POST', `/v1/approvals/${encodeURIComponent(id)}/${verdict}`, {
+      bearer,
+      body: reason === undefined ? {} : { reason },
+    })) as ApprovalView;
   }
 }

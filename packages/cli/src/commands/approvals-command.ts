@@ -1,0 +1,102 @@
+import { Command } from 'commander';
+import { CredentialStore } from '@portcullis/identity';
+import { clockTime } from './cli-options.js';
+import { formatTable } from './format-table.js';
+import { GatewayApi, GatewayApiError, type ApprovalView } from './gateway-api.js';
+import { credentialsPath, freshGatewayCredential, loadLogin } from './stored-login.js';
+
+const CONFIG_FILE_HELP = 'the credentials file `portcullis login` wrote';
+
+/** The logged-in person's fresh credential and a client of their gateway. */
+async function approverSession(
+  configFile: string | undefined,
+): Promise<{ token: string; api: GatewayApi }> {
+  const store = new CredentialStore({ path: credentialsPath(configFile) });
+  const login = await freshGatewayCredential(store, await loadLogin(store), {
+    onRefresh: (message) => process.stderr.write(`${message}…\n`),
+  });
+  return { token: login.gateway.token, api: new GatewayApi(login.gateway.url) };
+}
+
+/** Adds what to do to the gateway's refusals. */
+function explain(err: unknown): never {
+  if (err instanceof GatewayApiError && err.status === 401) {
+    throw new Error(
+      `the gateway refused your credential (${err.message}); run portcullis login again`,
+      { cause: err },
+    );
+  }
+  throw err;
+}
+
+function requester(a: ApprovalView): string {
+  const who = a.requester.email ?? `${a.requester.name ?? a.requester.agent ?? '?'} (agent)`;
+  return a.onBehalfOf === null ? who : `${who} for ${a.onBehalfOf.email}`;
+}
+
+/** `portcullis approvals`: statements waiting for your decision. */
+export function approvalsCommand(): Command {
+  return new Command('approvals')
+    .description('list held statements you may approve or deny')
+    .option('--json', 'print JSON')
+    .option('--config-file <path>', CONFIG_FILE_HELP)
+    .action(async (opts: { json?: boolean; configFile?: string }) => {
+      const { token, api } = await approverSession(opts.configFile);
+      const list = await api.listApprovals(token).catch(explain);
+      if (opts.json === true) {
+        console.log(JSON.stringify(list, null, 2));
+        return;
+      }
+      if (list.length === 0) {
+        console.log('no statements wait for your decision');
+        return;
+      }
+      const now = Date.now();
+      console.log(
+        formatTable(
+          ['id', 'resource', 'requester', 'rule', 'approvals', 'expires', 'statement'],
+          list.map((a) => [
+            a.id,
+            a.resource,
+            requester(a),
+            a.rule,
+            `${a.approvals.length}/${a.approvalsNeeded}`,
+            clockTime(Date.parse(a.expiresAt), now),
+            a.statement.text.replace(/\s+/g, ' ').trim(),
+          ]),
+        ),
+      );
+    });
+}
+
+/** `portcullis approve`: release a held statement. */
+export function approveCommand(): Command {
+  return new Command('approve')
+    .description('approve a held statement: it runs as submitted (once enough approvers agree)')
+    .argument('<id>', 'the approval id (see `portcullis approvals`)')
+    .option('--reason <text>', 'why (recorded with the decision)')
+    .option('--config-file <path>', CONFIG_FILE_HELP)
+    .action(async (id: string, opts: { reason?: string; configFile?: string }) => {
+      const { token, api } = await approverSession(opts.configFile);
+      const decided = await api.decideApproval(token, id, 'approve', opts.reason).catch(explain);
+      console.log(
+        decided.state === 'pending'
+          ? `approved ${decided.id}; ${decided.approvalsNeeded - decided.approvals.length} more approval(s) needed`
+          : `approved ${decided.id}: the statement runs now`,
+      );
+    });
+}
+
+/** `portcullis deny`: refuse a held statement. */
+export function denyCommand(): Command {
+  return new Command('deny')
+    .description('deny a held statement: the client gets 42501 with your reason')
+    .argument('<id>', 'the approval id (see `portcullis approvals`)')
+    .requiredOption('--reason <text>', 'why (told to the client and recorded)')
+    .option('--config-file <path>', CONFIG_FILE_HELP)
+    .action(async (id: string, opts: { reason: string; configFile?: string }) => {
+      const { token, api } = await approverSession(opts.configFile);
+      const decided = await api.decideApproval(token, id, 'deny', opts.reason).catch(explain);
+      console.log(`denied ${decided.id}`);
+    });
+}
