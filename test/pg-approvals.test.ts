@@ -1,8 +1,9 @@
 // Statement holds end to end: a `review` rule with approvers holds a DELETE in a live session
 // (the client gets a NOTICE naming the approval, nothing reaches PostgreSQL) until a person with
 // a gateway credential approves it (it runs as submitted) or denies it (42501, the session goes
-// on); a hold that nobody decides expires, a client that disconnects withdraws it, and nobody
+// on); a hold that nobody decides expires, a client that disconnects or cancels withdraws it, and nobody
 // approves their own statement. Every outcome is on the session's event chain.
+import { connect } from 'node:net';
 import { createLogger, startGatewayApi } from '@portcullis/gateway';
 import { OidcClient } from '@portcullis/identity';
 import { startOidcProvider, type OidcProviderServer } from '@portcullis/testkit';
@@ -236,9 +237,27 @@ describe('statement holds', () => {
     expect(await orderCount()).toBe(8);
   });
 
+  it('a CancelRequest withdraws the request: the statement fails with 57014, the session goes on', async () => {
+    const client = await gw.connect('shop');
+    const { id, result } = await hold(client, 'DELETE FROM orders WHERE id = 5');
+    const { processID, secretKey } = client as unknown as { processID: number; secretKey: number };
+    const packet = Buffer.alloc(16);
+    packet.writeInt32BE(16, 0);
+    packet.writeInt32BE(80877102, 4);
+    packet.writeInt32BE(processID, 8);
+    packet.writeInt32BE(secretKey, 12);
+    const socket = connect({ host: gw.host, port: gw.port });
+    socket.end(packet);
+    await expect(result).rejects.toMatchObject({ code: '57014' });
+    expect((await client.query('SELECT 3 AS three')).rows).toEqual([{ three: 3 }]);
+    const late = await call('POST', `/v1/approvals/${id}/approve`, credentials.get('bob'));
+    expect(late.status).toBe(409);
+    expect(await orderCount()).toBe(8);
+  });
+
   it('records every request and decision on the session’s events', async () => {
     const events = await gw.waitForEvents(
-      (all) => all.filter((e) => e.type.startsWith('approval.')).length >= 9,
+      (all) => all.filter((e) => e.type.startsWith('approval.')).length >= 12,
     );
     const decisions = events.filter((e) => e.approvalDecision !== undefined);
     expect(decisions.map((e) => e.type).sort()).toEqual([
@@ -247,6 +266,7 @@ describe('statement holds', () => {
       'approval.granted',
       'approval.granted',
       'approval.withdrawn',
+      'approval.withdrawn',
     ]);
     const granted = decisions.find((e) => e.type === 'approval.granted')!;
     expect(granted.approvalDecision).toMatchObject({
@@ -254,7 +274,7 @@ describe('statement holds', () => {
       reason: 'cleanup ticket 42',
     });
     const requested = events.filter((e) => e.type === 'approval.requested');
-    expect(requested).toHaveLength(5);
+    expect(requested).toHaveLength(6);
     expect(requested.every((e) => e.approval?.id?.startsWith('apr_'))).toBe(true);
     const ran = events.find(
       (e) => e.statement?.kind === 'delete' && e.statement.tag === 'DELETE 1',
