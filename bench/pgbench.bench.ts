@@ -1,6 +1,7 @@
 // End-to-end throughput: pgbench -S against PostgreSQL directly, through PgBouncer (session
-// mode) and through Portcullis (recording on) with 1 and 2 processes, with guardrails, and with
-// guardrails and masking, in one run.
+// mode) and through Portcullis (recording every statement through the durable event spool to the
+// JSONL file) with 1 and 2 processes, with guardrails, with guardrails and masking, and with the
+// default embedded event store, in one run.
 //
 //   npm run bench:pgbench -- [--seconds 20] [--clients 16] [--runs 1] [--scale 10]
 //
@@ -109,17 +110,24 @@ const pipeRelayPort = await new Promise<number>((resolvePort) => {
 });
 
 const gateways: { name: string; gateway: GatewayProcess }[] = [];
-for (const [name, processes, resource] of [
-  ['Portcullis, 1 process', 1, {}],
-  ['Portcullis, 2 processes', 2, {}],
-  ['Portcullis, 1 process, guardrails', 1, { policy: GUARDRAILS }],
-  ['Portcullis, 1 process, guardrails + masking', 1, { policy: GUARDRAILS, masking: MASKING }],
+for (const [name, processes, resource, events] of [
+  ['Portcullis, 1 process', 1, {}, undefined],
+  ['Portcullis, 2 processes', 2, {}, undefined],
+  ['Portcullis, 1 process, guardrails', 1, { policy: GUARDRAILS }, undefined],
+  [
+    'Portcullis, 1 process, guardrails + masking',
+    1,
+    { policy: GUARDRAILS, masking: MASKING },
+    undefined,
+  ],
+  // The defaults: also the embedded event store (chDB) in the gateway process.
+  ['Portcullis, 1 process, embedded store', 1, {}, {}],
 ] as const) {
   console.error(`starting ${name}…`);
   gateways.push({
     name,
     gateway: await startGatewayProcess({
-      config: benchGatewayConfig(server, role, resource),
+      config: benchGatewayConfig(server, role, resource, events),
       processes,
     }),
   });

@@ -28,7 +28,7 @@ describe('events configuration', () => {
     const data = join(dir, '.portcullis');
     expect(events).toEqual({
       path: join(data, 'events.jsonl'),
-      flushIntervalMs: 5,
+      flushIntervalMs: 50,
       recordLiterals: false,
       spool: { dir: join(data, 'spool'), maxBytes: 1024 ** 3, whenFull: 'fail-closed' },
       store: {
