@@ -21,6 +21,7 @@ import {
   type RowPlan,
 } from '@portcullis/masking';
 import { formatBenchTable } from './support/bench-table.js';
+import { dataRow } from './support/customer-rows.js';
 import { prng } from './support/prng.js';
 
 const STREAM_BYTES = 16 * 1024 * 1024;
@@ -79,20 +80,6 @@ const COLUMNS: ColumnType[] = [
   { typeOid: 1043, format: 0 }, // city varchar
   { typeOid: 1700, format: 0 }, // amount numeric
 ];
-
-function dataRow(values: readonly string[]): Buffer {
-  const bytes = values.map((v) => Buffer.from(v));
-  const size = 2 + bytes.reduce((n, b) => n + 4 + b.length, 0);
-  const out = Buffer.allocUnsafe(5 + size);
-  out[0] = 0x44;
-  out.writeInt32BE(4 + size, 1);
-  let pos = out.writeInt16BE(values.length, 5);
-  for (const b of bytes) {
-    pos = out.writeInt32BE(b.length, pos);
-    pos += b.copy(out, pos);
-  }
-  return out;
-}
 
 /** The stream, cut at frame boundaries into chunks of about CHUNK_BYTES. */
 function buildStream(): {
