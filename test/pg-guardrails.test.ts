@@ -177,7 +177,7 @@ describe('recording decisions', () => {
     await client.query('SELECT name FROM items WHERE id = 1');
     const held = await queryError(client, "INSERT INTO audit_log (note) VALUES ('x')");
     expect(held.code).toBe('42501');
-    expect(held.message).toContain('approvals are not enabled');
+    expect(held.message).toContain('it needs an approval that cannot be waited for here');
     await client.end();
     const events = await gw.waitForEvents((all) =>
       all.some((e) => e.type === 'approval.requested'),

@@ -464,7 +464,7 @@ export class PgRelay {
     }
     const message =
       decision.action === 'review'
-        ? `${decision.message}; approvals are not enabled on this gateway yet, so it was not run`
+        ? `${decision.message}; it needs an approval that cannot be waited for here (extended protocol, several gateway processes, or a rule without approvers), so it was not run`
         : decision.message;
     const sql = refusalStatement(message, hint);
     if (type === FrontendCode.Query) return query(sql);
