@@ -63,7 +63,7 @@ export function asServiceUser(
   args: string[],
   opts: { dieWithParent?: boolean } = {},
 ): { cmd: string; args: string[] } {
-  const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((path) => existsSync(path));
+  const setpriv = findSetpriv();
   const root = isRoot();
   if (setpriv === undefined) {
     if (!root) return { cmd, args };
@@ -75,6 +75,22 @@ export function asServiceUser(
   if (opts.dieWithParent) flags.push('--pdeathsig=KILL');
   if (flags.length === 0) return { cmd, args };
   return { cmd: setpriv, args: [...flags, '--', cmd, ...args] };
+}
+
+function findSetpriv(): string | undefined {
+  return ['/usr/bin/setpriv', '/bin/setpriv'].find((path) => existsSync(path));
+}
+
+/**
+ * Wraps a command, run as this process's own user, so it is killed when this process dies
+ * (the kernel's parent-death signal through `setpriv`); unchanged where `setpriv` is missing.
+ * For services that run as any user (ClickHouse, Kafka).
+ */
+export function dyingWithParent(cmd: string, args: string[]): { cmd: string; args: string[] } {
+  const setpriv = findSetpriv();
+  return setpriv === undefined
+    ? { cmd, args }
+    : { cmd: setpriv, args: ['--pdeathsig=KILL', '--', cmd, ...args] };
 }
 
 /** A small environment for server programs: no PG* variables of the caller leak in. */

@@ -1,11 +1,11 @@
-import { existsSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureDebianPackages } from './ensure-debian-packages.js';
 import { freePort } from './free-port.js';
 import { ServiceProcess } from './service-process.js';
-import { serviceEnv } from './service-user.js';
+import { dyingWithParent, serviceEnv } from './service-user.js';
 import { registerService } from './stop-all-services.js';
 
 /** Options for {@link startClickHouse}. */
@@ -197,12 +197,7 @@ class ClickHouse implements ClickHouseServer {
     if (this.#process?.running) return;
     // The server runs as this process's user (it does not refuse root). setpriv's parent-death
     // signal takes it down with this process, even when this process is SIGKILLed.
-    const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((path) => existsSync(path));
-    const serverArgs = [`--config-file=${this.#configFile}`];
-    const [cmd, args] =
-      setpriv === undefined
-        ? [SERVER_BIN, serverArgs]
-        : [setpriv, ['--pdeathsig=KILL', '--', SERVER_BIN, ...serverArgs]];
+    const { cmd, args } = dyingWithParent(SERVER_BIN, [`--config-file=${this.#configFile}`]);
     const started = await ServiceProcess.start(cmd, args, {
       logFile: this.logFile,
       env: serviceEnv(),

@@ -8,6 +8,7 @@ import { ensureKafkaJars, type EnsureKafkaJarsOptions } from './ensure-kafka-jar
 import { freePort } from './free-port.js';
 import { runProgram } from './run-program.js';
 import { ServiceProcess } from './service-process.js';
+import { dyingWithParent } from './service-user.js';
 import { registerService } from './stop-all-services.js';
 
 export {
@@ -81,14 +82,6 @@ function jvmFlags(heap: string): string[] {
     '-XX:+ExitOnOutOfMemoryError',
     '-Djava.awt.headless=true',
   ];
-}
-
-/** Starts `java` with a parent-death signal when util-linux `setpriv` is there. */
-function javaCommand(args: string[]): { cmd: string; args: string[] } {
-  const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((path) => existsSync(path));
-  return setpriv === undefined
-    ? { cmd: 'java', args }
-    : { cmd: setpriv, args: ['--pdeathsig=KILL', '--', 'java', ...args] };
 }
 
 function properties(init: {
@@ -195,7 +188,7 @@ class KafkaBroker implements KafkaServer {
   async start(): Promise<void> {
     if (this.#removed) throw new Error('this Kafka broker was stopped and its files removed');
     if (this.#process?.running) return;
-    const { cmd, args } = javaCommand([...this.#classDataSharing(), ...this.#javaArgs]);
+    const { cmd, args } = dyingWithParent('java', [...this.#classDataSharing(), ...this.#javaArgs]);
     const started = await ServiceProcess.start(cmd, args, {
       logFile: this.logFile,
       env: process.env,
@@ -347,7 +340,7 @@ export async function startKafka(options: StartKafkaOptions = {}): Promise<Kafka
       );
       await rm(dataDir, { recursive: true, force: true });
       const clusterId = randomBytes(16).toString('base64url');
-      const format = javaCommand([
+      const format = dyingWithParent('java', [
         ...jvm,
         'kafka.tools.StorageTool',
         'format',
