@@ -181,12 +181,8 @@ describe('portcullis credentials', () => {
     const { rows } = await client.query('SELECT body FROM notes');
     expect(rows).toEqual([{ body: 'hello' }]);
     await client.end();
-    const events = await gw.waitForEvents((all) =>
-      all.some((e) => e.type === 'session.end' && e.client.application === 'cli-url'),
-    );
-    const start = events.find(
-      (e) => e.type === 'session.start' && e.client.application === 'cli-url',
-    )!;
+    const events = await gw.sessionEvents('cli-url');
+    const start = events.find((e) => e.type === 'session.start')!;
     expect(start.person).toMatchObject({ subject: 'ada', email: 'ada@example.com' });
     expect(start.authMethod).toBe('oidc');
   });

@@ -83,12 +83,8 @@ describe('ephemeral roles', () => {
     await client.end();
     for (let i = 0; i < 100 && (await sessionRoles()).includes(role); i++) await sleep(50);
     expect(await sessionRoles()).not.toContain(role);
-    const events = await gw.waitForEvents((all) =>
-      all.some((e) => e.type === 'session.end' && e.client.application === 'eph-session'),
-    );
-    const start = events.find(
-      (e) => e.type === 'session.start' && e.client.application === 'eph-session',
-    )!;
+    const events = await gw.sessionEvents('eph-session');
+    const start = events.find((e) => e.type === 'session.start')!;
     expect(start.upstreamUser).toBe(role);
   });
 

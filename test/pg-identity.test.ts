@@ -127,12 +127,8 @@ describe('people', () => {
     const { rows } = await client.query('SELECT body FROM notes');
     expect(rows).toEqual([{ body: 'hello' }]);
     await client.end();
-    const events = await gw.waitForEvents((all) =>
-      all.some((e) => e.type === 'session.end' && e.client.application === 'ada-psql'),
-    );
-    const start = events.find(
-      (e) => e.type === 'session.start' && e.client.application === 'ada-psql',
-    )!;
+    const events = await gw.sessionEvents('ada-psql');
+    const start = events.find((e) => e.type === 'session.start')!;
     expect(start.person).toMatchObject({ subject: 'ada', email: 'ada@example.com' });
     expect(start.person.groups).toContain('engineering');
     expect(start.agent).toBeNull();
@@ -213,12 +209,8 @@ describe('agents acting for people', () => {
     });
     await client.query('SELECT count(*) FROM notes');
     await client.end();
-    const events = await gw.waitForEvents((all) =>
-      all.some((e) => e.type === 'session.end' && e.client.application === 'report-bot'),
-    );
-    const statement = events.find(
-      (e) => e.type === 'statement' && e.client.application === 'report-bot',
-    )!;
+    const events = await gw.sessionEvents('report-bot');
+    const statement = events.find((e) => e.type === 'statement')!;
     expect(statement.person.subject).toBe('ada');
     expect(statement.agent).toEqual({ id: idp.agents[0]!.clientId, name: 'Report bot' });
     expect(statement.authMethod).toBe('token-exchange');

@@ -67,12 +67,8 @@ describe('masking workers', () => {
       expect(row.bio).toHaveLength(200);
     });
     await client.end();
-    const events = await gw.waitForEvents((all) =>
-      all.some((e) => e.type === 'session.end' && e.client.application === 'workers-ok'),
-    );
-    const statement = events.find(
-      (e) => e.type === 'statement' && e.client.application === 'workers-ok',
-    )!.statement!;
+    const events = await gw.sessionEvents('workers-ok');
+    const statement = events.find((e) => e.type === 'statement')!.statement!;
     expect(statement.rows).toBe(ROWS);
     // Every upstream DataRow was counted once, whether masked inline or on a worker.
     let bytes = 0;

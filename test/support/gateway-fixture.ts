@@ -89,6 +89,11 @@ export interface GatewayFixture {
     ready: (events: SessionEvent[]) => boolean,
     timeoutMs?: number,
   ): Promise<SessionEvent[]>;
+  /**
+   * The events of the one session whose client set `application_name` to `application`, in
+   * order, once that session has ended.
+   */
+  sessionEvents(application: string, timeoutMs?: number): Promise<SessionEvent[]>;
   /** The event file's raw text. */
   readEventText(): Promise<string>;
   /** Ends the fixture's pg clients and closes the gateway (flushing events). Idempotent. */
@@ -288,6 +293,27 @@ export async function startGatewayFixture(options: GatewayFixtureOptions): Promi
     return closing;
   };
 
+  const waitForEvents = async (
+    ready: (events: SessionEvent[]) => boolean,
+    timeoutMs = 10_000,
+  ): Promise<SessionEvent[]> => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const events = await readEvents();
+      if (ready(events)) return events;
+      if (Date.now() > deadline) {
+        throw new Error(
+          `events did not reach the expected state within ${timeoutMs} ms; have ${events.length}:\n` +
+            events
+              .slice(-20)
+              .map((e) => `${e.sessionId.slice(0, 8)} #${e.seq} ${e.type}`)
+              .join('\n'),
+        );
+      }
+      await sleep(25);
+    }
+  };
+
   return {
     gateway,
     config,
@@ -312,22 +338,13 @@ export async function startGatewayFixture(options: GatewayFixtureOptions): Promi
       return path;
     },
     readEvents,
-    async waitForEvents(ready, timeoutMs = 10_000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const events = await readEvents();
-        if (ready(events)) return events;
-        if (Date.now() > deadline) {
-          throw new Error(
-            `events did not reach the expected state within ${timeoutMs} ms; have ${events.length}:\n` +
-              events
-                .slice(-20)
-                .map((e) => `${e.sessionId.slice(0, 8)} #${e.seq} ${e.type}`)
-                .join('\n'),
-          );
-        }
-        await sleep(25);
-      }
+    waitForEvents,
+    async sessionEvents(application, timeoutMs) {
+      const ended = (e: SessionEvent): boolean =>
+        e.type === 'session.end' && e.client.application === application;
+      const events = await waitForEvents((all) => all.some(ended), timeoutMs);
+      const sessionId = events.find(ended)!.sessionId;
+      return events.filter((e) => e.sessionId === sessionId);
     },
     readEventText,
     close,
