@@ -39,7 +39,9 @@ export type ApprovalOutcome =
   | { readonly kind: 'granted'; readonly by: readonly Decider[]; readonly reason: string }
   | { readonly kind: 'denied'; readonly by: readonly Decider[]; readonly reason: string }
   | { readonly kind: 'expired'; readonly reason: string }
-  | { readonly kind: 'withdrawn'; readonly reason: string };
+  | { readonly kind: 'withdrawn'; readonly reason: string }
+  /** The gateway could not track the request (state database unreachable, a cap reached). */
+  | { readonly kind: 'failed'; readonly reason: string };
 
 /** A pending request, as listed to approvers. */
 export interface PendingApproval {
@@ -69,9 +71,19 @@ export interface HeldApproval {
   withdraw(reason: string): void;
 }
 
+/**
+ * Told when a request starts waiting and when it ends (notifications, metrics); called by the
+ * gateway process that raised or settled it. Observers handle their own errors.
+ */
+export interface ApprovalObserver {
+  requested(request: PendingApproval): void;
+  settled(request: PendingApproval, outcome: ApprovalOutcome): void;
+}
+
 /** Options of an {@link ApprovalBroker}. */
 export interface ApprovalBrokerOptions {
   readonly now?: () => number;
+  readonly observers?: readonly ApprovalObserver[];
   /** Ids of settled requests remembered so a late decision gets "already decided". */
   readonly rememberSettled?: number;
 }
@@ -92,10 +104,12 @@ export class ApprovalBroker {
   readonly #settled = new Map<string, ApprovalOutcome['kind']>();
   readonly #now: () => number;
   readonly #remember: number;
+  readonly #observers: readonly ApprovalObserver[];
 
   constructor(options: ApprovalBrokerOptions = {}) {
     this.#now = options.now ?? Date.now;
     this.#remember = options.rememberSettled ?? 4096;
+    this.#observers = options.observers ?? [];
   }
 
   /** Holds a request until decided, expired or withdrawn; `onSettled` is called once. */
@@ -126,6 +140,8 @@ export class ApprovalBroker {
       timer,
       onSettled,
     });
+    const pending = view(this.#pending.get(id)!);
+    for (const o of this.#observers) o.requested(pending);
     return { id, withdraw: (reason) => this.#settle(id, { kind: 'withdrawn', reason }) };
   }
 
@@ -189,6 +205,8 @@ export class ApprovalBroker {
       this.#settled.delete(this.#settled.keys().next().value!);
     }
     entry.onSettled(outcome);
+    const settled = view(entry);
+    for (const o of this.#observers) o.settled(settled, outcome);
   }
 }
 

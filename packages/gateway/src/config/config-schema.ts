@@ -308,6 +308,100 @@ const postgresResource = z.strictObject({
   masking: resourceMasking
     .optional()
     .describe('Mask sensitive values in results; statements that could reveal them are refused.'),
+  accessRequests: z
+    .strictObject({
+      approvers: z
+        .strictObject({
+          groups: z.array(nonEmpty).min(1).describe('People in any of these groups may decide.'),
+          count: z.number().int().min(1).max(10).default(1).describe('Approvals a grant needs.'),
+        })
+        .describe('Who grants time-boxed access to this resource.'),
+      maxHours: z
+        .number()
+        .int()
+        .min(1)
+        .max(720)
+        .default(8)
+        .describe('The longest grant a person may ask for.'),
+      warnMinutes: z
+        .number()
+        .int()
+        .min(1)
+        .default(5)
+        .describe('Sessions under a grant get a NOTICE this long before it ends.'),
+      timeoutSeconds: z
+        .number()
+        .int()
+        .min(60)
+        .max(604_800)
+        .default(86_400)
+        .describe('How long a request waits for a decision.'),
+    })
+    .optional()
+    .describe(
+      'People without standing access (identity.groupAccess, tokens) may ask for time-boxed access.',
+    ),
+});
+
+const approvalWebhook = z.strictObject({
+  name: nonEmpty.describe('Named in logs and metrics.'),
+  url: z.url().describe('Where notifications are POSTed.'),
+  format: z
+    .enum(['generic', 'slack'])
+    .default('generic')
+    .describe('`generic` JSON, or a Slack incoming-webhook message with approve/deny links.'),
+  secret: secretSource
+    .optional()
+    .describe('HMAC-SHA256 key: signs each delivery (X-Portcullis-Signature) and the links.'),
+  timeoutMs: z.number().int().positive().default(5_000),
+  retries: z
+    .number()
+    .int()
+    .min(0)
+    .max(20)
+    .default(5)
+    .describe('Attempts after the first, with exponential backoff.'),
+});
+
+const approvalsConfig = z.strictObject({
+  publicUrl: z
+    .url()
+    .optional()
+    .describe("The gateway API's address as approvers reach it (links in notifications)."),
+  maxPendingPerPerson: z
+    .number()
+    .int()
+    .min(1)
+    .default(20)
+    .describe("Held statements and access requests one person's sessions may have waiting."),
+  maxRequestsPerSession: z
+    .number()
+    .int()
+    .min(1)
+    .default(100)
+    .describe('Approval requests one session may raise over its life.'),
+  webhooks: z.array(approvalWebhook).default([]).describe('Notify approvers of new requests.'),
+});
+
+const stateConfig = z.strictObject({
+  url: secretSource
+    .optional()
+    .describe(
+      'postgres:// URL of the state database several gateways share (pending approvals, access grants). Omitted: embedded in dataDir (one process only).',
+    ),
+  poolSize: z.number().int().min(1).max(100).default(4),
+  pollIntervalMs: z
+    .number()
+    .int()
+    .min(50)
+    .default(1_000)
+    .describe('How often held statements re-read their request (besides LISTEN/NOTIFY).'),
+  unavailableAfterMs: z
+    .number()
+    .int()
+    .min(100)
+    .default(10_000)
+    .describe('Held statements are refused once the state database is unreachable this long.'),
 });
 
 const person = z.strictObject({
@@ -619,6 +713,12 @@ export const gatewayConfigSchema = z.strictObject({
   masking: maskingWorkers
     .default({ threads: 'auto', taskTimeoutMs: 5_000 })
     .describe('Masking workers, shared by every resource that masks.'),
+  state: stateConfig
+    .default({ poolSize: 4, pollIntervalMs: 1_000, unavailableAfterMs: 10_000 })
+    .describe('Where approvals and access grants live.'),
+  approvals: approvalsConfig
+    .default({ maxPendingPerPerson: 20, maxRequestsPerSession: 100, webhooks: [] })
+    .describe('Approval limits and notifications.'),
   events: events
     .default({
       path: 'events.jsonl',

@@ -46,6 +46,14 @@ export interface PostgresResource {
   readonly approvals: ReadonlyMap<string, ApprovalPolicy>;
   /** null when the resource masks nothing. */
   readonly masking: ResourceMasking | null;
+  /** Time-boxed access people may ask for; null when the resource takes no requests. */
+  readonly accessRequests: {
+    readonly groups: readonly string[];
+    readonly count: number;
+    readonly maxHours: number;
+    readonly warnMinutes: number;
+    readonly timeoutSeconds: number;
+  } | null;
   /** Per-session roles instead of `user`/`password`; null for the static login. */
   readonly ephemeralRoles: {
     readonly templateRole: string;
@@ -206,6 +214,21 @@ export interface GatewayConfig {
     readonly clientWriteBufferBytes: number;
   };
   readonly events: EventsConfig;
+  /** The state database: pending approvals and access grants. */
+  readonly state: {
+    /** postgres:// URL; null = embedded (PGlite) in `dataDir/state`, one process only. */
+    readonly url: string | null;
+    readonly poolSize: number;
+    readonly pollIntervalMs: number;
+    readonly unavailableAfterMs: number;
+  };
+  readonly approvals: {
+    /** Base URL of the gateway API for links in notifications; null = no links. */
+    readonly publicUrl: string | null;
+    readonly maxPendingPerPerson: number;
+    readonly maxRequestsPerSession: number;
+    readonly webhooks: readonly ApprovalWebhookConfig[];
+  };
   /** Masking workers, shared by the resources that mask. */
   readonly masking: {
     /** Worker threads per process; 0 masks inline only. */
@@ -214,6 +237,17 @@ export interface GatewayConfig {
     readonly thresholdBytes: number | null;
     readonly taskTimeoutMs: number;
   };
+}
+
+/** An outgoing approval notification target. */
+export interface ApprovalWebhookConfig {
+  readonly name: string;
+  readonly url: string;
+  readonly format: 'generic' | 'slack';
+  /** HMAC-SHA256 key for signatures; null = deliveries and links are unsigned. */
+  readonly secret: string | null;
+  readonly timeoutMs: number;
+  readonly retries: number;
 }
 
 /** Where relative paths and environment variables come from while resolving. */
@@ -291,6 +325,16 @@ export function resolveConfig(raw: unknown, ctx: ResolveContext, source = 'confi
       connectTimeoutMs: r.connectTimeoutMs,
       policy: resolvePolicy(`resources.${name}.policy`, r.policy),
       approvals: resolveApprovals(`resources.${name}.policy`, r.policy),
+      accessRequests:
+        r.accessRequests === undefined
+          ? null
+          : {
+              groups: r.accessRequests.approvers.groups,
+              count: r.accessRequests.approvers.count,
+              maxHours: r.accessRequests.maxHours,
+              warnMinutes: r.accessRequests.warnMinutes,
+              timeoutSeconds: r.accessRequests.timeoutSeconds,
+            },
       ephemeralRoles:
         r.ephemeralRoles === undefined
           ? null
@@ -346,9 +390,23 @@ export function resolveConfig(raw: unknown, ctx: ResolveContext, source = 'confi
   if (identity !== null && cfg.listeners.http === undefined) {
     throw invalid('identity: needs listeners.http (the token and delegation endpoints live there)');
   }
+  const processes = cfg.processes === 'auto' ? Math.max(1, cpus().length) : cfg.processes;
+  const stateUrl =
+    cfg.state.url === undefined ? null : readSecret('state.url', cfg.state.url, ctx, path);
+  if (stateUrl !== null && !/^postgres(ql)?:\/\//.test(stateUrl)) {
+    throw invalid('state.url: must be a postgres:// or postgresql:// URL');
+  }
+  const needsState = Object.values(resources).some(
+    (r) => r.approvals.size > 0 || r.accessRequests !== null,
+  );
+  if (needsState && stateUrl === null && processes > 1) {
+    throw invalid(
+      'state.url: approvers and access requests with several processes need a shared PostgreSQL state database; set state.url or use processes: 1',
+    );
+  }
   return deepFreeze({
     dataDir,
-    processes: cfg.processes === 'auto' ? Math.max(1, cpus().length) : cfg.processes,
+    processes,
     logLevel: cfg.log.level,
     postgres: {
       host: listener.host,
@@ -368,6 +426,28 @@ export function resolveConfig(raw: unknown, ctx: ResolveContext, source = 'confi
     identity,
     limits: { ...cfg.limits },
     events: resolveEvents(cfg.events, dataDir, (key, source) => readSecret(key, source, ctx, path)),
+    state: {
+      url: stateUrl,
+      poolSize: cfg.state.poolSize,
+      pollIntervalMs: cfg.state.pollIntervalMs,
+      unavailableAfterMs: cfg.state.unavailableAfterMs,
+    },
+    approvals: {
+      publicUrl: cfg.approvals.publicUrl?.replace(/\/+$/, '') ?? null,
+      maxPendingPerPerson: cfg.approvals.maxPendingPerPerson,
+      maxRequestsPerSession: cfg.approvals.maxRequestsPerSession,
+      webhooks: cfg.approvals.webhooks.map((w, i) => ({
+        name: w.name,
+        url: w.url,
+        format: w.format,
+        secret:
+          w.secret === undefined
+            ? null
+            : readSecret(`approvals.webhooks.${i}.secret`, w.secret, ctx, path),
+        timeoutMs: w.timeoutMs,
+        retries: w.retries,
+      })),
+    },
     masking: {
       threads:
         cfg.masking.threads === 'auto'

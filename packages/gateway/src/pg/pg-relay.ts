@@ -373,7 +373,9 @@ export class PgRelay {
     if (hold === null) return;
     this.#hold = null;
     this.#pendingNotice = null;
-    this.#recorder.approvalDecided(`approval.${outcome.kind}`, {
+    // A request the gateway could not track ends like a withdrawn one: nobody decided it.
+    const recorded = outcome.kind === 'failed' ? 'withdrawn' : outcome.kind;
+    this.#recorder.approvalDecided(`approval.${recorded}`, {
       id: hold.approval.id,
       by: outcome.kind === 'granted' || outcome.kind === 'denied' ? outcome.by : [],
       reason: outcome.reason,
@@ -402,6 +404,16 @@ export class PgRelay {
         break;
       case 'withdrawn':
         out.push(query(refusalStatement('canceling statement due to user request', hint, '57014')));
+        break;
+      case 'failed':
+        out.push(
+          query(
+            refusalStatement(
+              `${decision.message}; it was not run because its approval could not be tracked (${outcome.reason})`,
+              hint,
+            ),
+          ),
+        );
         break;
     }
     const waiting = this.#heldFrames.splice(0);
