@@ -15,3 +15,8 @@ export * from './events/event-store-access.js';
 export * from './events/jsonl-file-sink.js';
 export * from './events/chain-key.js';
 export * from './approvals/approval-broker.js';
+export * from './state/state-db.js';
+export * from './state/pg-state-db.js';
+export * from './state/pglite-state-db.js';
+export * from './state/state-migrations.js';
+export * from './state/open-state-db.js';
