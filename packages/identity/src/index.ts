@@ -76,5 +76,6 @@ export {
   type PkceLogin,
   type PkceLoginOptions,
   type PollDeviceLoginOptions,
+  type RedirectLogin,
   type TokenRequest,
 } from './oidc-client.js';

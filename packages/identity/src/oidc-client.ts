@@ -79,6 +79,15 @@ export interface PkceLogin {
   close(): Promise<void>;
 }
 
+/** A started redirect login: send the browser to `authorizationUrl`; the rest is secret. */
+export interface RedirectLogin {
+  readonly authorizationUrl: URL;
+  readonly state: string;
+  readonly nonce: string;
+  /** The PKCE code verifier. */
+  readonly verifier: string;
+}
+
 const LOGIN_SCOPE = 'openid email profile groups offline_access';
 const CALLBACK_PATH = '/callback';
 
@@ -324,6 +333,56 @@ export class OidcClient {
         finish(loginFailed('timeout'));
       },
     };
+  }
+
+  /**
+   * Starts an authorization-code login with PKCE (S256), `state` and `nonce` whose redirect the
+   * caller serves itself (a web page, not a loopback listener). Keep the returned secrets from
+   * anyone but the browser that logs in (a sealed cookie), and hand them to
+   * {@link finishRedirectLogin} with the URL the browser came back to.
+   */
+  async startRedirectLogin(
+    options: TokenRequest & { redirectUri: string },
+  ): Promise<RedirectLogin> {
+    const verifier = client.randomPKCECodeVerifier();
+    const challenge = await client.calculatePKCECodeChallenge(verifier);
+    const state = client.randomState();
+    const nonce = client.randomNonce();
+    const authorizationUrl = client.buildAuthorizationUrl(this.#config, {
+      redirect_uri: options.redirectUri,
+      response_type: 'code',
+      code_challenge: challenge,
+      code_challenge_method: 'S256',
+      state,
+      nonce,
+      ...params(options, LOGIN_SCOPE),
+    });
+    return { authorizationUrl, state, nonce, verifier };
+  }
+
+  /**
+   * Exchanges the code in `callbackUrl` (the redirect URI with the IdP's query) after checking
+   * `state`, then the ID token's `nonce`. Fails with reason `state-mismatch`, `denied` or
+   * `rejected`.
+   */
+  async finishRedirectLogin(
+    callbackUrl: URL,
+    expected: Pick<RedirectLogin, 'state' | 'nonce' | 'verifier'>,
+  ): Promise<OidcTokens> {
+    if (callbackUrl.searchParams.get('state') !== expected.state) {
+      throw loginFailed('state-mismatch');
+    }
+    try {
+      const response = await client.authorizationCodeGrant(this.#config, callbackUrl, {
+        pkceCodeVerifier: expected.verifier,
+        expectedState: expected.state,
+        expectedNonce: expected.nonce,
+        idTokenExpected: true,
+      });
+      return toTokens(response, Date.now());
+    } catch (error) {
+      throw flowError(error);
+    }
   }
 
   /** Client-credentials grant: an agent's own token (needs a confidential client). */
