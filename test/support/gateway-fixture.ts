@@ -49,6 +49,8 @@ export interface GatewayFixtureOptions {
   readonly masking?: GatewayConfigInput['masking'];
   /** OIDC login, gateway credentials, delegations; starts the HTTP API on a free port too. */
   readonly identity?: GatewayConfigInput['identity'];
+  /** Approval limits and notifications (`approvals`: publicUrl, webhooks). */
+  readonly approvals?: GatewayConfigInput['approvals'];
   /** Test-only fault for masking workers (the process needs PORTCULLIS_TEST_HOOKS=1). */
   readonly maskingFault?: () => 'exit' | 'throw' | 'uncaught' | 'hang' | undefined;
   readonly events?: {
@@ -212,6 +214,7 @@ export async function startGatewayFixture(options: GatewayFixtureOptions): Promi
     ...(options.limits === undefined ? {} : { limits: options.limits }),
     ...(options.masking === undefined ? {} : { masking: options.masking }),
     ...(options.identity === undefined ? {} : { identity: options.identity }),
+    ...(options.approvals === undefined ? {} : { approvals: options.approvals }),
     events: {
       flushIntervalMs: options.events?.flushIntervalMs ?? 20,
       dangerouslyRecordLiterals: options.events?.dangerouslyRecordLiterals ?? false,

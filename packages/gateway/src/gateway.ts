@@ -1,6 +1,7 @@
 import type { EventSink, Logger } from '@portcullis/core';
 import { StatementAnalyzer, loadSqlParser } from '@portcullis/sql';
 import { ApprovalBroker } from './approvals/approval-broker.js';
+import { createApprovalNotifier } from './approvals/approval-notifier.js';
 import type { GatewayConfig } from './config/load-config.js';
 import type { ClusterSinkClient } from './events/cluster-event-sinks.js';
 import { EventPipeline } from './events/event-pipeline.js';
@@ -76,7 +77,14 @@ export async function startGateway(
   if (pipeline !== null) metrics.watchEvents(() => pipeline.snapshot());
   const sink = meteredSink(pipeline?.sink ?? options.sink!, metrics);
   const cancels = new CancelRegistry(options.slot ?? 0, logger);
-  const approvals = options.slot === undefined ? new ApprovalBroker() : null;
+  const notifier =
+    options.slot === undefined
+      ? await createApprovalNotifier(config, { logger, registry: metrics.registry })
+      : null;
+  const approvals =
+    options.slot === undefined
+      ? new ApprovalBroker({ observers: notifier === null ? [] : [notifier] })
+      : null;
   // The parser (WASM) loads once per process; analyses are cached across its sessions.
   await loadSqlParser();
   const analyzer = new StatementAnalyzer();
@@ -174,6 +182,7 @@ export async function startGateway(
       accepting = false;
       await postgres.close();
       approvals?.close('the gateway is shutting down');
+      await notifier?.close();
       await closeMasking();
       // Sessions have ended (their last events are in): flush, let the sinks catch up, stop.
       await sink.close();

@@ -51,7 +51,8 @@ export interface OidcProviderServer {
   readonly people: readonly OidcPerson[];
   /**
    * The gateway's confidential client: authorization code + PKCE with a loopback redirect
-   * (`http://127.0.0.1/callback` on any port, RFC 8252), device code, refresh tokens.
+   * (`http://127.0.0.1/callback` or `/v1/approvals/callback` on any port, RFC 8252), device
+   * code, refresh tokens.
    */
   readonly gatewayClient: Required<OidcClientCredentials>;
   /** A public client for the CLI (`portcullis-cli`): the same grants, no secret. */
@@ -179,6 +180,9 @@ export async function startOidcProvider(
     clientSecret: secret(),
   };
   const cliClient = { clientId: 'portcullis-cli' };
+  // Loopback redirects match on any port (RFC 8252): the CLI's listener, and the gateway's
+  // approval pages signing an approver in.
+  const loginRedirects = ['http://127.0.0.1/callback', 'http://127.0.0.1/v1/approvals/callback'];
   const loginGrants = [
     'authorization_code',
     'refresh_token',
@@ -208,7 +212,7 @@ export async function startOidcProvider(
         client_id: gatewayClient.clientId,
         client_secret: gatewayClient.clientSecret,
         application_type: 'native',
-        redirect_uris: ['http://127.0.0.1/callback'],
+        redirect_uris: loginRedirects,
         grant_types: loginGrants,
         response_types: ['code'],
         token_endpoint_auth_method: 'client_secret_basic',
@@ -216,7 +220,7 @@ export async function startOidcProvider(
       {
         client_id: cliClient.clientId,
         application_type: 'native',
-        redirect_uris: ['http://127.0.0.1/callback'],
+        redirect_uris: loginRedirects,
         grant_types: loginGrants,
         response_types: ['code'],
         token_endpoint_auth_method: 'none',

@@ -1,5 +1,6 @@
 import type { Logger } from '@portcullis/core';
 import type { ApprovalBroker } from '../approvals/approval-broker.js';
+import { openApprovalPages } from '../approvals/approval-page-routes.js';
 import { approvalRoutes } from '../approvals/approval-routes.js';
 import type { GatewayConfig } from '../config/load-config.js';
 import type { GatewayIdentity } from '../identity/gateway-identity.js';
@@ -29,6 +30,10 @@ export async function startGatewayApi(
       ...operationalRoutes(state),
       ...(identity === null ? [] : identityRoutes(identity, resourceNames)),
       ...(identity === null || approvals === null ? [] : approvalRoutes(approvals, identity)),
+      // The review pages behind the links in approval notifications.
+      ...(identity === null || approvals === null
+        ? []
+        : await openApprovalPages(config, approvals, identity, logger)),
     ],
     logger,
   });

@@ -5,6 +5,7 @@ import { silentLogger } from '@portcullis/core';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { ApprovalBroker } from '../approvals/approval-broker.js';
+import { approvalPageRoutes } from '../approvals/approval-page-routes.js';
 import { approvalRoutes } from '../approvals/approval-routes.js';
 import { GatewayIdentity } from '../identity/gateway-identity.js';
 import { identityRoutes } from '../identity/identity-routes.js';
@@ -36,6 +37,13 @@ describe('docs/openapi.yaml', () => {
       ...operationalRoutes({ ready: () => true, metrics: async () => '' }),
       ...identityRoutes(identity, () => []),
       ...approvalRoutes(new ApprovalBroker(), identity),
+      ...approvalPageRoutes({
+        publicUrl: null,
+        links: null,
+        broker: new ApprovalBroker(),
+        identity,
+        logger: silentLogger,
+      }),
     ]
       .map((route) => `${route.method} ${route.path.replace(/:(\w+)/g, '{$1}')}`)
       .sort();
