@@ -147,9 +147,15 @@ export class GatewayIdentity {
    * Checks a gateway credential sent as a password for `resource`: a valid signature from this
    * gateway's keys, not expired, and access to the resource — the person's groups for a person,
    * the delegation (not revoked) and the person's groups for an agent acting for them, the
-   * agent's own resources for an agent as itself. Throws {@link AuthRefusal}.
+   * agent's own resources for an agent as itself. Throws {@link AuthRefusal}. `granted` is asked
+   * when the person's groups do not reach the resource (a time-boxed access grant); an agent
+   * acting for them still needs a delegation covering the resource.
    */
-  async authenticate(password: string, resource: string): Promise<SessionIdentity> {
+  async authenticate(
+    password: string,
+    resource: string,
+    granted?: (person: Person) => Promise<boolean>,
+  ): Promise<SessionIdentity> {
     let credential: VerifiedGatewayCredential;
     try {
       credential = await this.verifier.verify(password);
@@ -189,7 +195,10 @@ export class GatewayIdentity {
         authMethod: 'client-credentials',
       };
     }
-    if (!groupsMayUse(this.config.groupAccess, person.groups, resource)) {
+    if (
+      !groupsMayUse(this.config.groupAccess, person.groups, resource) &&
+      (granted === undefined || !(await granted(person)))
+    ) {
       throw new AuthRefusal(
         '42501',
         `${person.email || person.subject} may not use resource "${resource}"`,

@@ -35,6 +35,8 @@ import {
   sinkAccepts,
 } from '../events/event-admission.js';
 import type { ApprovalBroker } from '../approvals/approval-broker.js';
+import { requestHint, type AccessGrant } from '../access/access-rules.js';
+import type { AccessService } from '../access/access-service.js';
 import { SessionRecorder } from '../events/session-recorder.js';
 import {
   AuthRefusal,
@@ -79,6 +81,8 @@ export interface AcceptContext {
   readonly maskingWorkers: MaskingWorkers | null;
   /** Holds `review` statements for approval; absent: they are refused at once. */
   readonly approvals?: ApprovalBroker;
+  /** Time-boxed access grants; absent when no resource takes access requests. */
+  readonly access?: AccessService;
 }
 
 /** The person of an `auth.failed` event when the credential named nobody. */
@@ -222,6 +226,22 @@ export async function acceptClient(raw: Socket, ctx: AcceptContext): Promise<voi
       ? config.resources[database]
       : undefined;
     const grant = config.tokens[sha256Hex(password)];
+    /** The access grant the session runs under, when the person has no standing access. */
+    let accessGrant: AccessGrant | null = null;
+    const grantFor = async (person: Person): Promise<AccessGrant | null> => {
+      if (ctx.access === undefined || resource?.accessRequests == null) return null;
+      try {
+        return await ctx.access.activeGrant(person.subject, resource.name);
+      } catch (err) {
+        // Fails closed: without the state database no grant can be shown to exist.
+        logger.warn({ err, resource: resource.name }, 'access grants could not be read');
+        return null;
+      }
+    };
+    const hint = (reason: string): string | undefined =>
+      reason === 'no-access' && resource?.accessRequests != null
+        ? requestHint(resource.name)
+        : undefined;
     let identity: SessionIdentity;
     if (grant !== undefined) {
       if (resource === undefined) {
@@ -231,12 +251,16 @@ export async function acceptClient(raw: Socket, ctx: AcceptContext): Promise<voi
           `the database name selects a Portcullis resource; known to you: ${allowedResources(config, grant.resources).join(', ') || 'none'}`,
         );
       }
-      if (grant.resources !== null && !grant.resources.includes(resource.name)) {
+      if (
+        grant.resources !== null &&
+        !grant.resources.includes(resource.name) &&
+        (accessGrant = await grantFor(grant.person)) === null
+      ) {
         refuseLogin(
           new Refusal(
             SqlState.InsufficientPrivilege,
             `permission denied for database "${database}"`,
-            `${grant.person.email} may not use resource ${resource.name}`,
+            hint('no-access') ?? `${grant.person.email} may not use resource ${resource.name}`,
           ),
           'no-access',
           grant.person,
@@ -249,7 +273,11 @@ export async function acceptClient(raw: Socket, ctx: AcceptContext): Promise<voi
         throw new Refusal(SqlState.UnknownDatabase, `database "${database}" does not exist`);
       }
       try {
-        identity = await ctx.identity.authenticate(password, resource.name);
+        identity = await ctx.identity.authenticate(
+          password,
+          resource.name,
+          async (person) => (accessGrant = await grantFor(person)) !== null,
+        );
       } catch (err) {
         if (!(err instanceof AuthRefusal)) throw err;
         logger.info(
@@ -257,7 +285,7 @@ export async function acceptClient(raw: Socket, ctx: AcceptContext): Promise<voi
           'gateway credential refused',
         );
         identity = refuseLogin(
-          new Refusal(err.sqlState, err.message),
+          new Refusal(err.sqlState, err.message, hint(err.reason)),
           err.reason,
           err.person,
           'oidc',
@@ -363,6 +391,8 @@ export async function acceptClient(raw: Socket, ctx: AcceptContext): Promise<voi
     const sessionRole = role;
     const approvals = ctx.approvals;
     const sessionIdentity = identity;
+    let unwatchGrant: (() => void) | null = null;
+    let sessionClosed = false;
     const relay = new PgRelay(socket, upstream.socket, recorder, {
       maxFrameBytes: config.limits.maxFrameBytes,
       clientWriteBufferBytes: config.limits.clientWriteBufferBytes,
@@ -415,6 +445,8 @@ export async function acceptClient(raw: Socket, ctx: AcceptContext): Promise<voi
         ctx.cancels.unregister(key.processId);
         ctx.sessions.delete(relay);
         void sessionRole?.release();
+        sessionClosed = true;
+        unwatchGrant?.();
       },
     });
     ctx.sessions.add(relay);
@@ -427,6 +459,28 @@ export async function acceptClient(raw: Socket, ctx: AcceptContext): Promise<voi
     const leftover = reader.takeRest();
     reader.detach();
     relay.start(leftover, masked?.leftover ?? upstream.leftover);
+    if (accessGrant !== null && ctx.access !== undefined && resource.accessRequests !== null) {
+      // Warned before the grant ends and closed when it ends or is revoked (access-sessions.ts).
+      ctx.access
+        .watch(accessGrant, resource.accessRequests, {
+          notice: (message) => relay.notice(message),
+          end: (code, message, reason) => relay.terminate(code, message, reason),
+        })
+        .then(
+          (stop) => {
+            if (sessionClosed) stop();
+            else unwatchGrant = stop;
+          },
+          (err: unknown) => {
+            logger.warn({ err }, 'a session under an access grant could not be watched');
+            relay.terminate(
+              SqlState.InsufficientPrivilege,
+              'your access grant could not be tracked, so the session was closed',
+              'access-untracked',
+            );
+          },
+        );
+    }
   } catch (err) {
     clearTimeout(timer);
     reader.detach();

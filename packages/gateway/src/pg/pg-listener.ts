@@ -7,6 +7,7 @@ import type { EphemeralRoleProvisioner } from './ephemeral-roles.js';
 import type { MaskingWorkers, ResourceMaskingRuntime } from '../masking/resource-masking.js';
 import type { StatementAnalyzer } from '@portcullis/sql';
 import type { GatewayConfig } from '../config/load-config.js';
+import type { AccessService } from '../access/access-service.js';
 import { acceptClient, type AcceptContext } from './accept-client.js';
 import type { CancelRegistry } from './cancel-registry.js';
 import { fatal, SqlState } from './pg-errors.js';
@@ -42,6 +43,8 @@ export interface PgListenerDeps {
   readonly ephemeralRoles: ReadonlyMap<string, EphemeralRoleProvisioner>;
   /** Holds `review` statements for approval; absent: they are refused at once. */
   readonly approvals?: ApprovalBroker;
+  /** Time-boxed access grants; absent when no resource takes access requests. */
+  readonly access?: AccessService;
   /** Listen on an already-bound server (cluster workers share the primary's); default: own. */
   readonly exclusive?: boolean;
 }
@@ -69,6 +72,7 @@ export async function startPgListener(
     identity: deps.identity,
     ephemeralRoles: deps.ephemeralRoles,
     ...(deps.approvals === undefined ? {} : { approvals: deps.approvals }),
+    ...(deps.access === undefined ? {} : { access: deps.access }),
   };
   const sockets = new Set<Socket>();
   const server: Server = createServer({ noDelay: true }, (socket) => {

@@ -274,6 +274,15 @@ export class PgRelay {
     if (clientLeftover.length > 0) this.#fromClient(clientLeftover);
   }
 
+  /** Sends the client a NOTICE between server frames (an access grant about to end). */
+  notice(message: string): void {
+    if (this.#closing) return;
+    const frame = noticeResponse({ severity: 'NOTICE', code: '01000', message });
+    this.#pendingNotice =
+      this.#pendingNotice === null ? frame : Buffer.concat([this.#pendingNotice, frame]);
+    this.#flushNotice();
+  }
+
   /** Ends the session from the gateway's side (shutdown), telling the client why. */
   terminate(code: string, message: string, reason: string): void {
     if (this.#closing) return;
