@@ -352,7 +352,7 @@ const approvalWebhook = z.strictObject({
     .describe('`generic` JSON, or a Slack incoming-webhook message with approve/deny links.'),
   secret: secretSource
     .optional()
-    .describe('HMAC-SHA256 key: signs each delivery (X-Portcullis-Signature) and the links.'),
+    .describe('HMAC-SHA256 key: signs each delivery (X-Portcullis-Signature).'),
   timeoutMs: z.number().int().positive().default(5_000),
   retries: z
     .number()

@@ -244,7 +244,7 @@ export interface ApprovalWebhookConfig {
   readonly name: string;
   readonly url: string;
   readonly format: 'generic' | 'slack';
-  /** HMAC-SHA256 key for signatures; null = deliveries and links are unsigned. */
+  /** HMAC-SHA256 key of delivery signatures; null = unsigned (links use the gateway's own key). */
   readonly secret: string | null;
   readonly timeoutMs: number;
   readonly retries: number;
