@@ -72,6 +72,14 @@ const DEMO_POLICY: NonNullable<GatewayConfigInput['resources'][string]['policy']
       action: 'block',
       match: { flags: ['server-file-access', 'copy-program', 'copy-server-file'] },
     },
+    {
+      name: 'agents-changing-orders-need-approval',
+      action: 'review',
+      match: { kinds: ['insert', 'update', 'delete'], tablesWritten: ['orders'], agent: true },
+      message: 'an agent changing orders needs an approver',
+      approvers: { groups: ['approvers'] },
+      timeoutSeconds: 600,
+    },
   ],
 };
 
@@ -422,6 +430,12 @@ export function demoCommand(): Command {
         'Try the masking (personal data comes back masked; anything that could reveal it is refused):',
         '  SELECT full_name, email, phone, card_number, national_id FROM customers LIMIT 5;',
         "  SELECT upper(email) FROM customers;      SELECT id FROM customers WHERE email LIKE 'a%';",
+        '',
+        `Try an approval: as ${DEMO_AGENT.name} (its URL above) run  DELETE FROM orders WHERE id = 1;`,
+        '  it waits, and the NOTICE names the approval; an approver (bob) releases or refuses it:',
+        `  npx portcullis login --gateway ${apiUrl} --config-file ${join(shownDir, 'bob.json')}    (sign in as bob)`,
+        `  npx portcullis approvals --config-file ${join(shownDir, 'bob.json')}`,
+        `  npx portcullis approve ID --config-file ${join(shownDir, 'bob.json')}      (or: deny ID --reason "…")`,
         '',
         'Then see what was recorded, against whom:',
         `  npx portcullis events${eventsHint}                  (a table)`,
