@@ -16,6 +16,7 @@ import {
 import { ResourceMaskingRuntime } from './masking/resource-masking.js';
 import { CancelRegistry } from './pg/cancel-registry.js';
 import { startPgListener, type PgListener } from './pg/pg-listener.js';
+import { LazyStateDb } from './state/open-state-db.js';
 
 /** A running gateway process (one of several in multi-process mode). */
 export interface Gateway {
@@ -23,10 +24,12 @@ export interface Gateway {
   /** Gateway credentials and delegations; null when identity is not configured. */
   readonly identity: GatewayIdentity | null;
   /**
-   * Statements held for approval; null in a multi-process gateway, whose processes could not
-   * share them (there `review` statements are refused at once).
+   * Statements held for approval, kept in the state database; null when no resource has a
+   * `review` rule with approvers (there `review` statements are refused at once).
    */
   readonly approvals: ApprovalBroker | null;
+  /** The state database (opened on first use); null when no resource keeps state. */
+  readonly state: LazyStateDb | null;
   /** This process's metrics (counted from the events it records). */
   readonly metrics: GatewayMetrics;
   /** The spool and its sinks; null when an event sink was injected. */
@@ -77,14 +80,30 @@ export async function startGateway(
   if (pipeline !== null) metrics.watchEvents(() => pipeline.snapshot());
   const sink = meteredSink(pipeline?.sink ?? options.sink!, metrics);
   const cancels = new CancelRegistry(options.slot ?? 0, logger);
-  const notifier =
-    options.slot === undefined
-      ? await createApprovalNotifier(config, { logger, registry: metrics.registry })
-      : null;
-  const approvals =
-    options.slot === undefined
-      ? new ApprovalBroker({ observers: notifier === null ? [] : [notifier] })
-      : null;
+  const state = LazyStateDb.forConfig(config, logger);
+  // Several processes share holds only through a shared state database (load-config insists).
+  const holdsHere =
+    state !== null &&
+    Object.values(config.resources).some((r) => r.approvals.size > 0) &&
+    (options.slot === undefined || config.state.url !== null);
+  const notifier = holdsHere
+    ? await createApprovalNotifier(config, { logger, registry: metrics.registry })
+    : null;
+  const approvals = holdsHere
+    ? new ApprovalBroker({
+        db: () => state.get(),
+        observers: notifier === null ? [] : [notifier],
+        pollIntervalMs: config.state.pollIntervalMs,
+        unavailableAfterMs: config.state.unavailableAfterMs,
+        limits: config.approvals,
+        logger,
+      })
+    : null;
+  // Tables and the decision subscription are ready before the first hold; if the state
+  // database is away now, holds fail closed until it is back.
+  await approvals?.start().catch((err: unknown) => {
+    logger.warn({ err }, 'the approval state database is not reachable yet');
+  });
   // The parser (WASM) loads once per process; analyses are cached across its sessions.
   await loadSqlParser();
   const analyzer = new StatementAnalyzer();
@@ -163,6 +182,9 @@ export async function startGateway(
     });
   } catch (err) {
     await closeMasking();
+    await approvals?.close('the gateway did not start');
+    await notifier?.close();
+    await state?.close();
     await sink.close();
     await pipeline?.close();
     throw err;
@@ -172,6 +194,7 @@ export async function startGateway(
     postgres,
     identity,
     approvals,
+    state,
     metrics,
     events: pipeline,
     get accepting() {
@@ -181,8 +204,9 @@ export async function startGateway(
     async close() {
       accepting = false;
       await postgres.close();
-      approvals?.close('the gateway is shutting down');
+      await approvals?.close('the gateway is shutting down');
       await notifier?.close();
+      await state?.close();
       await closeMasking();
       // Sessions have ended (their last events are in): flush, let the sinks catch up, stop.
       await sink.close();

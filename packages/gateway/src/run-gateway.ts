@@ -14,6 +14,8 @@ import { startGateway, type Gateway } from './gateway.js';
 import { startGatewayApi } from './http/gateway-api.js';
 import type { HttpServer } from './http/http-server.js';
 import { GatewayIdentity } from './identity/gateway-identity.js';
+import { ApprovalBroker } from './approvals/approval-broker.js';
+import { LazyStateDb } from './state/open-state-db.js';
 
 /** Messages between the primary and gateway worker processes. */
 export type ClusterMessage =
@@ -94,6 +96,18 @@ async function runPrimary(config: GatewayConfig, logger: Logger): Promise<Runnin
           role: 'issuer',
         });
   const events = new ClusterSinkHost(await createLocalSinks(config.events, logger), logger);
+  const stateDb = LazyStateDb.forConfig(config, logger);
+  // Its API decides statements that workers hold, through the shared state database.
+  const approvals =
+    stateDb !== null && Object.values(config.resources).some((r) => r.approvals.size > 0)
+      ? new ApprovalBroker({
+          db: () => stateDb.get(),
+          pollIntervalMs: config.state.pollIntervalMs,
+          unavailableAfterMs: config.state.unavailableAfterMs,
+          limits: config.approvals,
+          logger,
+        })
+      : null;
   const here = fileURLToPath(import.meta.url);
   cluster.setupPrimary({
     exec: here.replace(/run-gateway\.(ts|js)$/, 'cluster-worker.$1'),
@@ -159,10 +173,13 @@ async function runPrimary(config: GatewayConfig, logger: Logger): Promise<Runnin
         metrics: async () => (await aggregator.clusterMetrics()) as string,
       },
       identity,
+      approvals,
     );
   } catch (err) {
     stopping = true;
     for (const worker of workers.values()) worker.kill('SIGTERM');
+    await approvals?.close('the gateway did not start');
+    await stateDb?.close();
     await events.close();
     throw err;
   }
@@ -185,6 +202,8 @@ async function runPrimary(config: GatewayConfig, logger: Logger): Promise<Runnin
       );
       // Workers drained their spools into the sinks while stopping.
       await events.close();
+      await approvals?.close('the gateway is shutting down');
+      await stateDb?.close();
     },
   };
 }

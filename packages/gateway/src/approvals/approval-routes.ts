@@ -7,6 +7,7 @@ import {
   type ApiRoute,
 } from '../http/http-server.js';
 import type { GatewayIdentity } from '../identity/gateway-identity.js';
+import { StateDbUnavailable } from '../state/state-db.js';
 import type { ApprovalBroker, PendingApproval } from './approval-broker.js';
 
 /** Longest reason accepted with a decision. */
@@ -37,9 +38,20 @@ function approvalJson(p: PendingApproval) {
   };
 }
 
+/** The store is away: 503, so a client retries (any other failure is the server's fault). */
+function storeUnavailable(err: unknown): ApiResponse {
+  if (!(err instanceof StateDbUnavailable)) throw err;
+  return errorResponse(
+    503,
+    'unavailable',
+    'the approval state database is unreachable; try again shortly',
+  );
+}
+
 /**
  * The approval endpoints: list the held statements the Bearer person may decide, approve one,
- * deny one with a reason. The Bearer token is a person's gateway credential (an agent's is
+ * deny one with a reason. They read and write the shared store, so any gateway's API decides
+ * statements held by any other. The Bearer token is a person's gateway credential (an agent's is
  * refused: agents never approve).
  */
 export function approvalRoutes(broker: ApprovalBroker, identity: GatewayIdentity): ApiRoute[] {
@@ -89,7 +101,8 @@ export function approvalRoutes(broker: ApprovalBroker, identity: GatewayIdentity
       return errorResponse(400, 'invalid_request', 'a denial needs a reason');
     }
     const id = request.params['id'] ?? '';
-    const result = broker.decide(id, person, verdict, reason);
+    const result = await broker.decide(id, person, verdict, reason).catch(storeUnavailable);
+    if ('status' in result) return result;
     if (!result.ok) {
       const status = { unknown: 404, forbidden: 403, decided: 409 }[result.reason];
       const code = { unknown: 'not_found', forbidden: 'forbidden', decided: 'already_decided' }[
@@ -108,7 +121,9 @@ export function approvalRoutes(broker: ApprovalBroker, identity: GatewayIdentity
       handle: async (request) => {
         const person = await bearerPerson(request);
         if ('status' in person) return person;
-        return { status: 200, json: { approvals: broker.pendingFor(person).map(approvalJson) } };
+        const pending = await broker.pendingFor(person).catch(storeUnavailable);
+        if ('status' in pending) return pending;
+        return { status: 200, json: { approvals: pending.map(approvalJson) } };
       },
     },
     { method: 'POST', path: '/v1/approvals/:id/approve', handle: decide('approve') },
