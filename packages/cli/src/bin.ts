@@ -4,6 +4,7 @@ import { isIdentityError, type IdentityError } from '@portcullis/identity';
 import { configCommand } from './commands/config-command.js';
 import { credentialsCommand } from './commands/credentials-command.js';
 import { approvalsCommand, approveCommand, denyCommand } from './commands/approvals-command.js';
+import { accessCommand, requestCommand } from './commands/access-command.js';
 import { delegateCommand, delegationsCommand, revokeCommand } from './commands/delegate-command.js';
 import { demoCommand } from './commands/demo-command.js';
 import { eventsCommand } from './commands/events-command.js';
@@ -35,6 +36,8 @@ program.addCommand(revokeCommand());
 program.addCommand(approvalsCommand());
 program.addCommand(approveCommand());
 program.addCommand(denyCommand());
+program.addCommand(requestCommand());
+program.addCommand(accessCommand());
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (isPortcullisError(err)) {

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { CredentialStore } from '@portcullis/identity';
+import { ACCESS_REQUEST_PREFIX } from './access-command.js';
 import { clockTime } from './cli-options.js';
 import { formatTable } from './format-table.js';
 import { GatewayApi, GatewayApiError, type ApprovalView } from './gateway-api.js';
@@ -72,12 +73,28 @@ export function approvalsCommand(): Command {
 /** `portcullis approve`: release a held statement. */
 export function approveCommand(): Command {
   return new Command('approve')
-    .description('approve a held statement: it runs as submitted (once enough approvers agree)')
-    .argument('<id>', 'the approval id (see `portcullis approvals`)')
+    .description(
+      'approve a held statement (it runs as submitted) or an access request (acr_…: a grant starts), once enough approvers agree',
+    )
+    .argument(
+      '<id>',
+      'the approval id (`portcullis approvals`) or access request id (`portcullis access`)',
+    )
     .option('--reason <text>', 'why (recorded with the decision)')
     .option('--config-file <path>', CONFIG_FILE_HELP)
     .action(async (id: string, opts: { reason?: string; configFile?: string }) => {
       const { token, api } = await approverSession(opts.configFile);
+      if (id.startsWith(ACCESS_REQUEST_PREFIX)) {
+        const request = await api
+          .decideAccessRequest(token, id, 'approve', opts.reason)
+          .catch(explain);
+        console.log(
+          request.grant === null
+            ? `approved ${request.id}; ${request.approvalsNeeded - request.approvals.length} more approval(s) needed`
+            : `approved ${request.id}: ${request.requester.email} may use ${request.resource} until ${clockTime(Date.parse(request.grant.endsAt))} (grant ${request.grant.id})`,
+        );
+        return;
+      }
       const decided = await api.decideApproval(token, id, 'approve', opts.reason).catch(explain);
       console.log(
         decided.state === 'pending'
@@ -90,12 +107,24 @@ export function approveCommand(): Command {
 /** `portcullis deny`: refuse a held statement. */
 export function denyCommand(): Command {
   return new Command('deny')
-    .description('deny a held statement: the client gets 42501 with your reason')
-    .argument('<id>', 'the approval id (see `portcullis approvals`)')
+    .description(
+      'deny a held statement (the client gets 42501 with your reason) or an access request (acr_…)',
+    )
+    .argument(
+      '<id>',
+      'the approval id (`portcullis approvals`) or access request id (`portcullis access`)',
+    )
     .requiredOption('--reason <text>', 'why (told to the client and recorded)')
     .option('--config-file <path>', CONFIG_FILE_HELP)
     .action(async (id: string, opts: { reason: string; configFile?: string }) => {
       const { token, api } = await approverSession(opts.configFile);
+      if (id.startsWith(ACCESS_REQUEST_PREFIX)) {
+        const request = await api
+          .decideAccessRequest(token, id, 'deny', opts.reason)
+          .catch(explain);
+        console.log(`denied ${request.id}`);
+        return;
+      }
       const decided = await api.decideApproval(token, id, 'deny', opts.reason).catch(explain);
       console.log(`denied ${decided.id}`);
     });

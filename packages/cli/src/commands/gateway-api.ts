@@ -41,6 +41,46 @@ export interface ApprovalView {
   readonly state?: 'pending' | 'granted' | 'denied';
 }
 
+/** A person on an access request or grant. */
+export interface AccessPersonView {
+  readonly subject: string;
+  readonly email: string;
+}
+
+/** A time-boxed access grant (see docs/openapi.yaml). */
+export interface AccessGrantView {
+  readonly id: string;
+  readonly requestId: string;
+  readonly resource: string;
+  readonly grantee: AccessPersonView;
+  readonly approvers: readonly AccessPersonView[];
+  readonly reason: string;
+  readonly state: 'active' | 'ended' | 'revoked';
+  readonly startsAt: string;
+  readonly endsAt: string;
+  readonly revokedAt: string | null;
+  readonly revokedBy: AccessPersonView | null;
+  readonly revokeReason: string | null;
+}
+
+/** A request for time-boxed access (see docs/openapi.yaml). */
+export interface AccessRequestView {
+  readonly id: string;
+  readonly resource: string;
+  readonly requester: AccessPersonView;
+  readonly minutes: number;
+  readonly reason: string;
+  readonly state: 'pending' | 'approved' | 'denied' | 'expired';
+  readonly requestedAt: string;
+  readonly expiresAt: string;
+  readonly approvals: readonly AccessPersonView[];
+  readonly approvalsNeeded: number;
+  readonly decidedAt: string | null;
+  readonly deniedBy: AccessPersonView | null;
+  readonly decisionReason: string | null;
+  readonly grant: AccessGrantView | null;
+}
+
 /** A refusal or failure of the gateway's HTTP API, with what the user can do about it. */
 export class GatewayApiError extends Error {
   /** HTTP status; 0 when the gateway could not be reached. */
@@ -247,5 +287,73 @@ export class GatewayApi {
       bearer,
       body: reason === undefined ? {} : { reason },
     })) as ApprovalView;
+  }
+
+  /** `POST /v1/access-requests`: ask for time-boxed access. */
+  async requestAccess(
+    bearer: string,
+    input: { resource: string; minutes: number; reason: string },
+  ): Promise<AccessRequestView> {
+    return (await this.#request('POST', '/v1/access-requests', {
+      bearer,
+      body: input,
+    })) as AccessRequestView;
+  }
+
+  /** `GET /v1/access-requests/:id`. */
+  async accessRequest(bearer: string, id: string): Promise<AccessRequestView> {
+    return (await this.#request('GET', `/v1/access-requests/${encodeURIComponent(id)}`, {
+      bearer,
+    })) as AccessRequestView;
+  }
+
+  /** `GET /v1/access-requests`: mine, and those waiting for my decision. */
+  async listAccessRequests(
+    bearer: string,
+  ): Promise<{ mine: AccessRequestView[]; toDecide: AccessRequestView[] }> {
+    const json = (await this.#request('GET', '/v1/access-requests', { bearer })) as {
+      mine?: AccessRequestView[];
+      toDecide?: AccessRequestView[];
+    } | null;
+    return { mine: json?.mine ?? [], toDecide: json?.toDecide ?? [] };
+  }
+
+  /** `POST /v1/access-requests/:id/approve|deny`. */
+  async decideAccessRequest(
+    bearer: string,
+    id: string,
+    verdict: 'approve' | 'deny',
+    reason: string | undefined,
+  ): Promise<AccessRequestView> {
+    return (await this.#request(
+      'POST',
+      `/v1/access-requests/${encodeURIComponent(id)}/${verdict}`,
+      { bearer, body: reason === undefined ? {} : { reason } },
+    )) as AccessRequestView;
+  }
+
+  /** `GET /v1/access-grants`: running grants (ended ones too with `all`). */
+  async listAccessGrants(
+    bearer: string,
+    options: { all?: boolean } = {},
+  ): Promise<AccessGrantView[]> {
+    const json = (await this.#request(
+      'GET',
+      `/v1/access-grants${options.all === true ? '?all=true' : ''}`,
+      { bearer },
+    )) as { grants?: AccessGrantView[] } | null;
+    return json?.grants ?? [];
+  }
+
+  /** `DELETE /v1/access-grants/:id`: end a grant early. */
+  async endAccessGrant(
+    bearer: string,
+    id: string,
+    reason: string | undefined,
+  ): Promise<AccessGrantView> {
+    const query = reason === undefined ? '' : `?reason=${encodeURIComponent(reason)}`;
+    return (await this.#request('DELETE', `/v1/access-grants/${encodeURIComponent(id)}${query}`, {
+      bearer,
+    })) as AccessGrantView;
   }
 }
