@@ -297,7 +297,10 @@ export function approvalPageRoutes(options: ApprovalPageOptions): ApiRoute[] {
       );
     }
     const decision = form.get('decision') ?? link.verdict;
-    if ((decision !== 'approve' && decision !== 'deny') || !allows(link.verdict, decision)) {
+    if (decision !== 'approve' && decision !== 'deny') {
+      return html(400, messagePage('Refused', 'Choose approve or deny.'));
+    }
+    if (!allows(link.verdict, decision)) {
       return html(403, messagePage('Refused', `This link does not let you ${decision}.`));
     }
     const reason = (form.get('reason') ?? '').trim();
