@@ -51,6 +51,8 @@ export interface GatewayFixtureOptions {
   readonly identity?: GatewayConfigInput['identity'];
   /** Approval limits and notifications (`approvals`: publicUrl, webhooks). */
   readonly approvals?: GatewayConfigInput['approvals'];
+  /** The state database (`state.url` for a shared one; embedded in dataDir by default). */
+  readonly state?: GatewayConfigInput['state'];
   /** Test-only fault for masking workers (the process needs PORTCULLIS_TEST_HOOKS=1). */
   readonly maskingFault?: () => 'exit' | 'throw' | 'uncaught' | 'hang' | undefined;
   readonly events?: {
@@ -215,6 +217,7 @@ export async function startGatewayFixture(options: GatewayFixtureOptions): Promi
     ...(options.masking === undefined ? {} : { masking: options.masking }),
     ...(options.identity === undefined ? {} : { identity: options.identity }),
     ...(options.approvals === undefined ? {} : { approvals: options.approvals }),
+    ...(options.state === undefined ? {} : { state: options.state }),
     events: {
       flushIntervalMs: options.events?.flushIntervalMs ?? 20,
       dangerouslyRecordLiterals: options.events?.dangerouslyRecordLiterals ?? false,

@@ -15,6 +15,7 @@ import {
 } from './masking/masking-pool.js';
 import { ResourceMaskingRuntime } from './masking/resource-masking.js';
 import { CancelRegistry } from './pg/cancel-registry.js';
+import { AccessService } from './access/access-service.js';
 import { startPgListener, type PgListener } from './pg/pg-listener.js';
 import { LazyStateDb } from './state/open-state-db.js';
 
@@ -30,6 +31,8 @@ export interface Gateway {
   readonly approvals: ApprovalBroker | null;
   /** The state database (opened on first use); null when no resource keeps state. */
   readonly state: LazyStateDb | null;
+  /** Time-boxed access requests and grants; null when no resource takes requests. */
+  readonly access: AccessService | null;
   /** This process's metrics (counted from the events it records). */
   readonly metrics: GatewayMetrics;
   /** The spool and its sinks; null when an event sink was injected. */
@@ -99,6 +102,8 @@ export async function startGateway(
         logger,
       })
     : null;
+  // Access requests and grants live in the state database too.
+  const access = state === null ? null : AccessService.forConfig(config, () => state.get(), logger);
   // Tables and the decision subscription are ready before the first hold; if the state
   // database is away now, holds fail closed until it is back.
   await approvals?.start().catch((err: unknown) => {
@@ -179,11 +184,13 @@ export async function startGateway(
             },
       routeCancel: options.routeCancel ?? (() => {}),
       ...(approvals === null ? {} : { approvals }),
+      ...(access === null ? {} : { access }),
     });
   } catch (err) {
     await closeMasking();
     await approvals?.close('the gateway did not start');
     await notifier?.close();
+    await access?.close();
     await state?.close();
     await sink.close();
     await pipeline?.close();
@@ -195,6 +202,7 @@ export async function startGateway(
     identity,
     approvals,
     state,
+    access,
     metrics,
     events: pipeline,
     get accepting() {
@@ -206,6 +214,7 @@ export async function startGateway(
       await postgres.close();
       await approvals?.close('the gateway is shutting down');
       await notifier?.close();
+      await access?.close();
       await state?.close();
       await closeMasking();
       // Sessions have ended (their last events are in): flush, let the sinks catch up, stop.

@@ -15,6 +15,7 @@ import { startGatewayApi } from './http/gateway-api.js';
 import type { HttpServer } from './http/http-server.js';
 import { GatewayIdentity } from './identity/gateway-identity.js';
 import { ApprovalBroker } from './approvals/approval-broker.js';
+import { AccessService } from './access/access-service.js';
 import { LazyStateDb } from './state/open-state-db.js';
 
 /** Messages between the primary and gateway worker processes. */
@@ -64,6 +65,7 @@ export async function runGateway(config: GatewayConfig, logger: Logger): Promise
         { ready: () => gateway.accepting, metrics: () => gateway.metrics.text() },
         gateway.identity,
         gateway.approvals,
+        gateway.access,
       );
     } catch (err) {
       await gateway.close();
@@ -97,6 +99,9 @@ async function runPrimary(config: GatewayConfig, logger: Logger): Promise<Runnin
         });
   const events = new ClusterSinkHost(await createLocalSinks(config.events, logger), logger);
   const stateDb = LazyStateDb.forConfig(config, logger);
+  // The primary serves the access-request endpoints on the shared state database.
+  const access =
+    stateDb === null ? null : AccessService.forConfig(config, () => stateDb.get(), logger);
   // Its API decides statements that workers hold, through the shared state database.
   const approvals =
     stateDb !== null && Object.values(config.resources).some((r) => r.approvals.size > 0)
@@ -174,11 +179,13 @@ async function runPrimary(config: GatewayConfig, logger: Logger): Promise<Runnin
       },
       identity,
       approvals,
+      access,
     );
   } catch (err) {
     stopping = true;
     for (const worker of workers.values()) worker.kill('SIGTERM');
     await approvals?.close('the gateway did not start');
+    await access?.close();
     await stateDb?.close();
     await events.close();
     throw err;
@@ -203,6 +210,7 @@ async function runPrimary(config: GatewayConfig, logger: Logger): Promise<Runnin
       // Workers drained their spools into the sinks while stopping.
       await events.close();
       await approvals?.close('the gateway is shutting down');
+      await access?.close();
       await stateDb?.close();
     },
   };

@@ -1,4 +1,6 @@
 import type { Logger } from '@portcullis/core';
+import { accessRoutes } from '../access/access-routes.js';
+import type { AccessService } from '../access/access-service.js';
 import type { ApprovalBroker } from '../approvals/approval-broker.js';
 import { openApprovalPages } from '../approvals/approval-page-routes.js';
 import { approvalRoutes } from '../approvals/approval-routes.js';
@@ -19,6 +21,7 @@ export async function startGatewayApi(
   state: OperationalState,
   identity: GatewayIdentity | null,
   approvals: ApprovalBroker | null = null,
+  access: AccessService | null = null,
 ): Promise<HttpServer | null> {
   if (config.http === null) return null;
   const resourceNames = (): string[] => Object.keys(config.resources);
@@ -30,6 +33,9 @@ export async function startGatewayApi(
       ...operationalRoutes(state),
       ...(identity === null ? [] : identityRoutes(identity, resourceNames)),
       ...(identity === null || approvals === null ? [] : approvalRoutes(approvals, identity)),
+      ...(identity === null || access === null
+        ? []
+        : accessRoutes({ store: () => access.store(), identity, config })),
       // The review pages behind the links in approval notifications.
       ...(identity === null || approvals === null
         ? []

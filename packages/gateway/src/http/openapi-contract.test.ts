@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { silentLogger } from '@portcullis/core';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { accessRoutes } from '../access/access-routes.js';
 import { ApprovalBroker } from '../approvals/approval-broker.js';
 import { approvalPageRoutes } from '../approvals/approval-page-routes.js';
 import { approvalRoutes } from '../approvals/approval-routes.js';
@@ -37,6 +38,21 @@ describe('docs/openapi.yaml', () => {
       ...operationalRoutes({ ready: () => true, metrics: async () => '' }),
       ...identityRoutes(identity, () => []),
       ...approvalRoutes(new ApprovalBroker(), identity),
+      ...accessRoutes({
+        store: () => Promise.reject(new Error('not used')),
+        identity,
+        config: {
+          resources: {},
+          tokens: {},
+          identity: null,
+          approvals: {
+            publicUrl: null,
+            maxPendingPerPerson: 20,
+            maxRequestsPerSession: 100,
+            webhooks: [],
+          },
+        },
+      }),
       ...approvalPageRoutes({
         publicUrl: null,
         links: null,
