@@ -80,6 +80,7 @@ beforeAll(async () => {
       },
       // Standing access: engineering on `plain` only. Nobody has standing access to the vaults.
       groupAccess: [{ groups: ['engineering'], resources: ['plain'] }],
+      agents: [{ id: idp.agents[0]!.clientId, name: 'Report bot' }],
     },
     state: { url: { value: stateUrl() }, pollIntervalMs: 200 },
   };
@@ -332,6 +333,51 @@ describe('access requests', () => {
     expect(events.find((e) => e.type === 'session.end')?.summary?.reason).toBe('access-revoked');
     const twice = await as('carol', 'DELETE', `/v1/access-grants/${grantId}`);
     expect([twice.status, errorCode(twice.json)]).toEqual([409, 'grant_ended']);
+  });
+
+  it('an agent acts for a person under their grant only through a delegation of the resource', async () => {
+    const id = await carolAsks('vault', 10);
+    const approved = await as('ada', 'POST', `/v1/access-requests/${id}/approve`);
+    const grantId = (approved.json['grant'] as Json)['id'] as string;
+    const agent = idp.agents[0]!;
+    // The grant is what lets carol delegate a resource her groups do not reach.
+    const otherResource = await as('carol', 'POST', '/v1/delegations', {
+      agent: agent.clientId,
+      resources: ['vault2'],
+      ttlSeconds: 600,
+    });
+    expect(otherResource.status).toBe(403);
+    const delegated = await as('carol', 'POST', '/v1/delegations', {
+      agent: agent.clientId,
+      resources: ['vault'],
+      ttlSeconds: 600,
+    });
+    expect(delegated.status, JSON.stringify(delegated.json)).toBe(201);
+    const agentClient = await OidcClient.discover({
+      issuer: idp.issuer,
+      clientId: agent.clientId,
+      clientSecret: agent.clientSecret,
+      allowInsecureRequests: true,
+    });
+    const agentTokens = await agentClient.clientCredentials({ resource: idp.resource });
+    const exchanged = await call(base, 'POST', '/v1/token', undefined, {
+      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+      actor_token: agentTokens.accessToken,
+      delegation_id: delegated.json['id'],
+      resource: 'vault',
+    });
+    expect(exchanged.status, JSON.stringify(exchanged.json)).toBe(200);
+    const bot = await carolConnects(
+      'vault',
+      'report-bot-granted',
+      gw,
+      exchanged.json['access_token'] as string,
+    );
+    await bot.client.query('SELECT 1');
+    await as('carol', 'DELETE', `/v1/access-grants/${grantId}`);
+    expect((await bot.ended).code).toBe('57P01');
+    const events = await gw.sessionEvents('report-bot-granted');
+    expect(events[0]).toMatchObject({ person: { subject: 'carol' }, authMethod: 'token-exchange' });
   });
 
   it('a denial ends the request; later decisions are refused', async () => {

@@ -31,7 +31,16 @@ export async function startGatewayApi(
     maxBodyBytes: config.http.maxBodyBytes,
     routes: [
       ...operationalRoutes(state),
-      ...(identity === null ? [] : identityRoutes(identity, resourceNames)),
+      ...(identity === null
+        ? []
+        : identityRoutes(
+            identity,
+            resourceNames,
+            access === null
+              ? undefined
+              : async (person, resource) =>
+                  (await access.activeGrant(person.subject, resource).catch(() => null)) !== null,
+          )),
       ...(identity === null || approvals === null ? [] : approvalRoutes(approvals, identity)),
       ...(identity === null || access === null
         ? []

@@ -59,6 +59,8 @@ function identityFailure(err: unknown, oauth: boolean): ApiResponse {
 export function identityRoutes(
   identity: GatewayIdentity,
   resourceNames: () => string[],
+  /** A running access grant lets a person delegate a resource their groups do not reach. */
+  granted?: (person: Person, resource: string) => Promise<boolean>,
 ): ApiRoute[] {
   const issuer = identity.issuer!;
   const delegations = identity.delegations!;
@@ -232,7 +234,10 @@ export function identityRoutes(
           if (!known.includes(resource)) {
             return errorResponse(404, 'unknown_resource', `no resource named "${resource}"`);
           }
-          if (!groupsMayUse(identity.config.groupAccess, person.groups, resource)) {
+          if (
+            !groupsMayUse(identity.config.groupAccess, person.groups, resource) &&
+            !((await granted?.(person, resource)) ?? false)
+          ) {
             return errorResponse(
               403,
               'forbidden',
