@@ -12,6 +12,8 @@ export * from './http/gateway-api.js';
 export * from './events/event-admission.js';
 export * from './events/event-pipeline.js';
 export * from './events/event-store-access.js';
+export * from './events/event-routes-rules.js';
+export * from './events/event-routes.js';
 export * from './events/jsonl-file-sink.js';
 export * from './events/chain-key.js';
 export * from './approvals/approval-broker.js';

@@ -66,6 +66,7 @@ export async function runGateway(config: GatewayConfig, logger: Logger): Promise
         gateway.identity,
         gateway.approvals,
         gateway.access,
+        gateway.events?.store ?? null,
       );
     } catch (err) {
       await gateway.close();
@@ -180,6 +181,8 @@ async function runPrimary(config: GatewayConfig, logger: Logger): Promise<Runnin
       identity,
       approvals,
       access,
+      // The sinks run here, so the store is read here.
+      events.store,
     );
   } catch (err) {
     stopping = true;

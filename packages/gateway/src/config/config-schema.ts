@@ -650,6 +650,12 @@ const events = z.strictObject({
   clickhouse: eventClickHouse
     .optional()
     .describe('Also insert every event into a ClickHouse server (idempotent by event id).'),
+  readerGroups: z
+    .array(nonEmpty)
+    .default([])
+    .describe(
+      'Groups whose members may read the store through the HTTP API (reviews, events, chain verification) while the gateway runs; empty: nobody.',
+    ),
 });
 
 const maskingWorkers = z.strictObject({
@@ -727,6 +733,7 @@ export const gatewayConfigSchema = z.strictObject({
       spool: { maxBytes: GIB, whenFull: 'fail-closed' },
       store: { kind: 'embedded', retentionDays: 365 },
       file: { enabled: true, maxBytes: 256 * MIB, keep: 5 },
+      readerGroups: [],
     })
     .describe('Session events: spool, store and file.'),
 });

@@ -40,6 +40,7 @@ describe('events configuration', () => {
       file: { path: join(data, 'events.jsonl'), maxBytes: 256 * 1024 ** 2, keep: 5 },
       kafka: null,
       clickhouse: null,
+      readerGroups: [],
     });
   });
 

@@ -170,6 +170,8 @@ export interface EventsConfig {
     /** Rows the server refuses go to a dead-letter file here. */
     readonly deadLetterDir: string;
   } | null;
+  /** Groups whose members may read the store through the HTTP API (`/v1/reviews`, `/v1/events`). */
+  readonly readerGroups: readonly string[];
 }
 
 /** Shortest hash-chain key accepted from the configuration. */
@@ -577,6 +579,7 @@ function resolveEvents(
             retentionDays: ev.clickhouse.retentionDays,
             deadLetterDir: resolve(dataDir, 'dead-letter'),
           },
+    readerGroups: ev.readerGroups,
   };
 }
 

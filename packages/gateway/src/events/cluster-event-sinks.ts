@@ -1,5 +1,6 @@
 import { silentLogger, type Logger } from '@portcullis/core';
-import type { BatchSink, SpoolRecord } from '@portcullis/events';
+import type { BatchSink, ChdbEventStore, SpoolRecord } from '@portcullis/events';
+import { storeOf } from './store-sink.js';
 
 /** A batch of spooled events a worker hands to the primary's sink `sink`. */
 export interface DeliverEventsMessage {
@@ -107,6 +108,11 @@ export class ClusterSinkHost {
   constructor(sinks: readonly BatchSink[], logger: Logger = silentLogger) {
     this.#sinks = new Map(sinks.map((s) => [s.name, s]));
     this.#logger = logger;
+  }
+
+  /** The embedded store the primary's store sink writes to (the HTTP API reads it), or null. */
+  get store(): ChdbEventStore | null {
+    return storeOf(this.#sinks.values());
   }
 
   /** Stores one worker batch and answers through `reply`. */

@@ -16,7 +16,7 @@ import type { ClusterSinkClient } from './cluster-event-sinks.js';
 import { encodeEventJson } from './encode-event-json.js';
 import { SpoolAdmission } from './event-admission.js';
 import { JsonlFileSink } from './jsonl-file-sink.js';
-import { StoreSink } from './store-sink.js';
+import { StoreSink, storeOf } from './store-sink.js';
 
 /** The sinks' consumer names in the spool. */
 export const FILE_SINK = 'file';
@@ -151,6 +151,11 @@ export class EventPipeline {
   /** Where sessions write their events. */
   readonly sink: SpoolAdmission;
   readonly spool: Spool;
+  /**
+   * The embedded store the store sink writes to, when it runs in this process; readers share it
+   * (chDB allows one process per store, and the store serialises queries with inserts).
+   */
+  readonly store: ChdbEventStore | null;
   readonly #runners: SinkRunner[];
   readonly #names: string[];
   readonly #maxBytes: number;
@@ -165,9 +170,11 @@ export class EventPipeline {
     maxBytes: number,
     logger: Logger,
     drainTimeoutMs: number,
+    store: ChdbEventStore | null,
   ) {
     this.spool = spool;
     this.sink = sink;
+    this.store = store;
     this.#runners = runners.map((r) => r.runner);
     this.#names = runners.map((r) => r.name);
     this.#maxBytes = maxBytes;
@@ -186,6 +193,7 @@ export class EventPipeline {
       logger,
     });
     const runners: { name: string; runner: SinkRunner }[] = [];
+    let store: ChdbEventStore | null;
     try {
       const names = sinkNames(config);
       for (const name of spool.consumers().keys()) {
@@ -198,6 +206,7 @@ export class EventPipeline {
         options.remote === undefined
           ? await createLocalSinks(config, logger)
           : names.map((name) => options.remote!.sink(name));
+      store = storeOf(sinks);
       for (const sink of sinks) {
         // Stores pay a fixed cost per insert (a new data part): hand them large batches.
         const bulk = sink.name === STORE_SINK || sink.name === CLICKHOUSE_SINK;
@@ -226,6 +235,7 @@ export class EventPipeline {
       config.spool.maxBytes,
       logger,
       options.drainTimeoutMs ?? 5_000,
+      store,
     );
   }
 

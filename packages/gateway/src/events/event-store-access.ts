@@ -13,8 +13,12 @@ import {
 } from '@portcullis/events';
 import type { EventsConfig } from '../config/load-config.js';
 import { loadChainKey } from './chain-key.js';
+import { withQueryLimits, type QueryLimits } from './event-routes-rules.js';
 
 export { reviews, type AccessGrant, type ChainIssue, type ReviewWindow } from '@portcullis/events';
+
+/** What reading the store needs: the gateway's API hands its sinks' store, the CLI its own. */
+export type EventStoreReader = Pick<ChdbEventStore, 'query' | 'run'>;
 
 /** Filters for {@link readStoredEvents}, as `portcullis events` takes them. */
 export interface StoredEventQuery {
@@ -74,7 +78,7 @@ export async function openEventStore(config: EventsConfig): Promise<ChdbEventSto
 function storeInUse(dir: string, cause?: unknown): PortcullisError {
   return new PortcullisError(
     'PCL_ERR_EVENTS_READ',
-    `the event store ${dir} is in use by a running gateway (one process at a time may open it); stop the gateway first, or read the JSONL file with portcullis events --file`,
+    `the event store ${dir} is in use by a running gateway (one process at a time may open it); read it through the gateway's HTTP API (portcullis login, or --gateway URL), or read the JSONL file with portcullis events --file`,
     cause === undefined ? undefined : { cause },
   );
 }
@@ -106,18 +110,23 @@ export function isStoreInUse(err: unknown): boolean {
   return err instanceof PortcullisError && /in use by a running gateway/.test(err.message);
 }
 
-/** Stored events matching `query`, oldest first (the last `query.last` of them). */
+/**
+ * Stored events matching `query`, oldest first (the last `query.last` of them); `limits` bound
+ * the query when it runs beside the gateway's sinks.
+ */
 export async function readStoredEvents(
-  store: ChdbEventStore,
+  store: EventStoreReader,
   query: StoredEventQuery,
+  limits?: QueryLimits,
 ): Promise<SessionEvent[]> {
-  const rows = await store.query<StoredEventRow>(
-    `SELECT ${EVENT_ROW_SELECT} FROM events FINAL
+  const sql = `SELECT ${EVENT_ROW_SELECT} FROM events FINAL
 WHERE ({session:String} = '' OR startsWith(session_id, {session:String}))
   AND ({type:String} = '' OR type = {type:String})
   AND ({person:String} = '' OR person_subject = {person:String} OR person_email = {person:String})
 ORDER BY time DESC, session_id DESC, seq DESC
-LIMIT {last:UInt64}`,
+LIMIT {last:UInt64}`;
+  const rows = await store.query<StoredEventRow>(
+    limits === undefined ? sql : withQueryLimits(sql, limits),
     {
       session: query.sessionPrefix ?? '',
       type: query.type ?? '',
@@ -138,20 +147,26 @@ export interface ChainReport {
 /**
  * Checks the hash chains of the stored sessions: one session (a full id or its prefix), or
  * every session with an event at or after `since` (each read whole, from its first event).
+ * `limits` bound the query when it runs beside the gateway's sinks.
  */
 export async function verifyStoredChains(
-  store: ChdbEventStore,
+  store: EventStoreReader,
   chainKey: string,
-  options: { readonly sessionPrefix?: string; readonly since?: Date } = {},
+  options: {
+    readonly sessionPrefix?: string;
+    readonly since?: Date;
+    readonly limits?: QueryLimits;
+  } = {},
 ): Promise<ChainReport> {
-  const rows = await store.query<StoredEventRow>(
-    `SELECT ${EVENT_ROW_SELECT} FROM events FINAL
+  const sql = `SELECT ${EVENT_ROW_SELECT} FROM events FINAL
 WHERE session_id IN (
   SELECT DISTINCT session_id FROM events
   WHERE ({session:String} = '' OR startsWith(session_id, {session:String}))
     AND time >= {since:DateTime64(6, 'UTC')}
 )
-ORDER BY session_id, time, seq`,
+ORDER BY session_id, time, seq`;
+  const rows = await store.query<StoredEventRow>(
+    options.limits === undefined ? sql : withQueryLimits(sql, options.limits),
     {
       session: options.sessionPrefix ?? '',
       since: dateTimeParam(options.since ?? new Date(0)),
@@ -176,7 +191,8 @@ export function chainKeyOf(config: EventsConfig): Promise<string> {
   return loadChainKey(config.store);
 }
 
-function causeText(err: unknown): string {
+/** The messages of an error and its causes, for matching. */
+export function causeText(err: unknown): string {
   let text = '';
   for (let e: unknown = err, depth = 0; e instanceof Error && depth < 6; depth++) {
     text += ` ${e.message}`;

@@ -19,6 +19,11 @@ export class StoreSink implements BatchSink {
     this.#logger = options.logger ?? silentLogger;
   }
 
+  /** The store this sink writes to; the HTTP API's event routes query it (one chDB per store). */
+  get store(): ChdbEventStore {
+    return this.#store;
+  }
+
   /** Records skipped because they did not parse as events. */
   get skipped(): number {
     return this.#skipped;
@@ -43,4 +48,10 @@ export class StoreSink implements BatchSink {
   close(): Promise<void> {
     return this.#store.close();
   }
+}
+
+/** The embedded store a store sink among `sinks` writes to, or null when none does. */
+export function storeOf(sinks: Iterable<BatchSink>): ChdbEventStore | null {
+  for (const sink of sinks) if (sink instanceof StoreSink) return sink.store;
+  return null;
 }

@@ -5,6 +5,8 @@ import type { ApprovalBroker } from '../approvals/approval-broker.js';
 import { openApprovalPages } from '../approvals/approval-page-routes.js';
 import { approvalRoutes } from '../approvals/approval-routes.js';
 import type { GatewayConfig } from '../config/load-config.js';
+import { eventRoutes } from '../events/event-routes.js';
+import type { EventStoreReader } from '../events/event-store-access.js';
 import type { GatewayIdentity } from '../identity/gateway-identity.js';
 import { identityRoutes } from '../identity/identity-routes.js';
 import { operationalRoutes, type OperationalState } from './api-routes.js';
@@ -22,6 +24,7 @@ export async function startGatewayApi(
   identity: GatewayIdentity | null,
   approvals: ApprovalBroker | null = null,
   access: AccessService | null = null,
+  eventStore: EventStoreReader | null = null,
 ): Promise<HttpServer | null> {
   if (config.http === null) return null;
   const resourceNames = (): string[] => Object.keys(config.resources);
@@ -45,6 +48,10 @@ export async function startGatewayApi(
       ...(identity === null || access === null
         ? []
         : accessRoutes({ store: () => access.store(), identity, config })),
+      // Reviews, events and chain checks, where this process holds the store.
+      ...(identity === null || eventStore === null
+        ? []
+        : eventRoutes({ store: eventStore, identity, config, logger })),
       // The review pages behind the links in approval notifications.
       ...(identity === null || approvals === null
         ? []

@@ -8,6 +8,8 @@ import { accessRoutes } from '../access/access-routes.js';
 import { ApprovalBroker } from '../approvals/approval-broker.js';
 import { approvalPageRoutes } from '../approvals/approval-page-routes.js';
 import { approvalRoutes } from '../approvals/approval-routes.js';
+import { resolveConfig } from '../config/load-config.js';
+import { eventRoutes } from '../events/event-routes.js';
 import { GatewayIdentity } from '../identity/gateway-identity.js';
 import { identityRoutes } from '../identity/identity-routes.js';
 import { operationalRoutes } from './api-routes.js';
@@ -52,6 +54,18 @@ describe('docs/openapi.yaml', () => {
             webhooks: [],
           },
         },
+      }),
+      ...eventRoutes({
+        store: {
+          query: () => Promise.reject(new Error('not used')),
+          run: () => Promise.reject(new Error('not used')),
+        },
+        identity,
+        config: resolveConfig(
+          { listeners: { postgres: {} }, resources: {} },
+          { baseDir: dir, env: {} },
+        ),
+        logger: silentLogger,
       }),
       ...approvalPageRoutes({
         publicUrl: null,
