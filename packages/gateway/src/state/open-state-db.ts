@@ -23,6 +23,7 @@ export async function openStateDb(
       poolSize,
       // Connecting must give up well before holds are failed for want of the database.
       connectTimeoutMs: Math.max(500, Math.min(5_000, config.state.unavailableAfterMs / 2)),
+      queryTimeoutMs: Math.max(1_000, config.state.unavailableAfterMs),
       ...(logger === undefined ? {} : { logger }),
     });
   }

@@ -10,6 +10,11 @@ export interface PgStateDbOptions {
   readonly poolSize: number;
   /** Longest wait for a new connection before the database counts as unreachable. */
   readonly connectTimeoutMs?: number;
+  /**
+   * Longest wait for a statement's answer: a server that stopped answering without closing
+   * the connection (a network partition) counts as unreachable, and the connection is dropped.
+   */
+  readonly queryTimeoutMs?: number;
   readonly logger?: Logger;
 }
 
@@ -63,6 +68,8 @@ export class PgStateDb implements StateDb {
       connectionString: options.url,
       max: options.poolSize,
       connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
+      ...(options.queryTimeoutMs === undefined ? {} : { query_timeout: options.queryTimeoutMs }),
+      keepAlive: true,
       application_name: 'portcullis-state',
     });
     // An idle pooled connection that dies is discarded by the pool; the next query reconnects.
@@ -184,6 +191,7 @@ export class PgStateDb implements StateDb {
     const client = new pg.Client({
       connectionString: this.#options.url,
       connectionTimeoutMillis: this.#options.connectTimeoutMs ?? 5_000,
+      keepAlive: true,
       application_name: 'portcullis-state-listen',
     });
     let lost = false;
