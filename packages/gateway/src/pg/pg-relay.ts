@@ -12,9 +12,12 @@ import {
   FrontendCode,
   bind,
   decodeBind,
+  decodeExecute,
   decodeParameterStatus,
   decodeParse,
+  errorResponse,
   isFrontendCode,
+  type FrameHandler,
   noticeResponse,
   parse,
   query,
@@ -33,7 +36,8 @@ import type { ResultPlan, ResultPlanner } from '../masking/result-planner.js';
 import { scrubRowDetails } from '../masking/scrub-row-details.js';
 import { fatal, SqlState } from './pg-errors.js';
 import { unreadableSetting } from './session-settings.js';
-import { refusalStatement } from './statement-judge.js';
+import { ChunkSplicer, RefusedExecutes } from './refused-executes.js';
+import { approvalRefusal, refusalStatement } from './statement-judge.js';
 import { StatementTracker, TRACKED_SERVER_FRAMES, type Judgement } from './statement-tracker.js';
 
 /** Options of a {@link PgRelay}. */
@@ -76,12 +80,46 @@ export interface PgRelayOptions {
   readonly maxHeldBytes?: number;
 }
 
-/** A simple-protocol Query waiting for a decision (see PgRelay.#hold). */
+/** A statement waiting for a decision (see PgRelay.#holdForApproval). */
 interface Hold {
   readonly approval: HeldApproval;
+  /** The held Query or Execute. */
   readonly frame: Buffer;
+  /** An Execute's portal and what goes upstream ahead of it once granted; null for a Query. */
+  readonly execute: { readonly portal: string; readonly plan: UnitPlan } | null;
   readonly judgement: Judgement;
   readonly sinceUs: number;
+}
+
+/** A frame kept back in a {@link Unit}, as it would go upstream. */
+interface Kept {
+  readonly frame: Buffer;
+  /** A Parse of the unnamed statement. */
+  readonly unnamedParse: boolean;
+  /** For a Bind of a review statement: its judgement (the portal could run the statement). */
+  readonly reviewBind: Judgement | null;
+  /** For a Bind of a named review statement: the name (it runs as the unnamed statement). */
+  readonly named: string | null;
+}
+
+/**
+ * The frames of a review statement's Parse or Bind and the Parse, Bind and Describe frames after
+ * it, kept back until it is known whether an Execute of it follows (see PgRelay.#inUnit).
+ */
+interface Unit {
+  readonly frames: Kept[];
+  bytes: number;
+  /** Its first frame began a batch. */
+  readonly batchStart: boolean;
+}
+
+/** What goes upstream for a granted {@link Unit}. */
+interface UnitPlan {
+  readonly frames: readonly Buffer[];
+  /** A Parse of a named review statement's text as the unnamed statement leads the frames. */
+  readonly injected: boolean;
+  /** The named review statement the upstream unnamed statement holds afterwards, or null. */
+  readonly holds: string | null;
 }
 
 const NOTHING = Buffer.alloc(0);
@@ -143,6 +181,27 @@ export class PgRelay {
   #heldBytes = 0;
   /** A notice for the client, sent at the next server frame boundary. */
   #pendingNotice: Buffer | null = null;
+  /** A review statement's frames kept back until its Execute or the end of its batch. */
+  #unit: Unit | null = null;
+  /**
+   * Named review statements, as a Parse of their text as the unnamed statement. Upstream the
+   * name holds a refusal instead, so SQL-level EXECUTE of it cannot run the statement.
+   */
+  readonly #namedReview = new Map<string, Buffer>();
+  /** The named review statement whose text the upstream unnamed statement holds, or null. */
+  #unnamedHolds: string | null = null;
+  /** Executes sent upstream in place of refused ones, whose errors become the refusals. */
+  readonly #refused = new RefusedExecutes();
+  /** While refusals are pending: splices them into upstream chunks (non-masking path). */
+  readonly #splicer = new ChunkSplicer();
+  readonly #splicedOut: Buffer[] = [];
+  /** From this many ReadyForQuery on, the next ParseComplete answers a Parse the gateway sent. */
+  #swallowAfter = -1;
+  /** tracker.syncs while the rest of a refused Execute's batch is skipped upstream; else -1. */
+  #skipBatch = -1;
+  /** The server scanner's handler: #scanFrame, or #scanFrameSpliced while splicing. */
+  readonly #serverHandler: FrameHandler;
+  readonly #scanFrame: FrameHandler['onFrame'];
 
   constructor(
     client: Socket,
@@ -168,14 +227,14 @@ export class PgRelay {
       { onFrame: (type, buf, start, end) => this.#onClientFrame(type, buf, start, end) },
       { maxFrameBytes: options.maxFrameBytes },
     );
+    this.#scanFrame = (type, buf, start, end, length) => {
+      if (type === BackendCode.NotificationResponse) this.#rewriteNotifier(buf, start, end);
+      else if (type === BackendCode.ParameterStatus) this.#checkSetting(buf, start, end);
+      tracker.serverFrame(type, buf, start, end, length);
+    };
+    this.#serverHandler = { onFrame: this.#scanFrame };
     this.#serverScanner = new FrameScanner(
-      {
-        onFrame: (type, buf, start, end, length) => {
-          if (type === BackendCode.NotificationResponse) this.#rewriteNotifier(buf, start, end);
-          else if (type === BackendCode.ParameterStatus) this.#checkSetting(buf, start, end);
-          tracker.serverFrame(type, buf, start, end, length);
-        },
-      },
+      this.#serverHandler,
       {
         maxFrameBytes: options.maxFrameBytes,
         assemble: [...TRACKED_SERVER_FRAMES, BackendCode.ParameterStatus],
@@ -223,6 +282,13 @@ export class PgRelay {
       }
       case BackendCode.ErrorResponse:
       case BackendCode.NoticeResponse: {
+        if (type === BackendCode.ErrorResponse && this.#splicing) {
+          const refusal = this.#spliceFor(type, buf, start, end);
+          if (refusal !== null) {
+            tracker.serverFrame(type, refusal, 5, refusal.length, refusal.length - 5);
+            return refusal;
+          }
+        }
         let frame = scrubRowDetails(type, buf, start, end);
         if (frame !== null) [buf, start, end] = [frame, 5, frame.length];
         const detector = this.#planner!.detector;
@@ -241,11 +307,65 @@ export class PgRelay {
       case BackendCode.ParameterStatus:
         this.#checkSetting(buf, start, end);
         break;
+      case BackendCode.ParseComplete:
+        if (this.#splicing) return this.#spliceFor(type, buf, start, end);
+        return null;
+      case BackendCode.ReadyForQuery:
+        tracker.serverFrame(type, buf, start, end, length);
+        this.#afterReady();
+        return null;
       default:
     }
     tracker.serverFrame(type, buf, start, end, length);
     return null;
   }
+
+  /** True while an upstream frame may have to be replaced or dropped. */
+  get #splicing(): boolean {
+    return this.#swallowAfter >= 0 || this.#refused.size > 0;
+  }
+
+  /**
+   * While splicing: what the client gets instead of this upstream frame (NOTHING to drop it),
+   * or null to pass it on. Drops the answer to a Parse the gateway sent ahead of a unit, and
+   * turns the error a refused Execute raised into its refusal.
+   */
+  #spliceFor(type: number, buf: Buffer, start: number, end: number): Buffer | null {
+    if (this.#swallowAfter >= 0 && this.#tracker.readies >= this.#swallowAfter) {
+      if (type === BackendCode.ParseComplete) {
+        this.#swallowAfter = -1;
+        return NOTHING;
+      }
+      // That Parse failed: its error is the client's answer (the server skips the rest).
+      if (type === BackendCode.ErrorResponse) this.#swallowAfter = -1;
+    }
+    if (type !== BackendCode.ErrorResponse) return null;
+    return this.#refused.replacement(buf, start, end);
+  }
+
+  /** A ReadyForQuery passed: once everything sent is answered, no refusal can come any more. */
+  #afterReady(): void {
+    if (this.#refused.size > 0 && this.#tracker.inFlight === 0) this.#refused.clear();
+  }
+
+  /** The server scanner's handler while splicing (non-masking path; see #fromUpstreamSpliced). */
+  readonly #scanFrameSpliced = (
+    type: number,
+    buf: Buffer,
+    start: number,
+    end: number,
+    length: number,
+  ): void => {
+    const frameEnd = this.#serverScanner.frameEndInChunk;
+    const frameStart = buf === this.#upstreamChunk && start >= 5 ? start - 5 : -1;
+    let replacement = this.#spliceFor(type, buf, start, end);
+    if (!this.#splicer.frame(frameStart, frameEnd, replacement)) replacement = null;
+    if (replacement === null) this.#scanFrame(type, buf, start, end, length);
+    else if (replacement.length > 0) {
+      this.#tracker.serverFrame(type, replacement, 5, replacement.length, replacement.length - 5);
+    }
+    if (type === BackendCode.ReadyForQuery) this.#afterReady();
+  };
 
   /** Starts relaying; `clientLeftover` are bytes the client sent after authenticating. */
   start(clientLeftover: Buffer, upstreamLeftover: Buffer): void {
@@ -301,10 +421,7 @@ export class PgRelay {
     }
     if (this.#hold !== null) {
       // Behind a held statement: kept, in order, until it is decided.
-      const frame = Buffer.allocUnsafe(5 + end - start);
-      frame[0] = type;
-      frame.writeInt32BE(4 + end - start, 1);
-      buf.copy(frame, 5, start, end);
+      const frame = wholeFrame(type, buf, start, end);
       this.#heldFrames.push(frame);
       this.#heldBytes += frame.length;
       if (this.#heldFull) this.#client.pause();
@@ -314,44 +431,233 @@ export class PgRelay {
     const judgement = this.#tracker.clientFrame(type, buf, start, end);
     // A statement whose event could not be recorded must not run.
     if (judgement !== null && this.#options.eventsAccepting?.() === false) throw eventsRefused();
+    if (this.#unnamedHolds !== null) this.#unnamedMayChange(type, buf, start);
+    if (this.#unit === null) return this.#judged(type, buf, start, end, judgement);
+    return this.#inUnit(type, buf, start, end, judgement);
+  }
+
+  /** The frame to send for a client frame, once recorded: null to send it as it came. */
+  #judged(
+    type: number,
+    buf: Buffer,
+    start: number,
+    end: number,
+    judgement: Judgement | null,
+  ): Buffer | null {
     if (type === FrontendCode.FunctionCall && this.#planner !== null) {
       // The server answers the refusal with ErrorResponse and ReadyForQuery, as it would a call.
       return query(refusalStatement(FUNCTION_CALL_REFUSED, `resource "${this.#options.resource}"`));
     }
     if (judgement === null || judgement.decision.action === 'allow') return null;
-    if (type === FrontendCode.Query && judgement.decision.action === 'review') {
-      if (this.#holdForApproval(buf, start, end, judgement)) return NOTHING;
+    if (judgement.decision.action === 'review' && this.#options.requestApproval !== undefined) {
+      switch (type) {
+        case FrontendCode.Query:
+          if (this.#holdForApproval(type, buf, start, end, judgement, null)) return NOTHING;
+          break;
+        case FrontendCode.Parse:
+        case FrontendCode.Bind:
+          return this.#keep(type, buf, start, end, judgement);
+        case FrontendCode.Execute:
+          return this.#holdExecute(buf, start, end, judgement);
+        default:
+      }
     }
+    // A refused statement's Parse and Bind were replaced: its Execute raises the refusal.
+    if (type === FrontendCode.Execute) return null;
     return this.#refuse(type, buf, start, end, judgement);
   }
 
   /** True when the client's buffered frames reached the bound: its socket stays paused. */
   get #heldFull(): boolean {
-    return this.#heldBytes > (this.#options.maxHeldBytes ?? this.#options.maxFrameBytes);
+    return this.#heldBytes > this.#maxHeldBytes;
+  }
+
+  get #maxHeldBytes(): number {
+    return this.#options.maxHeldBytes ?? this.#options.maxFrameBytes;
   }
 
   /**
-   * Holds a simple-protocol Query for approval: nothing goes upstream, the client is told where
+   * Where an extended-protocol `review` statement is held. Approval is asked at the Execute of a
+   * portal bound to it, so each execution of a prepared statement is approved on its own. Its
+   * Parse and Bind (and the Parse, Bind and Describe frames around them) are not sent ahead:
+   * they wait in a unit until its Execute, and go upstream with it once approved. So nothing of
+   * the statement reaches the server while it waits — no transaction opened and no lock taken
+   * by parsing it, no portal that SQL-level FETCH could run — and a refusal can take the whole
+   * unit's place. A unit that ends without the Execute (Sync, Flush, any other frame, or
+   * `limits.maxFrameBytes` of frames) goes upstream, its Bind of the statement refused.
+   */
+  #keep(type: number, buf: Buffer, start: number, end: number, judgement: Judgement): Buffer {
+    const tracker = this.#tracker;
+    const unit = (this.#unit ??= { frames: [], bytes: 0, batchStart: tracker.batchStart });
+    let kept: Kept;
+    if (type === FrontendCode.Parse) {
+      if (buf[start] === 0) {
+        kept = { ...KEPT, frame: wholeFrame(type, buf, start, end), unnamedParse: true };
+      } else {
+        // Upstream the name holds a refusal; each approved execution runs the text unnamed.
+        const { name } = decodeParse(buf, start, end);
+        this.#namedReview.set(name, unnamedParse(buf, start, end));
+        const { decision } = judgement;
+        const sql = refusalStatement(
+          `${decision.message}; as a named prepared statement it runs only through Bind and Execute, each execution approved`,
+          `policy rule "${decision.rule}" on resource "${this.#options.resource}"`,
+        );
+        kept = { ...KEPT, frame: parse(name, sql) };
+      }
+    } else {
+      const { statement } = decodeBind(buf, start, end);
+      kept = {
+        ...KEPT,
+        frame: wholeFrame(type, buf, start, end),
+        reviewBind: judgement,
+        named: statement === '' ? null : statement,
+      };
+    }
+    unit.frames.push(kept);
+    unit.bytes += kept.frame.length;
+    return NOTHING;
+  }
+
+  /** A client frame while a unit is kept back: kept with it, or the unit goes upstream first. */
+  #inUnit(
+    type: number,
+    buf: Buffer,
+    start: number,
+    end: number,
+    judgement: Judgement | null,
+  ): Buffer | null {
+    const unit = this.#unit!;
+    if (type === FrontendCode.Execute && judgement?.decision.action === 'review') {
+      return this.#judged(type, buf, start, end, judgement);
+    }
+    if (
+      (type === FrontendCode.Parse || type === FrontendCode.Bind || type === FrontendCode.Describe) &&
+      unit.bytes + 5 + end - start <= this.#maxHeldBytes
+    ) {
+      const out = this.#judged(type, buf, start, end, judgement);
+      if (out === NOTHING) return NOTHING; // a review statement's own frame, kept by #keep
+      const frame = out ?? wholeFrame(type, buf, start, end);
+      unit.frames.push({
+        ...KEPT,
+        frame,
+        unnamedParse: type === FrontendCode.Parse && buf[start] === 0,
+      });
+      unit.bytes += frame.length;
+      return NOTHING;
+    }
+    const released = this.#releaseUnit();
+    const out = this.#judged(type, buf, start, end, judgement);
+    if (out !== null && out.length === 0) return released;
+    return Buffer.concat([released, out ?? wholeFrame(type, buf, start, end)]);
+  }
+
+  /**
+   * A unit ends without an Execute of its statement: its frames go upstream, except that a Bind
+   * of the statement is refused (with what follows it in the unit): the portal it made could
+   * otherwise run the statement later without an approval.
+   */
+  #releaseUnit(): Buffer {
+    const unit = this.#unit!;
+    this.#unit = null;
+    const out: Buffer[] = [];
+    for (const kept of unit.frames) {
+      if (kept.reviewBind !== null) {
+        out.push(
+          this.#refuseExecute(
+            kept.reviewBind,
+            `${kept.reviewBind.decision.message}; it needs an approval, which is asked for when it is executed: send its Execute in the same batch as its Bind`,
+          ),
+        );
+        break;
+      }
+      if (kept.unnamedParse) this.#unnamedHolds = null;
+      out.push(kept.frame);
+    }
+    return out.length === 1 ? out[0]! : Buffer.concat(out);
+  }
+
+  /**
+   * The Execute of a review statement: held for approval with its unit, or refused at once
+   * (no approvers, its batch already failed, or it cannot be run in order here).
+   */
+  #holdExecute(buf: Buffer, start: number, end: number, judgement: Judgement): Buffer {
+    const unit = this.#unit;
+    this.#unit = null;
+    // The batch already failed upstream: the server skips this Execute; nothing to ask.
+    if (this.#skipBatch === this.#tracker.syncs) return this.#refuseExecute(judgement, '');
+    const plan = unit === null ? null : this.#planUnit(unit);
+    if (plan === null) {
+      this.#recordRequested(judgement, null);
+      return this.#refuseExecute(
+        judgement,
+        `${judgement.decision.message}; it needs an approval that cannot be waited for here (its Bind was not sent in the same batch, or a named prepared statement is executed in the middle of a pipeline), so it was not run`,
+      );
+    }
+    if (this.#holdForApproval(FrontendCode.Execute, buf, start, end, judgement, plan)) {
+      return NOTHING;
+    }
+    this.#recordRequested(judgement, null);
+    return this.#refuseExecute(judgement, cannotWait(judgement.decision.message));
+  }
+
+  /**
+   * What goes upstream for a unit once its Execute is approved; null when it cannot go in
+   * order. A named review statement runs as the unnamed one: when that does not hold its text
+   * already, a Parse of it leads the unit, whose answer is dropped — only where the unit began
+   * a batch, so that answer is the first ParseComplete after the batches before it.
+   */
+  #planUnit(unit: Unit): UnitPlan | null {
+    const frames: Buffer[] = [];
+    let holds = this.#unnamedHolds;
+    let injected = false;
+    let touched = false;
+    for (const kept of unit.frames) {
+      if (kept.unnamedParse) {
+        holds = null;
+        touched = true;
+      }
+      if (kept.named === null) {
+        frames.push(kept.frame);
+        continue;
+      }
+      if (holds !== kept.named) {
+        const text = this.#namedReview.get(kept.named);
+        if (text === undefined || touched || !unit.batchStart) return null;
+        frames.unshift(text);
+        injected = true;
+        holds = kept.named;
+      }
+      touched = true;
+      frames.push(rebindUnnamed(kept.frame));
+    }
+    return { frames, injected, holds };
+  }
+
+  /**
+   * Holds a Query or an Execute for approval: nothing goes upstream, the client is told where
    * to approve it, and its later frames wait behind it. False when the rule names no approvers.
    */
-  #holdForApproval(buf: Buffer, start: number, end: number, judgement: Judgement): boolean {
+  #holdForApproval(
+    type: number,
+    buf: Buffer,
+    start: number,
+    end: number,
+    judgement: Judgement,
+    plan: UnitPlan | null,
+  ): boolean {
     const request = this.#options.requestApproval;
     if (request === undefined) return false;
     const approval = request(judgement, (outcome) => this.#settled(outcome));
     if (approval === null) return false;
-    const frame = Buffer.allocUnsafe(5 + end - start);
-    frame[0] = FrontendCode.Query;
-    frame.writeInt32BE(4 + end - start, 1);
-    buf.copy(frame, 5, start, end);
-    this.#hold = { approval, frame, judgement, sinceUs: nowUs() };
+    this.#hold = {
+      approval,
+      frame: wholeFrame(type, buf, start, end),
+      execute: plan === null ? null : { portal: decodeExecute(buf, start, end).portal, plan },
+      judgement,
+      sinceUs: nowUs(),
+    };
     const { decision } = judgement;
-    this.#recorder.approvalRequested({
-      text: judgement.recordedText,
-      kind: judgement.kind,
-      rule: decision.rule,
-      message: decision.message,
-      id: approval.id,
-    });
+    this.#recordRequested(judgement, approval.id);
     this.#pendingNotice = noticeResponse({
       severity: 'NOTICE',
       code: '01000',
@@ -362,11 +668,24 @@ export class PgRelay {
     return true;
   }
 
+  #recordRequested(judgement: Judgement, id: string | null): void {
+    const { decision } = judgement;
+    this.#recorder.approvalRequested({
+      text: judgement.recordedText,
+      kind: judgement.kind,
+      rule: decision.rule,
+      message: decision.message,
+      ...(id === null ? {} : { id }),
+    });
+  }
+
   /** Sends the pending notice when the server stream is between frames. */
   #flushNotice(): void {
     if (this.#pendingNotice === null || this.#closing) return;
     const between =
-      this.#serverForwarder === null ? this.#serverScanner.atBoundary : !this.#maskingOnWorker;
+      this.#serverForwarder === null
+        ? this.#serverScanner.atBoundary || this.#splicer.holding
+        : !this.#maskingOnWorker;
     if (!between) return;
     this.#bytesToClient += this.#pendingNotice.length;
     this.#client.write(this.#pendingNotice);
@@ -393,37 +712,28 @@ export class PgRelay {
     if (this.#closing) return;
     const { decision } = hold.judgement;
     const hint = `policy rule "${decision.rule}" on resource "${this.#options.resource}"`;
+    const refusal = approvalRefusal(outcome, decision.message);
     const out: Buffer[] = [];
-    switch (outcome.kind) {
-      case 'granted':
-        out.push(hold.frame);
-        break;
-      case 'denied': {
-        const by = outcome.by.map((p) => p.email).join(', ');
-        const why = outcome.reason === '' ? '' : `: ${outcome.reason}`;
-        out.push(query(refusalStatement(`${decision.message}; denied by ${by}${why}`, hint)));
-        break;
+    if (hold.execute === null) {
+      out.push(
+        refusal === null ? hold.frame : query(refusalStatement(refusal.message, hint, refusal.code)),
+      );
+    } else if (refusal === null) {
+      const { portal, plan } = hold.execute;
+      for (const frame of plan.frames) out.push(frame);
+      out.push(hold.frame);
+      // The unit began a batch and nothing after it went upstream: the answer to the Parse
+      // leading it comes right after the ReadyForQuery of every batch before.
+      if (plan.injected) this.#swallowAfter = this.#tracker.readies + this.#tracker.pendingReadies;
+      if (plan.holds !== this.#unnamedHolds) {
+        this.#unnamedHolds = plan.holds;
+        // The client's later Binds of the unnamed statement run this text: judge them so.
+        if (plan.holds !== null) this.#tracker.statementReplaced('', hold.judgement);
       }
-      case 'expired':
-        out.push(
-          query(
-            refusalStatement(`${decision.message}; approval expired (${outcome.reason})`, hint),
-          ),
-        );
-        break;
-      case 'withdrawn':
-        out.push(query(refusalStatement('canceling statement due to user request', hint, '57014')));
-        break;
-      case 'failed':
-        out.push(
-          query(
-            refusalStatement(
-              `${decision.message}; it was not run because its approval could not be tracked (${outcome.reason})`,
-              hint,
-            ),
-          ),
-        );
-        break;
+      this.#tracker.approvePortal(portal);
+    } else {
+      // The whole unit is refused where it began, as if its first frame had failed.
+      out.push(this.#refuseExecute(hold.judgement, refusal.message, refusal.code));
     }
     const waiting = this.#heldFrames.splice(0);
     this.#heldBytes = 0;
@@ -444,6 +754,31 @@ export class PgRelay {
     if (!flowing) this.#upstreamBackedUp = true;
     if (!this.#upstreamBackedUp && this.#clientHolds === 0 && !this.#heldFull) {
       this.#client.resume();
+    }
+  }
+
+  /**
+   * The Execute sent upstream in place of a refused one (see RefusedExecutes): the server fails
+   * it where the statement would have run, and the client gets `message` (with `code`) instead.
+   * The rest of its batch is skipped upstream, so no Execute in it is held for approval.
+   */
+  #refuseExecute(judgement: Judgement, message: string, code = '42501'): Buffer {
+    const { decision } = judgement;
+    this.#skipBatch = this.#tracker.syncs;
+    return this.#refused.refuse(
+      errorResponse({
+        severity: 'ERROR',
+        code,
+        message: message === '' ? decision.message : message,
+        hint: `policy rule "${decision.rule}" on resource "${this.#options.resource}"`,
+      }),
+    );
+  }
+
+  /** A Query drops the upstream unnamed statement, and a Parse of it replaces it. */
+  #unnamedMayChange(type: number, buf: Buffer, start: number): void {
+    if (type === FrontendCode.Query || (type === FrontendCode.Parse && buf[start] === 0)) {
+      this.#unnamedHolds = null;
     }
   }
 
@@ -475,18 +810,8 @@ export class PgRelay {
       const bound = decodeBind(buf, start, end);
       return bind(bound.portal, bound.statement);
     }
-    if (decision.action === 'review') {
-      this.#recorder.approvalRequested({
-        text: judgement.recordedText,
-        kind: judgement.kind,
-        rule: decision.rule,
-        message: decision.message,
-      });
-    }
-    const message =
-      decision.action === 'review'
-        ? `${decision.message}; it needs an approval that cannot be waited for here (extended protocol, several gateway processes, or a rule without approvers), so it was not run`
-        : decision.message;
+    if (decision.action === 'review') this.#recordRequested(judgement, null);
+    const message = decision.action === 'review' ? cannotWait(decision.message) : decision.message;
     const sql = refusalStatement(message, hint);
     if (type === FrontendCode.Query) return query(sql);
     return parse(decodeParse(buf, start, end).name, sql);
@@ -522,6 +847,10 @@ export class PgRelay {
       this.#fromUpstreamMasked(chunk, this.#serverForwarder);
       return;
     }
+    if (this.#swallowAfter >= 0 || this.#refused.size > 0) {
+      this.#fromUpstreamSpliced(chunk);
+      return;
+    }
     try {
       this.#serverScanner.push(chunk);
     } catch (err) {
@@ -530,6 +859,36 @@ export class PgRelay {
     }
     this.#bytesToClient += chunk.length;
     this.#client.write(chunk);
+    this.#afterUpstreamWrite();
+  }
+
+  /**
+   * The non-masking path while a refusal (or a dropped ParseComplete) may come: as fast-path
+   * forwarding, but a frame is kept back until whole, so it can be replaced (see ChunkSplicer).
+   */
+  #fromUpstreamSpliced(chunk: Buffer): void {
+    const scanner = this.#serverScanner;
+    const out = this.#splicedOut;
+    out.length = 0;
+    this.#splicer.begin(chunk, scanner.atBoundary, out);
+    this.#serverHandler.onFrame = this.#scanFrameSpliced;
+    try {
+      scanner.push(chunk);
+    } catch (err) {
+      this.#protocolError(err, 'upstream');
+      return;
+    } finally {
+      this.#serverHandler.onFrame = this.#scanFrame;
+    }
+    this.#splicer.finish(scanner.atBoundary, this.#splicing);
+    const client = this.#client;
+    if (out.length > 1) client.cork();
+    for (const part of out) {
+      this.#bytesToClient += part.length;
+      client.write(part);
+    }
+    if (out.length > 1) client.uncork();
+    out.length = 0;
     this.#afterUpstreamWrite();
   }
 
@@ -825,4 +1184,33 @@ function dataRowRun(chunk: Buffer, from: number): number {
     pos = end;
   }
   return pos;
+}
+
+const KEPT: Kept = { frame: NOTHING, unnamedParse: false, reviewBind: null, named: null };
+
+/** `buf[start, end)`, a frame body, as a whole frame of its own (a copy). */
+function wholeFrame(type: number, buf: Buffer, start: number, end: number): Buffer {
+  const frame = Buffer.allocUnsafe(5 + end - start);
+  frame[0] = type;
+  frame.writeInt32BE(4 + end - start, 1);
+  buf.copy(frame, 5, start, end);
+  return frame;
+}
+
+/** A Parse body's statement, text and parameter types, as a Parse of the unnamed statement. */
+function unnamedParse(buf: Buffer, start: number, end: number): Buffer {
+  const nameEnd = buf.indexOf(0, start);
+  return wholeFrame(FrontendCode.Parse, buf, nameEnd, end);
+}
+
+/** A whole Bind frame, bound to the unnamed statement instead of its named one. */
+function rebindUnnamed(frame: Buffer): Buffer {
+  const portalEnd = frame.indexOf(0, 5);
+  const statementEnd = frame.indexOf(0, portalEnd + 1);
+  const body = Buffer.concat([frame.subarray(5, portalEnd + 1), frame.subarray(statementEnd)]);
+  return wholeFrame(FrontendCode.Bind, body, 0, body.length);
+}
+
+function cannotWait(message: string): string {
+  return `${message}; it needs an approval that cannot be waited for here (several gateway processes, or a rule without approvers), so it was not run`;
 }

@@ -7,6 +7,7 @@ import {
   type TableName,
 } from '@portcullis/core';
 import { redactSql, type AnalyzeResult, type StatementAnalyzer } from '@portcullis/sql';
+import type { ApprovalOutcome } from '../approvals/approval-broker.js';
 import type { SessionMasking } from '../masking/session-masking.js';
 import type { Judgement } from './statement-tracker.js';
 
@@ -132,4 +133,36 @@ export function refusalStatement(message: string, hint: string, code = '42501'):
   const literal = (value: string): string =>
     `'${value.replaceAll('\0', '').replaceAll('$portcullis$', '').replaceAll("'", "''")}'`;
   return `DO $portcullis$BEGIN RAISE EXCEPTION USING ERRCODE = ${literal(code)}, MESSAGE = ${literal(message)}, HINT = ${literal(hint)}; END$portcullis$`;
+}
+
+/** SQLSTATE of a statement the client cancelled (query_canceled). */
+export const QUERY_CANCELED = '57014';
+
+/**
+ * How a held statement fails when its approval ends without a grant: SQLSTATE and message
+ * (`ruleMessage` is the rule's own). Null when it was granted.
+ */
+export function approvalRefusal(
+  outcome: ApprovalOutcome,
+  ruleMessage: string,
+): { readonly code: string; readonly message: string } | null {
+  switch (outcome.kind) {
+    case 'granted':
+      return null;
+    case 'denied': {
+      const by = outcome.by.map((p) => p.email).join(', ');
+      const why = outcome.reason === '' ? '' : `: ${outcome.reason}`;
+      return { code: '42501', message: `${ruleMessage}; denied by ${by}${why}` };
+    }
+    case 'expired':
+      return { code: '42501', message: `${ruleMessage}; approval expired (${outcome.reason})` };
+    case 'withdrawn':
+      // The client cancelled it (a disconnect ends the session before anything is sent).
+      return { code: QUERY_CANCELED, message: 'canceling statement due to user request' };
+    case 'failed':
+      return {
+        code: '42501',
+        message: `${ruleMessage}; it was not run because its approval could not be tracked (${outcome.reason})`,
+      };
+  }
 }

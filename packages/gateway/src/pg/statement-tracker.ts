@@ -108,8 +108,12 @@ interface Pending {
 /** A bound portal: its statement, parameter count and result formats. */
 interface Portal {
   readonly statement: string;
+  /** The statement's judgement when it was bound: a later Parse does not change what it runs. */
+  readonly judgement: Judgement;
   readonly params: number;
   readonly formats: readonly number[];
+  /** Its execution was approved: further Executes only fetch more of its rows. */
+  approved: boolean;
 }
 
 const TEXT_ONLY: readonly number[] = [];
@@ -150,6 +154,10 @@ export class StatementTracker {
   #plan: ResultPlan | null = null;
   /** The next CopyData of a CSV COPY with HEADER is its header line. */
   #copyHeader = false;
+  #syncs = 0;
+  #readies = 0;
+  /** Client frames since the last Sync, Query or FunctionCall (each ends a batch). */
+  #sinceSync = 0;
 
   constructor(hooks: StatementTrackerHooks) {
     this.#hooks = hooks;
@@ -158,6 +166,47 @@ export class StatementTracker {
   /** Statements sent and not yet finished. */
   get inFlight(): number {
     return this.#queue.length;
+  }
+
+  /** Sync messages seen so far (each ends an extended-protocol batch). */
+  get syncs(): number {
+    return this.#syncs;
+  }
+
+  /** ReadyForQuery messages seen so far. */
+  get readies(): number {
+    return this.#readies;
+  }
+
+  /** True when the last client frame is the first of its batch. */
+  get batchStart(): boolean {
+    return this.#sinceSync === 1;
+  }
+
+  /** ReadyForQuery messages still to come for what the client sent. */
+  get pendingReadies(): number {
+    let n = 0;
+    for (const entry of this.#queue) if (entry.kind === 'sync') n++;
+    return n;
+  }
+
+  /**
+   * Prepared statement `name` now holds a statement judged `judgement` upstream (the gateway
+   * parsed it there itself), as after a client's Parse of it.
+   */
+  statementReplaced(name: string, judgement: Judgement): void {
+    this.#statements.set(name, judgement);
+    this.#fields.delete(name);
+    this.#executePlans.delete(name);
+  }
+
+  /**
+   * The execution of portal `name` was approved: its later Executes (fetching more rows of the
+   * same run) are not judged again. A new Bind of the name makes a new portal.
+   */
+  approvePortal(name: string): void {
+    const portal = this.#portals.get(name);
+    if (portal !== undefined) portal.approved = true;
   }
 
   /**
@@ -187,11 +236,14 @@ export class StatementTracker {
 
   /**
    * A frame the client sent (called in order, before it is forwarded). Returns the judgement
-   * of the statement a Query or Parse carries, or that a Bind binds; null for other frames.
+   * of the statement a Query or Parse carries, that a Bind binds or that an Execute runs (null
+   * when its portal is unknown or was approved); null for other frames.
    */
   clientFrame(type: number, buf: Buffer, start: number, end: number): Judgement | null {
+    this.#sinceSync++;
     switch (type) {
       case FrontendCode.Query: {
+        this.#sinceSync = 0;
         const judgement = this.#hooks.judge(decodeQuery(buf, start, end));
         this.#push('statement', 'simple', judgement, '', 0);
         this.#push('sync', 'simple', UNKNOWN_STATEMENT, '', 0);
@@ -209,27 +261,28 @@ export class StatementTracker {
         const bind = decodeBind(buf, start, end);
         const formats =
           this.#hooks.planner === undefined ? TEXT_ONLY : decodeBindResultFormats(buf, start, end);
+        const judgement = this.#statements.get(bind.statement);
         this.#portals.set(bind.portal, {
           statement: bind.statement,
+          judgement: judgement ?? UNKNOWN_STATEMENT,
           params: bind.params,
           formats,
+          approved: false,
         });
-        return this.#statements.get(bind.statement) ?? null;
+        return judgement ?? null;
       }
       case FrontendCode.Execute: {
         const { portal } = decodeExecute(buf, start, end);
         const bound = this.#portals.get(portal);
-        const judgement = bound === undefined ? undefined : this.#statements.get(bound.statement);
-        const preparedName = bound?.statement ?? '';
         this.#push(
           'statement',
           'extended',
-          judgement ?? UNKNOWN_STATEMENT,
-          preparedName,
+          bound?.judgement ?? UNKNOWN_STATEMENT,
+          bound?.statement ?? '',
           bound?.params ?? 0,
           bound?.formats ?? TEXT_ONLY,
         );
-        return null;
+        return bound === undefined || bound.approved ? null : bound.judgement;
       }
       case FrontendCode.Describe: {
         if (this.#hooks.planner === undefined) return null;
@@ -251,9 +304,12 @@ export class StatementTracker {
         return null;
       }
       case FrontendCode.Sync:
+        this.#syncs++;
+        this.#sinceSync = 0;
         this.#push('sync', 'extended', UNKNOWN_STATEMENT, '', 0);
         return null;
       case FrontendCode.FunctionCall: {
+        this.#sinceSync = 0;
         const call = decodeFunctionCall(buf, start, end);
         const judgement: Judgement = {
           ...UNKNOWN_STATEMENT,
@@ -473,6 +529,7 @@ export class StatementTracker {
 
   /** ReadyForQuery ends a simple Query, a function call or an extended batch at its Sync. */
   #ready(): void {
+    this.#readies++;
     while (this.#queue.length > 0) {
       const entry = this.#queue.shift()!;
       if (entry.kind === 'sync') return;
