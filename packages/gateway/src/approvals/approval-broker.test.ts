@@ -60,7 +60,9 @@ async function hold(b: ApprovalBroker, who: Person, p = policy, agent = false, s
   const outcomes: ApprovalOutcome[] = [];
   const held = b.request(subject(who, agent, sessionId), p, (o) => outcomes.push(o));
   await expect
-    .poll(async () => outcomes.length > 0 || (await b.get(held.id)) !== undefined)
+    .poll(async () => outcomes.length > 0 || (await b.get(held.id)) !== undefined, {
+      timeout: 5_000,
+    })
     .toBe(true);
   return { held, outcomes };
 }
