@@ -172,7 +172,10 @@ async function rejection(
 }
 
 async function exists(id: number): Promise<boolean> {
-  const { rows } = await superuserQuery(`SELECT count(*)::int AS n FROM orders WHERE id = ${id}`, DB);
+  const { rows } = await superuserQuery(
+    `SELECT count(*)::int AS n FROM orders WHERE id = ${id}`,
+    DB,
+  );
   return (rows as { n: number }[])[0]!.n === 1;
 }
 
@@ -231,7 +234,10 @@ describe('extended-protocol holds', () => {
 
   it('expires after the rule’s timeout with 42501', async () => {
     const client = await gw.connect('shop');
-    const { result } = await hold(client, { text: 'DELETE FROM archive WHERE id = $1', values: [1] });
+    const { result } = await hold(client, {
+      text: 'DELETE FROM archive WHERE id = $1',
+      values: [1],
+    });
     const err = await rejection(result);
     expect(err.code).toBe('42501');
     expect(err.message).toContain('approval expired');
@@ -395,7 +401,9 @@ describe('extended-protocol holds', () => {
     expect(decided).toContain('approval.denied');
     expect(decided).toContain('approval.expired');
     expect(decided).toContain('approval.withdrawn');
-    const statements = events.filter((e) => e.statement?.kind === 'delete').map((e) => e.statement!);
+    const statements = events
+      .filter((e) => e.statement?.kind === 'delete')
+      .map((e) => e.statement!);
     expect(statements).toContainEqual(
       expect.objectContaining({ protocol: 'extended', verdict: 'review', tag: 'DELETE 1' }),
     );

@@ -233,13 +233,10 @@ export class PgRelay {
       tracker.serverFrame(type, buf, start, end, length);
     };
     this.#serverHandler = { onFrame: this.#scanFrame };
-    this.#serverScanner = new FrameScanner(
-      this.#serverHandler,
-      {
-        maxFrameBytes: options.maxFrameBytes,
-        assemble: [...TRACKED_SERVER_FRAMES, BackendCode.ParameterStatus],
-      },
-    );
+    this.#serverScanner = new FrameScanner(this.#serverHandler, {
+      maxFrameBytes: options.maxFrameBytes,
+      assemble: [...TRACKED_SERVER_FRAMES, BackendCode.ParameterStatus],
+    });
     this.#serverForwarder =
       this.#planner === null
         ? null
@@ -531,7 +528,9 @@ export class PgRelay {
       return this.#judged(type, buf, start, end, judgement);
     }
     if (
-      (type === FrontendCode.Parse || type === FrontendCode.Bind || type === FrontendCode.Describe) &&
+      (type === FrontendCode.Parse ||
+        type === FrontendCode.Bind ||
+        type === FrontendCode.Describe) &&
       unit.bytes + 5 + end - start <= this.#maxHeldBytes
     ) {
       const out = this.#judged(type, buf, start, end, judgement);
@@ -716,7 +715,9 @@ export class PgRelay {
     const out: Buffer[] = [];
     if (hold.execute === null) {
       out.push(
-        refusal === null ? hold.frame : query(refusalStatement(refusal.message, hint, refusal.code)),
+        refusal === null
+          ? hold.frame
+          : query(refusalStatement(refusal.message, hint, refusal.code)),
       );
     } else if (refusal === null) {
       const { portal, plan } = hold.execute;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { StatementRecord } from '@portcullis/core';
-import { FrameScanner } from '@portcullis/protocol-pg';
+import { BackendCode, FrameScanner } from '@portcullis/protocol-pg';
 import { serialize } from 'pg-protocol';
 import { ColumnRules } from '../masking/column-rules.js';
 import type { StatementMask } from '../masking/masking-verdict.js';
@@ -432,5 +432,84 @@ describe('StatementTracker result plans (masking)', () => {
     s.tracker.noteMasked(1, [0]);
     s.server(complete('SELECT 2'), ready());
     expect(s.records[0]!.masked).toEqual({ values: 2, columns: ['c0'] });
+  });
+});
+
+describe('StatementTracker: what an Execute runs', () => {
+  /** A tracker whose judge reviews DELETEs and allows the rest. */
+  function reviewing() {
+    const tracker = new StatementTracker({
+      now: () => 0,
+      judge: (text) => ({
+        decision: text.startsWith('delete')
+          ? { action: 'review' as const, rule: 'r', message: 'needs approval' }
+          : { action: 'allow' as const, rule: 'default', message: '' },
+        recordedText: text,
+        kind: text.split(' ')[0]!,
+        fingerprint: '',
+        tables: [],
+        masks: null,
+      }),
+      onStatement: () => undefined,
+    });
+    const scanner = new FrameScanner(
+      {
+        onFrame: (type, buf, start, end) => {
+          last = tracker.clientFrame(type, buf, start, end);
+        },
+      },
+      { maxFrameBytes: 1 << 20, assemble: TRACKED_CLIENT_FRAMES },
+    );
+    let last: ReturnType<StatementTracker['clientFrame']> = null;
+    return {
+      tracker,
+      send: (frame: Buffer) => {
+        scanner.push(frame);
+        return last;
+      },
+    };
+  }
+
+  it('judges an Execute by the statement its portal was bound to, not a later Parse', () => {
+    const t = reviewing();
+    t.send(serialize.parse({ text: 'delete from t' }));
+    expect(t.send(serialize.bind({ portal: 'p' }))?.decision.action).toBe('review');
+    t.send(serialize.parse({ text: 'select 1' }));
+    expect(t.send(serialize.execute({ portal: 'p' }))?.kind).toBe('delete');
+    expect(t.send(serialize.execute({ portal: 'nope' }))).toBeNull();
+  });
+
+  it('does not judge again the Executes of an approved portal, until it is bound anew', () => {
+    const t = reviewing();
+    t.send(serialize.parse({ text: 'delete from t' }));
+    t.send(serialize.bind({ portal: 'p' }));
+    t.tracker.approvePortal('p');
+    expect(t.send(serialize.execute({ portal: 'p', rows: 10 }))).toBeNull();
+    t.send(serialize.bind({ portal: 'p' }));
+    expect(t.send(serialize.execute({ portal: 'p' }))?.decision.action).toBe('review');
+  });
+
+  it('counts batches and ReadyForQuery, and knows the first frame of a batch', () => {
+    const t = reviewing();
+    t.send(serialize.parse({ text: 'select 1' }));
+    expect(t.tracker.batchStart).toBe(true);
+    t.send(serialize.bind({}));
+    expect(t.tracker.batchStart).toBe(false);
+    t.send(serialize.sync());
+    t.send(serialize.query('select 2'));
+    expect(t.tracker.syncs).toBe(1);
+    expect(t.tracker.pendingReadies).toBe(2);
+    t.send(serialize.bind({}));
+    expect(t.tracker.batchStart).toBe(true);
+    t.tracker.serverFrame(BackendCode.ReadyForQuery, Buffer.from('I'), 0, 1, 1);
+    expect(t.tracker.readies).toBe(1);
+    expect(t.tracker.pendingReadies).toBe(1);
+  });
+
+  it('judges Binds of a statement the gateway replaced upstream by what it now holds', () => {
+    const t = reviewing();
+    t.send(serialize.parse({ text: 'select 1' }));
+    t.tracker.statementReplaced('', t.send(serialize.parse({ name: 's', text: 'delete from t' }))!);
+    expect(t.send(serialize.bind({}))?.decision.action).toBe('review');
   });
 });
