@@ -64,7 +64,7 @@ export interface GatewayFixtureOptions {
      */
     readonly pipeline?: Pick<
       NonNullable<GatewayConfigInput['events']>,
-      'spool' | 'store' | 'file' | 'kafka' | 'clickhouse'
+      'spool' | 'store' | 'file' | 'kafka' | 'clickhouse' | 'readerGroups'
     >;
   };
 }

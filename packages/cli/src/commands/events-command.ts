@@ -1,12 +1,15 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { SessionEvent } from '@portcullis/core';
+import { eventStoreExists, readEvents, readStoredEvents } from '@portcullis/gateway';
+import { httpUrlOption } from './cli-options.js';
 import {
-  eventStoreExists,
-  isStoreInUse,
-  openEventStore,
-  readEvents,
-  readStoredEvents,
-} from '@portcullis/gateway';
+  CONFIG_FILE_OPTION_HELP,
+  GATEWAY_OPTION_HELP,
+  StoreHeldError,
+  closeEventSource,
+  explainApiFailure,
+  openEventSource,
+} from './event-source.js';
 import { eventsConfigOf, withProgress } from './events-config.js';
 import { formatTable } from './format-table.js';
 
@@ -19,6 +22,8 @@ interface EventsOptions {
   type?: string;
   person?: string;
   last: number;
+  gateway?: string;
+  configFile?: string;
 }
 
 function positiveInt(value: string): number {
@@ -52,33 +57,41 @@ export function eventsCommand(): Command {
     .option('-t, --type <type>', 'only this event type (session.start, statement, session.end)')
     .option('--person <subject-or-email>', 'only sessions of this person')
     .option('-n, --last <n>', 'only the last N events', positiveInt, 50)
+    .option('--gateway <url>', GATEWAY_OPTION_HELP, httpUrlOption)
+    .option('--config-file <path>', CONFIG_FILE_OPTION_HELP)
     .action(async (opts: EventsOptions) => {
       let selected: SessionEvent[] | null = null;
       let source: string;
       let unreadable = 0;
       const events = opts.file === undefined ? eventsConfigOf(opts) : null;
-      if (events !== null && eventStoreExists(events)) {
-        // The embedded store, when there is one; while a gateway holds it, the JSONL file.
-        source = events.store!.dir;
+      const filters = {
+        ...(opts.session === undefined ? {} : { sessionPrefix: opts.session }),
+        ...(opts.type === undefined ? {} : { type: opts.type }),
+        ...(opts.person === undefined ? {} : { person: opts.person }),
+        last: opts.last,
+      };
+      if (events !== null && (opts.gateway !== undefined || eventStoreExists(events))) {
+        // The embedded store, when there is one; while a gateway holds it, its API; when that
+        // cannot be used (no login, unreachable, not a reader), the JSONL file.
         try {
-          const store = await openEventStore(events);
+          const reader = await openEventSource(opts);
           try {
+            source = reader.kind === 'api' ? reader.api.baseUrl : events.store!.dir;
             selected = await withProgress('reading the event store', () =>
-              readStoredEvents(store, {
-                ...(opts.session === undefined ? {} : { sessionPrefix: opts.session }),
-                ...(opts.type === undefined ? {} : { type: opts.type }),
-                ...(opts.person === undefined ? {} : { person: opts.person }),
-                last: opts.last,
-              }),
+              reader.kind === 'api'
+                ? reader.api.storedEvents(reader.token, filters).catch(explainApiFailure(reader))
+                : readStoredEvents(reader.store, filters),
             );
+          } catch (err) {
+            if (opts.gateway !== undefined || reader.kind !== 'api') throw err;
+            throw new StoreHeldError((err as Error).message, { cause: err });
           } finally {
-            await store.close();
+            await closeEventSource(reader);
           }
         } catch (err) {
-          if (!isStoreInUse(err) || events.file === null) throw err;
-          console.error(
-            `portcullis: the event store is in use by the running gateway; reading ${events.file.path} instead`,
-          );
+          if (!(err instanceof StoreHeldError) || events.file === null) throw err;
+          console.error(`portcullis: ${err.message}`);
+          console.error(`portcullis: reading ${events.file.path} instead`);
         }
       }
       if (selected === null) {

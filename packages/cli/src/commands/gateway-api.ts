@@ -1,3 +1,6 @@
+import type { SessionEvent } from '@portcullis/core';
+import type { ChainReport } from '@portcullis/gateway';
+
 /** What `GET /v1/login` says: the IdP and the public client the CLI logs in with. */
 export interface LoginInfo {
   readonly issuer: string;
@@ -330,6 +333,65 @@ export class GatewayApi {
       `/v1/access-requests/${encodeURIComponent(id)}/${verdict}`,
       { bearer, body: reason === undefined ? {} : { reason } },
     )) as AccessRequestView;
+  }
+
+  /** `GET /v1/reviews/:report`: a review's rows, as the store returns them. */
+  async review(
+    bearer: string,
+    report: string,
+    params: { readonly days: number; readonly person?: string | undefined },
+  ): Promise<Record<string, unknown>[]> {
+    const query = new URLSearchParams({ days: String(params.days) });
+    if (params.person !== undefined) query.set('person', params.person);
+    const json = (await this.#request('GET', `/v1/reviews/${encodeURIComponent(report)}?${query}`, {
+      bearer,
+    })) as { rows?: Record<string, unknown>[] } | null;
+    return json?.rows ?? [];
+  }
+
+  /** `GET /v1/events`: the last `last` stored events matching the filters, oldest first. */
+  async storedEvents(
+    bearer: string,
+    filters: {
+      readonly sessionPrefix?: string | undefined;
+      readonly type?: string | undefined;
+      readonly person?: string | undefined;
+      readonly last: number;
+    },
+  ): Promise<SessionEvent[]> {
+    const query = new URLSearchParams({ last: String(filters.last) });
+    if (filters.sessionPrefix !== undefined) query.set('session', filters.sessionPrefix);
+    if (filters.type !== undefined) query.set('type', filters.type);
+    if (filters.person !== undefined) query.set('person', filters.person);
+    const json = (await this.#request('GET', `/v1/events?${query}`, { bearer })) as {
+      events?: SessionEvent[];
+    } | null;
+    return json?.events ?? [];
+  }
+
+  /** `GET /v1/events/verify`: the hash-chain report of the stored sessions. */
+  async verifyChains(
+    bearer: string,
+    scope: { readonly sessionPrefix?: string | undefined; readonly since?: Date | undefined },
+  ): Promise<ChainReport> {
+    const query = new URLSearchParams();
+    if (scope.sessionPrefix !== undefined) query.set('session', scope.sessionPrefix);
+    if (scope.since !== undefined) query.set('since', scope.since.toISOString());
+    const json = (await this.#request('GET', `/v1/events/verify?${query}`, {
+      bearer,
+    })) as Partial<ChainReport> | null;
+    if (
+      typeof json?.sessions !== 'number' ||
+      typeof json.events !== 'number' ||
+      !Array.isArray(json.issues)
+    ) {
+      throw new GatewayApiError(
+        200,
+        'bad_response',
+        `${this.baseUrl} answered without a chain report`,
+      );
+    }
+    return json as ChainReport;
   }
 
   /** `GET /v1/access-grants`: running grants (ended ones too with `all`). */

@@ -1,12 +1,15 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
+import type { BoundQuery } from '@portcullis/events';
+import { loadConfigFile, reviews, staticGrants } from '@portcullis/gateway';
+import { httpUrlOption } from './cli-options.js';
 import {
-  loadConfigFile,
-  openEventStore,
-  reviews,
-  type AccessGrant,
-  type GatewayConfig,
-} from '@portcullis/gateway';
-import { eventsConfigOf, withProgress } from './events-config.js';
+  CONFIG_FILE_OPTION_HELP,
+  GATEWAY_OPTION_HELP,
+  closeEventSource,
+  explainApiFailure,
+  openEventSource,
+} from './event-source.js';
+import { withProgress } from './events-config.js';
 import { formatTable } from './format-table.js';
 
 interface ReviewOptions {
@@ -15,6 +18,8 @@ interface ReviewOptions {
   format: 'table' | 'csv' | 'json';
   days: number;
   person?: string;
+  gateway?: string;
+  configFile?: string;
 }
 
 /** The reports, as `portcullis review <report>` names them. */
@@ -40,7 +45,9 @@ function positiveInt(value: string): number {
 export function reviewCommand(): Command {
   return new Command('review')
     .description(
-      `run an access review on the event store; reports:\n${Object.entries(REVIEW_REPORTS)
+      `run an access review on the event store (through the gateway's API while it runs); reports:\n${Object.entries(
+        REVIEW_REPORTS,
+      )
         .map(([name, what]) => `  ${name.padEnd(9)} ${what}`)
         .join('\n')}`,
     )
@@ -56,61 +63,51 @@ export function reviewCommand(): Command {
     )
     .option('--days <n>', 'the last N days (whole UTC days for totals)', positiveInt, 30)
     .option('--person <subject>', 'one person (required by sessions)')
+    .option('--gateway <url>', GATEWAY_OPTION_HELP, httpUrlOption)
+    .option('--config-file <path>', CONFIG_FILE_OPTION_HELP)
     .action(async (report: ReportName, opts: ReviewOptions) => {
-      const now = new Date();
-      const window = { from: new Date(now.getTime() - opts.days * 86_400_000), to: now };
-      let query;
-      switch (report) {
-        case 'activity':
-        case 'agents':
-        case 'blocked':
-          query = reviews[report](window);
-          break;
-        case 'writes':
-          query = reviews.writes(window, opts.person ?? '');
-          break;
-        case 'sessions':
-          if (opts.person === undefined) {
-            throw new InvalidArgumentError('the sessions report needs --person <subject>');
-          }
-          query = reviews.sessions(opts.person, window);
-          break;
-        case 'unused': {
-          if (opts.config === undefined) {
-            throw new InvalidArgumentError(
-              'the unused report needs --config: the access people were given comes from it',
-            );
-          }
-          query = reviews.unused(
-            grantsOf(loadConfigFile(opts.config, process.env)),
-            opts.days,
-            now,
-          );
-          break;
-        }
+      if (report === 'sessions' && opts.person === undefined) {
+        throw new InvalidArgumentError('the sessions report needs --person <subject>');
       }
-      const store = await openEventStore(eventsConfigOf(opts));
+      const source = await openEventSource(opts);
       let rows: Record<string, unknown>[];
       try {
         rows = await withProgress(`running the ${report} review`, () =>
-          store.run<Record<string, unknown>>(query),
+          source.kind === 'api'
+            ? // The gateway runs the same query, with the access from its own configuration.
+              source.api
+                .review(source.token, report, { days: opts.days, person: opts.person })
+                .catch(explainApiFailure(source))
+            : source.store.run<Record<string, unknown>>(storeQuery(report, opts)),
         );
       } finally {
-        await store.close();
+        await closeEventSource(source);
       }
       process.stdout.write(formatRows(rows, opts.format));
     });
 }
 
-/** Static tokens' people × the resources each may use (all resources when unrestricted). */
-function grantsOf(config: GatewayConfig): AccessGrant[] {
-  const grants: AccessGrant[] = [];
-  for (const grant of Object.values(config.tokens)) {
-    for (const resource of grant.resources ?? Object.keys(config.resources)) {
-      grants.push({ person: grant.person.subject, resource });
-    }
+/** The report's query for reading the store here. */
+function storeQuery(report: ReportName, opts: ReviewOptions): BoundQuery {
+  const now = new Date();
+  const window = { from: new Date(now.getTime() - opts.days * 86_400_000), to: now };
+  switch (report) {
+    case 'activity':
+    case 'agents':
+    case 'blocked':
+      return reviews[report](window);
+    case 'writes':
+      return reviews.writes(window, opts.person ?? '');
+    case 'sessions':
+      return reviews.sessions(opts.person ?? '', window);
+    case 'unused':
+      if (opts.config === undefined) {
+        throw new InvalidArgumentError(
+          'the unused report needs --config: the access people were given comes from it',
+        );
+      }
+      return reviews.unused(staticGrants(loadConfigFile(opts.config, process.env)), opts.days, now);
   }
-  return grants;
 }
 
 /** Rows as a table, CSV (RFC 4180) or JSON lines; each ends with a newline. */

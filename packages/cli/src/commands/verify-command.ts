@@ -1,6 +1,14 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { chainKeyOf, openEventStore, verifyStoredChains } from '@portcullis/gateway';
-import { eventsConfigOf, withProgress } from './events-config.js';
+import { chainKeyOf, verifyStoredChains, type ChainReport } from '@portcullis/gateway';
+import { httpUrlOption } from './cli-options.js';
+import {
+  CONFIG_FILE_OPTION_HELP,
+  GATEWAY_OPTION_HELP,
+  closeEventSource,
+  explainApiFailure,
+  openEventSource,
+} from './event-source.js';
+import { withProgress } from './events-config.js';
 import { formatTable } from './format-table.js';
 import { parseDuration } from './parse-duration.js';
 
@@ -10,6 +18,8 @@ interface VerifyOptions {
   session?: string;
   since?: Date;
   format: 'table' | 'json';
+  gateway?: string;
+  configFile?: string;
 }
 
 /** `--since`: a duration back from now (`7d`, `12h`) or a date/time (`2026-05-01`). */
@@ -28,7 +38,7 @@ export function parseSince(text: string, now = new Date()): Date {
 export function verifyCommand(): Command {
   return new Command('verify')
     .description(
-      'check the hash chains of stored sessions; exits 1 when an event was altered, removed, inserted or reordered',
+      "check the hash chains of stored sessions (through the gateway's API while it runs); exits 1 when an event was altered, removed, inserted or reordered",
     )
     .option('--data-dir <dir>', 'data directory of the gateway', './.portcullis')
     .option('-c, --config <file>', 'the gateway configuration (store location, chain key)')
@@ -43,20 +53,24 @@ export function verifyCommand(): Command {
         .choices(['table', 'json'])
         .default('table'),
     )
+    .option('--gateway <url>', GATEWAY_OPTION_HELP, httpUrlOption)
+    .option('--config-file <path>', CONFIG_FILE_OPTION_HELP)
     .action(async (opts: VerifyOptions) => {
-      const events = eventsConfigOf(opts);
-      const key = await chainKeyOf(events);
-      const store = await openEventStore(events);
-      let report;
+      const scope = {
+        ...(opts.session === undefined ? {} : { sessionPrefix: opts.session }),
+        ...(opts.since === undefined ? {} : { since: opts.since }),
+      };
+      const source = await openEventSource(opts);
+      let report: ChainReport;
       try {
-        report = await withProgress('verifying hash chains', () =>
-          verifyStoredChains(store, key, {
-            ...(opts.session === undefined ? {} : { sessionPrefix: opts.session }),
-            ...(opts.since === undefined ? {} : { since: opts.since }),
-          }),
+        report = await withProgress('verifying hash chains', async () =>
+          source.kind === 'api'
+            ? // The gateway checks with its own chain key, which never leaves it.
+              source.api.verifyChains(source.token, scope).catch(explainApiFailure(source))
+            : verifyStoredChains(source.store, await chainKeyOf(source.events), scope),
         );
       } finally {
-        await store.close();
+        await closeEventSource(source);
       }
       if (opts.format === 'json') {
         process.stdout.write(`${JSON.stringify(report)}\n`);

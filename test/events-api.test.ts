@@ -1,0 +1,351 @@
+// Reviews, events and chain verification while the gateway runs: the gateway holds its embedded
+// store (chDB: one process per store), so the reads go through its HTTP API and the store
+// instance its sink writes with. A person in events.readerGroups gets the activity review, a
+// session's events and a clean chain report; a person outside the groups, an agent acting for a
+// reader and a gateway with no reader groups are refused; bad parameters get 400s. The built
+// `portcullis review` finds the store held and reads through the API with the stored login.
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { SessionEvent } from '@portcullis/core';
+import { reviews, type ChdbEventStore } from '@portcullis/events';
+import { createLogger, startGatewayApi } from '@portcullis/gateway';
+import { CredentialStore, OidcClient, type OidcTokens } from '@portcullis/identity';
+import { startOidcProvider, type OidcProviderServer } from '@portcullis/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  ALICE,
+  createSharedDatabase,
+  dropSharedDatabase,
+  sharedResource,
+  startGatewayFixture,
+  superuserQuery,
+  type GatewayFixture,
+} from './support/gateway-fixture.js';
+
+const DB = 'it_events_api';
+const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
+const CLI = join(ROOT, 'packages/cli/bin/portcullis.js');
+const APPLICATION = 'events-api-test';
+
+let idp: OidcProviderServer;
+let gw: GatewayFixture;
+let dir: string;
+let api: { port: number; close(): void };
+let base: string;
+let store: ChdbEventStore;
+/** ada is in `approvers` (the reader group), bob is not. */
+const people = new Map<string, { credential: string; expiresAt: number; tokens: OidcTokens }>();
+let agentCredential: string;
+let session: SessionEvent[];
+
+async function call(
+  path: string,
+  bearer?: string,
+  init: { method?: string; body?: unknown; base?: string } = {},
+): Promise<{ status: number; json: Record<string, unknown> }> {
+  const response = await fetch(`${init.base ?? base}${path}`, {
+    method: init.method ?? 'GET',
+    headers: {
+      ...(init.body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...(bearer === undefined ? {} : { authorization: `Bearer ${bearer}` }),
+    },
+    ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
+  });
+  return { status: response.status, json: (await response.json()) as Record<string, unknown> };
+}
+
+const errorOf = (json: Record<string, unknown>): { code: string; message: string } =>
+  json['error'] as { code: string; message: string };
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'portcullis-events-api-'));
+  idp = await startOidcProvider();
+  await createSharedDatabase(DB);
+  await superuserQuery(
+    `CREATE TABLE orders (id int PRIMARY KEY, item text);
+     INSERT INTO orders SELECT g, 'item ' || g FROM generate_series(1, 5) g;
+     GRANT ALL ON orders TO PUBLIC;`,
+    DB,
+  );
+  gw = await startGatewayFixture({
+    resources: { shop: sharedResource(DB, 'scram') },
+    tokens: [ALICE],
+    identity: {
+      oidc: {
+        issuer: idp.issuer,
+        clientId: idp.cliClient.clientId,
+        audience: [idp.resource, idp.cliClient.clientId],
+        resource: idp.resource,
+        scopes: ['openid', 'email', 'profile', 'groups', 'offline_access'],
+        allowInsecureHttp: true,
+      },
+      groupAccess: [{ groups: ['engineering'], resources: ['shop'] }],
+      agents: [{ id: idp.agents[0]!.clientId, name: 'Report bot' }],
+    },
+    // The gateway's own pipeline, with the embedded store (the fixture writes the file otherwise).
+    events: { pipeline: { store: { kind: 'embedded' }, readerGroups: ['approvers'] } },
+  });
+  store = gw.gateway.events!.store!;
+  // The fixture's API does not carry the store; serve it as run-gateway.ts does.
+  api = (await startGatewayApi(
+    gw.config,
+    createLogger('silent'),
+    { ready: () => true, metrics: () => Promise.resolve('') },
+    gw.gateway.identity,
+    null,
+    null,
+    store,
+  ))!;
+  base = `http://127.0.0.1:${api.port}`;
+
+  const cli = await OidcClient.discover({
+    issuer: idp.issuer,
+    clientId: idp.cliClient.clientId,
+    allowInsecureRequests: true,
+  });
+  for (const subject of ['ada', 'bob']) {
+    const started = await cli.startDeviceLogin({ resource: idp.resource });
+    const [tokens] = await Promise.all([
+      cli.pollDeviceLogin(started, { intervalMs: 100 }),
+      idp.completeDeviceFlow(started.userCode, subject),
+    ]);
+    const { status, json } = await call('/v1/token', undefined, {
+      method: 'POST',
+      body: {
+        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+        subject_token: tokens.accessToken,
+      },
+    });
+    expect(status, JSON.stringify(json)).toBe(200);
+    people.set(subject, {
+      credential: json['access_token'] as string,
+      expiresAt: Date.now() + (json['expires_in'] as number) * 1000,
+      tokens,
+    });
+  }
+
+  // The report bot acting for ada, a reader: still refused, agents never read events.
+  const delegation = await call('/v1/delegations', people.get('ada')!.credential, {
+    method: 'POST',
+    body: { agent: idp.agents[0]!.clientId, resources: ['shop'], ttlSeconds: 3600 },
+  });
+  expect(delegation.status, JSON.stringify(delegation.json)).toBe(201);
+  const agent = idp.agents[0]!;
+  const agentClient = await OidcClient.discover({
+    issuer: idp.issuer,
+    clientId: agent.clientId,
+    clientSecret: agent.clientSecret,
+    allowInsecureRequests: true,
+  });
+  const agentTokens = await agentClient.clientCredentials({ resource: idp.resource });
+  const exchanged = await call('/v1/token', undefined, {
+    method: 'POST',
+    body: {
+      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+      actor_token: agentTokens.accessToken,
+      delegation_id: delegation.json['id'],
+      resource: 'shop',
+    },
+  });
+  expect(exchanged.status, JSON.stringify(exchanged.json)).toBe(200);
+  agentCredential = exchanged.json['access_token'] as string;
+
+  // Some statements, recorded through the spool into the store while the gateway runs.
+  const client = await gw.connect('shop', { application_name: APPLICATION });
+  await client.query('SELECT id, item FROM orders WHERE id = 1');
+  await client.query("INSERT INTO orders VALUES (6, 'item 6')");
+  await client.query('DELETE FROM orders WHERE id = 6');
+  await client.end();
+  session = await gw.sessionEvents(APPLICATION);
+  expect(await gw.gateway.events!.drain(10_000)).toBe(true);
+}, 120_000);
+
+afterAll(async () => {
+  api?.close();
+  await gw?.dispose();
+  await idp?.stop();
+  await dropSharedDatabase(DB);
+  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+});
+
+describe('a reader, while the gateway runs', () => {
+  it('gets the activity review: the same rows as the store holds', async () => {
+    const { status, json } = await call(
+      '/v1/reviews/activity?days=7',
+      people.get('ada')!.credential,
+    );
+    expect(status, JSON.stringify(json)).toBe(200);
+    expect(json).toMatchObject({ report: 'activity', days: 7 });
+    const rows = json['rows'] as Record<string, unknown>[];
+    expect(rows).toEqual([
+      expect.objectContaining({
+        person_subject: ALICE.subject,
+        resource: 'shop',
+        sessions: 1,
+        statements: 3,
+        writes: 2,
+      }),
+    ]);
+    const now = new Date();
+    const direct = await store.run(
+      reviews.activity({ from: new Date(now.getTime() - 7 * 86_400_000), to: now }),
+    );
+    expect(rows).toEqual(direct);
+  });
+
+  it("gets a session's events, as the gateway recorded them", async () => {
+    const sessionId = session[0]!.sessionId;
+    const { status, json } = await call(
+      `/v1/events?session=${sessionId.slice(0, 8)}&last=100`,
+      people.get('ada')!.credential,
+    );
+    expect(status, JSON.stringify(json)).toBe(200);
+    const events = json['events'] as SessionEvent[];
+    expect(events.map((e) => [e.id, e.seq, e.type])).toEqual(
+      session.map((e) => [e.id, e.seq, e.type]),
+    );
+    // Literals are redacted in the store, and so in what the API returns.
+    const insert = events.find((e) => e.statement?.kind === 'insert')!;
+    expect(insert.statement!.text).not.toContain('item 6');
+    const typed = await call('/v1/events?type=statement&last=2', people.get('ada')!.credential);
+    expect((typed.json['events'] as SessionEvent[]).map((e) => e.seq)).toEqual([2, 3]);
+  });
+
+  it('gets a clean chain verification', async () => {
+    const since = new Date(Date.now() - 86_400_000).toISOString();
+    const { status, json } = await call(
+      `/v1/events/verify?since=${encodeURIComponent(since)}`,
+      people.get('ada')!.credential,
+    );
+    expect(status, JSON.stringify(json)).toBe(200);
+    expect(json).toEqual({ sessions: 1, events: session.length, issues: [] });
+  });
+});
+
+describe('refusals', () => {
+  it('refuses a person outside events.readerGroups, saying which key admits them', async () => {
+    for (const path of ['/v1/reviews/activity', '/v1/events', '/v1/events/verify']) {
+      const { status, json } = await call(path, people.get('bob')!.credential);
+      expect(status).toBe(403);
+      expect(errorOf(json)).toEqual({
+        code: 'not_a_reader',
+        message:
+          'only members of approvers (events.readerGroups) may read events; ask to be added to one of them',
+      });
+    }
+  });
+
+  it("refuses an agent's credential, even acting for a reader", async () => {
+    const { status, json } = await call('/v1/reviews/activity', agentCredential);
+    expect(status).toBe(403);
+    expect(errorOf(json).message).toContain('an agent may not read events');
+  });
+
+  it('asks for a credential, and refuses a forged one', async () => {
+    const missing = await call('/v1/events');
+    expect(missing.status).toBe(401);
+    expect(errorOf(missing.json).code).toBe('unauthorized');
+    const forged = await call('/v1/events', `${people.get('ada')!.credential}x`);
+    expect(forged.status).toBe(401);
+  });
+
+  it('answers 400 to an unknown report and days outside 1 to the retention', async () => {
+    const ada = people.get('ada')!.credential;
+    const unknown = await call('/v1/reviews/everything', ada);
+    expect(unknown.status).toBe(400);
+    expect(errorOf(unknown.json)).toEqual({
+      code: 'unknown_report',
+      message:
+        'no review named everything; the reports are activity, agents, writes, blocked, unused, sessions',
+    });
+    for (const days of ['0', '366', 'week']) {
+      const bad = await call(`/v1/reviews/activity?days=${days}`, ada);
+      expect(bad.status).toBe(400);
+      expect(errorOf(bad.json).message).toBe(
+        'days must be a whole number from 1 to 365 (events are kept for events.store.retentionDays)',
+      );
+    }
+    const last = await call('/v1/events?last=10001', ada);
+    expect(last.status).toBe(400);
+    const sessions = await call('/v1/reviews/sessions', ada);
+    expect(errorOf(sessions.json).message).toBe('the sessions report needs person (a subject)');
+  });
+
+  it('refuses everyone while events.readerGroups is empty, naming the key', async () => {
+    const closed = (await startGatewayApi(
+      { ...gw.config, events: { ...gw.config.events, readerGroups: [] } },
+      createLogger('silent'),
+      { ready: () => true, metrics: () => Promise.resolve('') },
+      gw.gateway.identity,
+      null,
+      null,
+      store,
+    ))!;
+    try {
+      const { status, json } = await call('/v1/reviews/activity', people.get('ada')!.credential, {
+        base: `http://127.0.0.1:${closed.port}`,
+      });
+      expect(status).toBe(403);
+      expect(errorOf(json).code).toBe('readers_not_configured');
+      expect(errorOf(json).message).toContain('set events.readerGroups');
+    } finally {
+      closed.close();
+    }
+  });
+});
+
+describe('portcullis review while the gateway runs', () => {
+  it('finds the store held, reads through the API with the stored login, and prints the same rows', async () => {
+    const credentialsFile = join(dir, 'credentials.json');
+    const ada = people.get('ada')!;
+    await new CredentialStore({ path: credentialsFile }).save({
+      issuer: idp.issuer,
+      clientId: idp.cliClient.clientId,
+      tokens: ada.tokens,
+      gateway: { url: base, token: ada.credential, expiresAt: ada.expiresAt },
+      postgres: { host: gw.host, port: gw.port },
+      idpResource: idp.resource,
+      savedAt: Date.now(),
+    } as Parameters<CredentialStore['save']>[0]);
+    const run = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
+      (resolveRun) =>
+        execFile(
+          process.execPath,
+          [
+            CLI,
+            'review',
+            'activity',
+            '--data-dir',
+            gw.config.dataDir,
+            '--days',
+            '7',
+            '--format',
+            'json',
+            '--config-file',
+            credentialsFile,
+          ],
+          { env: { ...process.env, HOME: dir }, timeout: 60_000 },
+          (err, stdout, stderr) =>
+            resolveRun({
+              code: err === null ? 0 : ((err as { code?: number }).code ?? null),
+              stdout,
+              stderr,
+            }),
+        ),
+    );
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toContain(
+      `portcullis: the running gateway holds the event store; reading through its API at ${base}`,
+    );
+    const printed = run.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    const { json } = await call('/v1/reviews/activity?days=7', ada.credential);
+    expect(printed).toEqual(json['rows']);
+    expect(printed).toHaveLength(1);
+  });
+});
