@@ -3,7 +3,8 @@
 // instance its sink writes with. A person in events.readerGroups gets the activity review, a
 // session's events and a clean chain report; a person outside the groups, an agent acting for a
 // reader and a gateway with no reader groups are refused; bad parameters get 400s. The built
-// `portcullis review` finds the store held and reads through the API with the stored login.
+// `portcullis review` finds the store held and reads through the API with the stored login. With
+// several processes, the primary (which runs the sinks) serves the same routes.
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,7 +14,13 @@ import type { SessionEvent } from '@portcullis/core';
 import { reviews, type ChdbEventStore } from '@portcullis/events';
 import { createLogger, startGatewayApi } from '@portcullis/gateway';
 import { CredentialStore, OidcClient, type OidcTokens } from '@portcullis/identity';
-import { startOidcProvider, type OidcProviderServer } from '@portcullis/testkit';
+import {
+  freePort,
+  startGatewayProcess,
+  startOidcProvider,
+  type OidcProviderServer,
+} from '@portcullis/testkit';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ALICE,
@@ -348,4 +355,79 @@ describe('portcullis review while the gateway runs', () => {
     expect(printed).toEqual(json['rows']);
     expect(printed).toHaveLength(1);
   });
+});
+
+describe('several processes', () => {
+  it('the primary, which holds the store, serves the review and the chain report', async () => {
+    const httpPort = await freePort();
+    const cluster = await startGatewayProcess({
+      processes: 2,
+      config: {
+        log: { level: 'warn' },
+        listeners: {
+          postgres: { host: '127.0.0.1', port: 0, insecure: true },
+          http: { host: '127.0.0.1', port: httpPort },
+        },
+        resources: { shop: sharedResource(DB, 'scram') },
+        tokens: [
+          {
+            token: { value: ALICE.token },
+            person: { subject: ALICE.subject, email: ALICE.email, groups: [...ALICE.groups!] },
+          },
+        ],
+        identity: {
+          oidc: {
+            issuer: idp.issuer,
+            clientId: idp.cliClient.clientId,
+            audience: [idp.resource, idp.cliClient.clientId],
+            resource: idp.resource,
+            allowInsecureHttp: true,
+          },
+        },
+        events: { flushIntervalMs: 20, readerGroups: ['approvers'] },
+      },
+    });
+    try {
+      const clusterBase = `http://127.0.0.1:${httpPort}`;
+      const exchanged = await call('/v1/token', undefined, {
+        method: 'POST',
+        base: clusterBase,
+        body: {
+          grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+          subject_token: people.get('ada')!.tokens.accessToken,
+        },
+      });
+      expect(exchanged.status, JSON.stringify(exchanged.json)).toBe(200);
+      const ada = exchanged.json['access_token'] as string;
+      const client = new pg.Client({
+        host: cluster.host,
+        port: cluster.port,
+        user: 'someone',
+        password: ALICE.token,
+        database: 'shop',
+      });
+      await client.connect();
+      await client.query('SELECT count(*) FROM orders');
+      await client.end();
+      // A worker's events reach the primary's store through its spool: wait for them.
+      const deadline = Date.now() + 20_000;
+      let rows: Record<string, unknown>[] = [];
+      while (Date.now() < deadline) {
+        const review = await call('/v1/reviews/activity?days=1', ada, { base: clusterBase });
+        expect(review.status, JSON.stringify(review.json)).toBe(200);
+        rows = review.json['rows'] as Record<string, unknown>[];
+        if (rows.some((r) => r['statements'] === 1)) break;
+        await new Promise((resolveWait) => setTimeout(resolveWait, 200));
+      }
+      expect(rows).toEqual([
+        expect.objectContaining({ person_subject: ALICE.subject, resource: 'shop', statements: 1 }),
+      ]);
+      // The session's end may still be on its way: verify whatever is stored, which must be intact.
+      const verified = await call('/v1/events/verify', ada, { base: clusterBase });
+      expect(verified.status).toBe(200);
+      expect(verified.json).toMatchObject({ sessions: 1, issues: [] });
+    } finally {
+      await cluster.stop();
+    }
+  }, 90_000);
 });
