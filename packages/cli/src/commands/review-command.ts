@@ -28,7 +28,7 @@ export const REVIEW_REPORTS = {
   agents: 'what each agent did, and for whom',
   writes: 'writes and DDL, by person (--person for one)',
   blocked: 'statements blocked or held for review',
-  unused: 'access (from --config) unused for --days',
+  unused: "access (from --config; through the API, the gateway's own) unused for --days",
   sessions: 'the sessions of --person with their statements',
 } as const;
 
