@@ -87,7 +87,11 @@ async function apiSource(
     token = login.gateway.token;
     loginUrl = login.gateway.url;
   } catch (err) {
-    if (!storeInUse) throw err;
+    if (!storeInUse) {
+      // With --gateway the address to log in at is known.
+      if (url === undefined || !(err instanceof Error)) throw err;
+      throw new Error(err.message.replace("<the gateway's HTTP API URL>", url), { cause: err });
+    }
     throw new StoreHeldError(
       `a running gateway holds the event store, so this reads through its HTTP API as you: ${(err as Error).message}`,
       { cause: err },
