@@ -5,6 +5,7 @@
 // grant early closes its sessions at once, also on another gateway sharing the state database;
 // denials, self-approval, outsiders, repeated decisions and two-approver rules are refused or
 // counted as they should be, also when two gateways take the same approval at once.
+import { createServer, type Server } from 'node:http';
 import { createLogger, startGatewayApi } from '@portcullis/gateway';
 import { OidcClient } from '@portcullis/identity';
 import { startOidcProvider, type OidcProviderServer } from '@portcullis/testkit';
@@ -33,6 +34,9 @@ let base: string;
 let base2: string;
 /** Gateway credentials by subject. */
 const credentials = new Map<string, string>();
+/** What the approvers' webhook received (generic JSON notices), in arrival order. */
+const notices: Json[] = [];
+let receiver: Server;
 /** Clients the suite opened itself (ended after it). */
 const clients: pg.Client[] = [];
 
@@ -50,6 +54,16 @@ function stateUrl(): string {
 }
 
 beforeAll(async () => {
+  receiver = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      notices.push(JSON.parse(Buffer.concat(chunks).toString('utf8')) as Json);
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((done) => receiver.listen(0, '127.0.0.1', done));
+  const hook = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/hook`;
   idp = await startOidcProvider({ people: PEOPLE });
   await createSharedDatabase(DB);
   await createSharedDatabase(STATE_DB);
@@ -83,6 +97,7 @@ beforeAll(async () => {
       agents: [{ id: idp.agents[0]!.clientId, name: 'Report bot' }],
     },
     state: { url: { value: stateUrl() }, pollIntervalMs: 200 },
+    approvals: { webhooks: [{ name: 'approvers', url: hook, retries: 0 }] },
   };
   gw = await startGatewayFixture(options);
   // The second gateway signs with its own keys: credentials are per gateway here.
@@ -95,6 +110,8 @@ beforeAll(async () => {
       fixture.gateway.identity,
       fixture.gateway.approvals,
       fixture.gateway.access,
+      null,
+      fixture.gateway.notifier,
     ))!;
     apis.push(api);
   }
@@ -128,6 +145,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
   for (const api of apis) api.close();
+  receiver?.close();
   await gw?.dispose();
   await gw2?.dispose();
   await idp?.stop();
@@ -136,6 +154,11 @@ afterAll(async () => {
 });
 
 type Json = Record<string, unknown>;
+
+/** The notices about access request `id` received so far, by type. */
+function noticesAbout(id: string): Json[] {
+  return notices.filter((n) => (n['access'] as { id?: string } | undefined)?.id === id);
+}
 
 async function call(
   at: string,
@@ -333,6 +356,13 @@ describe('access requests', () => {
     expect(events.find((e) => e.type === 'session.end')?.summary?.reason).toBe('access-revoked');
     const twice = await as('carol', 'DELETE', `/v1/access-grants/${grantId}`);
     expect([twice.status, errorCode(twice.json)]).toEqual([409, 'grant_ended']);
+    // Notices came from whichever gateway's API took each step.
+    await expect
+      .poll(() => noticesAbout(id).map((n) => n['type']))
+      .toEqual(['access.requested', 'access.granted', 'access.revoked']);
+    expect(noticesAbout(id)[2]).toMatchObject({
+      outcome: { kind: 'revoked', by: [{ subject: 'ada' }], reason: 'incident closed' },
+    });
   });
 
   it('an agent acts for a person under their grant only through a delegation of the resource', async () => {
@@ -398,6 +428,17 @@ describe('access requests', () => {
     expect(seen.json).toMatchObject({ state: 'denied', grant: null });
     const unknown = await as('ada', 'POST', '/v1/access-requests/acr_unknown/approve');
     expect([unknown.status, errorCode(unknown.json)]).toEqual([404, 'not_found']);
+    // Approvers heard of the request and of its denial, with the commands that decide it.
+    await expect
+      .poll(() => noticesAbout(id).map((n) => n['type']))
+      .toEqual(['access.requested', 'access.denied']);
+    expect(noticesAbout(id)[0]).toMatchObject({
+      access: { resource: 'vault', requester: { subject: 'carol' }, reason: 'incident 4711' },
+      commands: { approve: `portcullis approve ${id}` },
+    });
+    expect(noticesAbout(id)[1]).toMatchObject({
+      outcome: { kind: 'denied', by: [{ subject: 'dan' }], reason: 'use the runbook' },
+    });
     const err = await connectError(
       gw.clientConfig('vault', { password: credentials.get('carol') }),
     );

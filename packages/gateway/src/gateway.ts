@@ -1,7 +1,7 @@
 import type { EventSink, Logger } from '@portcullis/core';
 import { StatementAnalyzer, loadSqlParser } from '@portcullis/sql';
 import { ApprovalBroker } from './approvals/approval-broker.js';
-import { createApprovalNotifier } from './approvals/approval-notifier.js';
+import { createApprovalNotifier, type ApprovalNotifier } from './approvals/approval-notifier.js';
 import type { GatewayConfig } from './config/load-config.js';
 import type { ClusterSinkClient } from './events/cluster-event-sinks.js';
 import { EventPipeline } from './events/event-pipeline.js';
@@ -33,6 +33,8 @@ export interface Gateway {
   readonly state: LazyStateDb | null;
   /** Time-boxed access requests and grants; null when no resource takes requests. */
   readonly access: AccessService | null;
+  /** Approvers' webhooks; null when none are configured or nothing here needs them. */
+  readonly notifier: ApprovalNotifier | null;
   /** This process's metrics (counted from the events it records). */
   readonly metrics: GatewayMetrics;
   /** The spool and its sinks; null when an event sink was injected. */
@@ -89,9 +91,11 @@ export async function startGateway(
     state !== null &&
     Object.values(config.resources).some((r) => r.approvals.size > 0) &&
     (options.slot === undefined || config.state.url !== null);
-  const notifier = holdsHere
-    ? await createApprovalNotifier(config, { logger, registry: metrics.registry })
-    : null;
+  // Webhooks hear of holds raised here, and of access requests where this process serves the API.
+  const notifier =
+    holdsHere || (state !== null && options.slot === undefined)
+      ? await createApprovalNotifier(config, { logger, registry: metrics.registry })
+      : null;
   const approvals = holdsHere
     ? new ApprovalBroker({
         db: () => state.get(),
@@ -203,6 +207,7 @@ export async function startGateway(
     approvals,
     state,
     access,
+    notifier,
     metrics,
     events: pipeline,
     get accepting() {

@@ -15,6 +15,7 @@ import { startGatewayApi } from './http/gateway-api.js';
 import type { HttpServer } from './http/http-server.js';
 import { GatewayIdentity } from './identity/gateway-identity.js';
 import { ApprovalBroker } from './approvals/approval-broker.js';
+import { createApprovalNotifier } from './approvals/approval-notifier.js';
 import { AccessService } from './access/access-service.js';
 import { LazyStateDb } from './state/open-state-db.js';
 
@@ -67,6 +68,7 @@ export async function runGateway(config: GatewayConfig, logger: Logger): Promise
         gateway.approvals,
         gateway.access,
         gateway.events?.store ?? null,
+        gateway.notifier,
       );
     } catch (err) {
       await gateway.close();
@@ -103,11 +105,15 @@ async function runPrimary(config: GatewayConfig, logger: Logger): Promise<Runnin
   // The primary serves the access-request endpoints on the shared state database.
   const access =
     stateDb === null ? null : AccessService.forConfig(config, () => stateDb.get(), logger);
+  // Decisions made through its API, and access requests, reach the approvers' webhooks from here
+  // (its delivery metrics stay in this process: the primary's /metrics sums its workers').
+  const notifier = stateDb === null ? null : await createApprovalNotifier(config, { logger });
   // Its API decides statements that workers hold, through the shared state database.
   const approvals =
     stateDb !== null && Object.values(config.resources).some((r) => r.approvals.size > 0)
       ? new ApprovalBroker({
           db: () => stateDb.get(),
+          observers: notifier === null ? [] : [notifier],
           pollIntervalMs: config.state.pollIntervalMs,
           unavailableAfterMs: config.state.unavailableAfterMs,
           limits: config.approvals,
@@ -183,11 +189,13 @@ async function runPrimary(config: GatewayConfig, logger: Logger): Promise<Runnin
       access,
       // The sinks run here, so the store is read here.
       events.store,
+      notifier,
     );
   } catch (err) {
     stopping = true;
     for (const worker of workers.values()) worker.kill('SIGTERM');
     await approvals?.close('the gateway did not start');
+    await notifier?.close();
     await access?.close();
     await stateDb?.close();
     await events.close();
@@ -213,6 +221,7 @@ async function runPrimary(config: GatewayConfig, logger: Logger): Promise<Runnin
       // Workers drained their spools into the sinks while stopping.
       await events.close();
       await approvals?.close('the gateway is shutting down');
+      await notifier?.close();
       await access?.close();
       await stateDb?.close();
     },

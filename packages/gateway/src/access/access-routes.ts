@@ -1,4 +1,5 @@
 import type { Person } from '@portcullis/core';
+import type { AccessNotice } from '../approvals/approval-messages.js';
 import type { GatewayConfig } from '../config/load-config.js';
 import {
   errorResponse,
@@ -19,6 +20,7 @@ import {
   type AccessRefusal,
   type AccessRequest,
 } from './access-rules.js';
+import { accessDecidedNotice, accessRequestedNotice } from './access-notices.js';
 import type { AccessStore } from './access-store.js';
 
 const STATUS: Readonly<Record<AccessRefusal['code'], number>> = {
@@ -89,6 +91,8 @@ export interface AccessRoutesDeps {
   readonly store: () => Promise<AccessStore>;
   readonly identity: GatewayIdentity;
   readonly config: Pick<GatewayConfig, 'resources' | 'tokens' | 'identity' | 'approvals'>;
+  /** Tells approvers' webhooks of requests and decisions; absent when none are configured. */
+  readonly notify?: (notice: AccessNotice) => void;
 }
 
 /**
@@ -209,6 +213,12 @@ export function accessRoutes(deps: AccessRoutesDeps): ApiRoute[] {
         policyFor,
       );
       if (!result.ok) return refused(result.refusal);
+      const policy = policyFor(result.request.resource);
+      const notice =
+        policy === null
+          ? null
+          : accessDecidedNotice(result.request, policy, result.grant, store.now());
+      if (notice !== null) deps.notify?.(notice);
       return { status: 200, json: requestJson(result.request, result.grant, store.now()) };
     });
 
@@ -254,6 +264,7 @@ export function accessRoutes(deps: AccessRoutesDeps): ApiRoute[] {
           maxPendingPerPerson: config.approvals.maxPendingPerPerson,
         });
         if (!created.ok) return refused(created.refusal);
+        deps.notify?.(accessRequestedNotice(created.request, policy!, store.now()));
         return { status: 201, json: requestJson(created.request, null, store.now()) };
       }),
     },
@@ -340,6 +351,13 @@ export function accessRoutes(deps: AccessRoutesDeps): ApiRoute[] {
         const store = await deps.store();
         const result = await store.endGrant(request.params['id'] ?? '', person, reason, policyFor);
         if (!result.ok) return refused(result.refusal);
+        const policy = policyFor(result.grant.resource);
+        const granted =
+          deps.notify === undefined ? null : await store.request(result.grant.requestId);
+        if (policy !== null && granted !== null) {
+          const notice = accessDecidedNotice(granted, policy, result.grant, store.now());
+          if (notice !== null) deps.notify?.(notice);
+        }
         return { status: 200, json: grantJson(result.grant, store.now()) };
       }),
     },

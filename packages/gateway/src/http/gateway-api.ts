@@ -2,6 +2,7 @@ import type { Logger } from '@portcullis/core';
 import { accessRoutes } from '../access/access-routes.js';
 import type { AccessService } from '../access/access-service.js';
 import type { ApprovalBroker } from '../approvals/approval-broker.js';
+import type { ApprovalNotifier } from '../approvals/approval-notifier.js';
 import { openApprovalPages } from '../approvals/approval-page-routes.js';
 import { approvalRoutes } from '../approvals/approval-routes.js';
 import type { GatewayConfig } from '../config/load-config.js';
@@ -25,6 +26,7 @@ export async function startGatewayApi(
   approvals: ApprovalBroker | null = null,
   access: AccessService | null = null,
   eventStore: EventStoreReader | null = null,
+  notifier: ApprovalNotifier | null = null,
 ): Promise<HttpServer | null> {
   if (config.http === null) return null;
   const resourceNames = (): string[] => Object.keys(config.resources);
@@ -47,7 +49,12 @@ export async function startGatewayApi(
       ...(identity === null || approvals === null ? [] : approvalRoutes(approvals, identity)),
       ...(identity === null || access === null
         ? []
-        : accessRoutes({ store: () => access.store(), identity, config })),
+        : accessRoutes({
+            store: () => access.store(),
+            identity,
+            config,
+            ...(notifier === null ? {} : { notify: (notice) => notifier.notify(notice) }),
+          })),
       // Reviews, events and chain checks, where this process holds the store.
       ...(identity === null || eventStore === null
         ? []

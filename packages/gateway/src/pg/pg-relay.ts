@@ -1213,5 +1213,5 @@ function rebindUnnamed(frame: Buffer): Buffer {
 }
 
 function cannotWait(message: string): string {
-  return `${message}; it needs an approval that cannot be waited for here (several gateway processes, or a rule without approvers), so it was not run`;
+  return `${message}; it needs an approval that cannot be waited for here (the rule names no approvers), so it was not run`;
 }
