@@ -352,6 +352,8 @@ export function demoCommand(): Command {
           token: { value: tokens[login]! },
           person: { ...person, groups: [...person.groups] },
         })),
+        // The demo's DBA may run access reviews while the demo runs.
+        events: { readerGroups: ['dba'] },
         log: { level: 'warn' },
       };
       const config = resolveConfig(input, { baseDir: dataDir, env: process.env }, 'demo config');
@@ -440,6 +442,7 @@ export function demoCommand(): Command {
         'Then see what was recorded, against whom:',
         `  npx portcullis events${eventsHint}                  (a table)`,
         `  npx portcullis events${eventsHint} --format json    (one JSON object per line)`,
+        `  npx portcullis review activity --config-file ${join(shownDir, 'bob.json')}    (an access review, as bob, while the demo runs)`,
         '',
         'Ctrl-C stops the demo.',
         '',
