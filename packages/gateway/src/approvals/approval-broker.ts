@@ -77,6 +77,12 @@ export type DecideResult =
 /** A request's handle for the side that holds the statement. */
 export interface HeldApproval {
   readonly id: string;
+  /**
+   * Resolves true once the request is in the state database (so any gateway's API can decide
+   * it), false when it could not be stored (the hold then settles as `failed`). The client is
+   * told the id only after this: an approver acting on it at once must find it.
+   */
+  readonly stored: Promise<boolean>;
   /** Ends the request without a decision (client gone or cancelled); no-op once settled. */
   withdraw(reason: string): void;
 }
@@ -195,7 +201,7 @@ export class ApprovalBroker {
     if (this.#closed) {
       // Settled on a later tick: the relay records the hold only once request() returns.
       queueMicrotask(() => onSettled({ kind: 'failed', reason: 'the gateway is shutting down' }));
-      return { id, withdraw: () => {} };
+      return { id, stored: Promise.resolve(false), withdraw: () => {} };
     }
     // The unreachable clock starts with the first hold, not at the last contact before it.
     if (this.#holds.size === 0) this.#lastContact = Math.max(this.#lastContact, requestedAt);
@@ -208,6 +214,7 @@ export class ApprovalBroker {
     void inserting.finally(() => this.#inserts.delete(inserting));
     return {
       id,
+      stored: inserting.then(() => hold.stored),
       withdraw: (reason) => {
         this.#settleHere(hold, { kind: 'withdrawn', reason });
         void this.#sync();

@@ -394,7 +394,11 @@ export class PgRelay {
   /** Sends the client a NOTICE between server frames (an access grant about to end). */
   notice(message: string): void {
     if (this.#closing) return;
-    const frame = noticeResponse({ severity: 'NOTICE', code: '01000', message });
+    this.#queueNotice(noticeResponse({ severity: 'NOTICE', code: '01000', message }));
+  }
+
+  /** Queues a NoticeResponse frame for the client; it goes out between server frames. */
+  #queueNotice(frame: Buffer): void {
     this.#pendingNotice =
       this.#pendingNotice === null ? frame : Buffer.concat([this.#pendingNotice, frame]);
     this.#flushNotice();
@@ -657,13 +661,18 @@ export class PgRelay {
     };
     const { decision } = judgement;
     this.#recordRequested(judgement, approval.id);
-    this.#pendingNotice = noticeResponse({
-      severity: 'NOTICE',
-      code: '01000',
-      message: `statement awaits approval ${approval.id} (policy rule "${decision.rule}" on resource "${this.#options.resource}")`,
-      hint: `an approver runs: portcullis approve ${approval.id} (or POST /v1/approvals/${approval.id}/approve on the gateway API)`,
+    // Told once the request is stored, so the id it names is one every gateway can decide.
+    void approval.stored.then((stored) => {
+      if (!stored || this.#hold?.approval !== approval) return;
+      this.#queueNotice(
+        noticeResponse({
+          severity: 'NOTICE',
+          code: '01000',
+          message: `statement awaits approval ${approval.id} (policy rule "${decision.rule}" on resource "${this.#options.resource}")`,
+          hint: `an approver runs: portcullis approve ${approval.id} (or POST /v1/approvals/${approval.id}/approve on the gateway API)`,
+        }),
+      );
     });
-    this.#flushNotice();
     return true;
   }
 
