@@ -8,6 +8,7 @@ import {
   type ApiResponse,
   type ApiRoute,
 } from '../http/http-server.js';
+import { bearerPerson } from '../http/bearer-person.js';
 import type { GatewayIdentity } from '../identity/gateway-identity.js';
 import { groupsMayUse } from '../identity/resource-access.js';
 import { StateDbUnavailable } from '../state/state-db.js';
@@ -123,27 +124,13 @@ export function accessRoutes(deps: AccessRoutesDeps): ApiRoute[] {
       .filter((r) => r.accessRequests?.groups.some((g) => person.groups.includes(g)) === true)
       .map((r) => r.name);
 
-  async function bearerPerson(request: ApiRequest): Promise<Person | ApiResponse> {
-    const match = /^Bearer\s+(\S+)$/i.exec(request.headers.get('authorization') ?? '');
-    if (match === null) {
-      return {
-        ...errorResponse(
-          401,
-          'unauthorized',
-          'send your gateway credential as Authorization: Bearer …',
-        ),
-        headers: { 'www-authenticate': 'Bearer' },
-      };
-    }
-    const verified = await identity.verifier.verify(match[1]!).catch(() => null);
-    if (verified === null) {
-      return errorResponse(401, 'invalid_token', 'the gateway credential was refused');
-    }
-    if (verified.agent !== null || verified.authMethod !== 'oidc') {
-      return refused({ code: 'agent', message: 'only a person may ask for or decide on access' });
-    }
-    return verified.person;
-  }
+  /** Only a person's own login asks or decides: agents and their delegated credentials do not. */
+  const requestPerson = (request: ApiRequest): Promise<Person | ApiResponse> =>
+    bearerPerson(request, identity.verifier, {
+      isPerson: (verified) => verified.agent === null && verified.authMethod === 'oidc',
+      notPerson: () =>
+        refused({ code: 'agent', message: 'only a person may ask for or decide on access' }),
+    });
 
   /** The JSON object body ({} when empty), or the answer refusing it. */
   function body(
@@ -195,7 +182,7 @@ export function accessRoutes(deps: AccessRoutesDeps): ApiRoute[] {
 
   const decide = (verdict: 'approve' | 'deny') =>
     guarded(async (request) => {
-      const person = await bearerPerson(request);
+      const person = await requestPerson(request);
       if ('status' in person) return person;
       const parsed = body(request);
       if (!parsed.ok) return parsed.response;
@@ -227,7 +214,7 @@ export function accessRoutes(deps: AccessRoutesDeps): ApiRoute[] {
       method: 'POST',
       path: '/v1/access-requests',
       handle: guarded(async (request) => {
-        const person = await bearerPerson(request);
+        const person = await requestPerson(request);
         if ('status' in person) return person;
         const parsed = body(request);
         if (!parsed.ok) return parsed.response;
@@ -272,7 +259,7 @@ export function accessRoutes(deps: AccessRoutesDeps): ApiRoute[] {
       method: 'GET',
       path: '/v1/access-requests',
       handle: guarded(async (request) => {
-        const person = await bearerPerson(request);
+        const person = await requestPerson(request);
         if ('status' in person) return person;
         const store = await deps.store();
         const now = store.now();
@@ -300,7 +287,7 @@ export function accessRoutes(deps: AccessRoutesDeps): ApiRoute[] {
       method: 'GET',
       path: '/v1/access-requests/:id',
       handle: guarded(async (request) => {
-        const person = await bearerPerson(request);
+        const person = await requestPerson(request);
         if ('status' in person) return person;
         const store = await deps.store();
         const id = request.params['id'] ?? '';
@@ -323,7 +310,7 @@ export function accessRoutes(deps: AccessRoutesDeps): ApiRoute[] {
       method: 'GET',
       path: '/v1/access-grants',
       handle: guarded(async (request) => {
-        const person = await bearerPerson(request);
+        const person = await requestPerson(request);
         if ('status' in person) return person;
         const store = await deps.store();
         const includeEnded = request.query.get('all') === 'true';
@@ -343,7 +330,7 @@ export function accessRoutes(deps: AccessRoutesDeps): ApiRoute[] {
       method: 'DELETE',
       path: '/v1/access-grants/:id',
       handle: guarded(async (request) => {
-        const person = await bearerPerson(request);
+        const person = await requestPerson(request);
         if ('status' in person) return person;
         // DELETE carries no body here: the reason comes as ?reason=.
         const reason = optionalReason({ reason: request.query.get('reason') ?? undefined });

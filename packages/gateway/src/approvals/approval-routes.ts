@@ -6,6 +6,7 @@ import {
   type ApiResponse,
   type ApiRoute,
 } from '../http/http-server.js';
+import { bearerPerson } from '../http/bearer-person.js';
 import type { GatewayIdentity } from '../identity/gateway-identity.js';
 import { StateDbUnavailable } from '../state/state-db.js';
 import type { ApprovalBroker, PendingApproval } from './approval-broker.js';
@@ -55,30 +56,14 @@ function storeUnavailable(err: unknown): ApiResponse {
  * refused: agents never approve).
  */
 export function approvalRoutes(broker: ApprovalBroker, identity: GatewayIdentity): ApiRoute[] {
-  async function bearerPerson(request: ApiRequest): Promise<Person | ApiResponse> {
-    const match = /^Bearer\s+(\S+)$/i.exec(request.headers.get('authorization') ?? '');
-    if (match === null) {
-      return {
-        ...errorResponse(
-          401,
-          'unauthorized',
-          'send your gateway credential as Authorization: Bearer …',
-        ),
-        headers: { 'www-authenticate': 'Bearer' },
-      };
-    }
-    const verified = await identity.verifier.verify(match[1]!).catch(() => null);
-    if (verified === null) {
-      return errorResponse(401, 'invalid_token', 'the gateway credential was refused');
-    }
-    if (verified.agent !== null) {
-      return errorResponse(403, 'forbidden', 'only a person may decide on held statements');
-    }
-    return verified.person;
-  }
+  const requestPerson = (request: ApiRequest): Promise<Person | ApiResponse> =>
+    bearerPerson(request, identity.verifier, {
+      notPerson: () =>
+        errorResponse(403, 'forbidden', 'only a person may decide on held statements'),
+    });
 
   const decide = (verdict: 'approve' | 'deny') => async (request: ApiRequest) => {
-    const person = await bearerPerson(request);
+    const person = await requestPerson(request);
     if ('status' in person) return person;
     let reason = '';
     if (request.body.length > 0) {
@@ -119,7 +104,7 @@ export function approvalRoutes(broker: ApprovalBroker, identity: GatewayIdentity
       method: 'GET',
       path: '/v1/approvals',
       handle: async (request) => {
-        const person = await bearerPerson(request);
+        const person = await requestPerson(request);
         if ('status' in person) return person;
         const pending = await broker.pendingFor(person).catch(storeUnavailable);
         if ('status' in pending) return pending;

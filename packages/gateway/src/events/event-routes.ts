@@ -6,6 +6,7 @@ import {
   type ApiResponse,
   type ApiRoute,
 } from '../http/http-server.js';
+import { bearerPerson } from '../http/bearer-person.js';
 import type { GatewayIdentity } from '../identity/gateway-identity.js';
 import {
   MAX_EVENTS_LAST,
@@ -75,30 +76,18 @@ export function eventRoutes(options: EventRoutesOptions): ApiRoute[] {
   let inFlight = 0;
 
   async function reader(request: ApiRequest): Promise<Person | ApiResponse> {
-    const match = /^Bearer\s+(\S+)$/i.exec(request.headers.get('authorization') ?? '');
-    if (match === null) {
-      return {
-        ...errorResponse(
-          401,
-          'unauthorized',
-          'send your gateway credential as Authorization: Bearer … (portcullis login)',
+    const person = await bearerPerson(request, identity.verifier, {
+      loginHint: '(portcullis login)',
+      notPerson: () =>
+        errorResponse(
+          403,
+          'forbidden',
+          'an agent may not read events; use the credential of a person in events.readerGroups',
         ),
-        headers: { 'www-authenticate': 'Bearer' },
-      };
-    }
-    const verified = await identity.verifier.verify(match[1]!).catch(() => null);
-    if (verified === null) {
-      return errorResponse(401, 'invalid_token', 'the gateway credential was refused');
-    }
-    if (verified.agent !== null) {
-      return errorResponse(
-        403,
-        'forbidden',
-        'an agent may not read events; use the credential of a person in events.readerGroups',
-      );
-    }
-    const refusal = readerRefusal(verified.person, config.events.readerGroups);
-    return refusal === null ? verified.person : refused(refusal);
+    });
+    if ('status' in person) return person;
+    const refusal = readerRefusal(person, config.events.readerGroups);
+    return refusal === null ? person : refused(refusal);
   }
 
   /** Runs `work` on the store within the limits, mapping its failures to answers. */
