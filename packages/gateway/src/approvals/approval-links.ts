@@ -6,9 +6,10 @@ import {
   randomBytes,
   timingSafeEqual,
 } from 'node:crypto';
-import { mkdir, open, readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PortcullisError } from '@portcullis/core';
+import { ensurePrivateKeyFile } from '../config/key-file.js';
 
 /** What a review link lets its holder do once logged in: one verdict, or look and choose. */
 export type LinkVerdict = 'approve' | 'deny' | 'view';
@@ -120,31 +121,7 @@ export function readReviewLink(
  */
 export async function loadLinkKey(dataDir: string): Promise<Buffer> {
   const path = join(dataDir, LINK_KEY_FILE);
-  try {
-    const handle = await open(path, 'wx', 0o600);
-    try {
-      await handle.writeFile(`${randomBytes(32).toString('hex')}\n`);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') {
-      await mkdir(dataDir, { recursive: true, mode: 0o700 });
-      return loadLinkKey(dataDir);
-    }
-    if (code !== 'EEXIST') throw keyError(`cannot create ${path}`, err);
-  }
-  const info = await stat(path).catch((err: unknown) => {
-    throw keyError(`cannot read ${path}`, err);
-  });
-  if ((info.mode & 0o077) !== 0) {
-    throw new PortcullisError(
-      'PCL_ERR_CONFIG_SECRET',
-      `${path} (the approval link key) is readable by others; run chmod 600 ${path}`,
-    );
-  }
+  await ensurePrivateKeyFile(path, 'the approval link key', keyError);
   for (let attempt = 0; attempt < 3; attempt++) {
     const hex = (await readFile(path, 'utf8')).trim();
     if (/^[0-9a-f]{64,}$/i.test(hex)) return Buffer.from(hex, 'hex');

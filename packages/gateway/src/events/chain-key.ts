@@ -1,7 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, stat } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { PortcullisError } from '@portcullis/core';
+import { ensurePrivateKeyFile } from '../config/key-file.js';
 import type { EventsConfig } from '../config/load-config.js';
 
 /**
@@ -13,30 +12,8 @@ import type { EventsConfig } from '../config/load-config.js';
 export async function loadChainKey(store: NonNullable<EventsConfig['store']>): Promise<string> {
   if (store.chainKey !== null) return store.chainKey;
   const path = store.chainKeyFile;
+  await ensurePrivateKeyFile(path, 'the event hash-chain key', keyError);
   try {
-    const handle = await open(path, 'wx', 0o600);
-    try {
-      await handle.writeFile(`${randomBytes(32).toString('hex')}\n`);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') {
-      await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-      return loadChainKey(store);
-    }
-    if (code !== 'EEXIST') throw keyError(`cannot create ${path}`, err);
-  }
-  try {
-    const info = await stat(path);
-    if ((info.mode & 0o077) !== 0) {
-      throw new PortcullisError(
-        'PCL_ERR_CONFIG_SECRET',
-        `${path} (the event hash-chain key) is readable by others; run chmod 600 ${path}`,
-      );
-    }
     const key = (await readFile(path, 'utf8')).trim();
     // A key file another process is still writing reads empty for a moment.
     if (key.length === 0) {
