@@ -97,14 +97,7 @@ export async function startGateway(
       ? await createApprovalNotifier(config, { logger, registry: metrics.registry })
       : null;
   const approvals = holdsHere
-    ? new ApprovalBroker({
-        db: () => state.get(),
-        observers: notifier === null ? [] : [notifier],
-        pollIntervalMs: config.state.pollIntervalMs,
-        unavailableAfterMs: config.state.unavailableAfterMs,
-        limits: config.approvals,
-        logger,
-      })
+    ? ApprovalBroker.forConfig(config, () => state.get(), notifier, logger)
     : null;
   // Access requests and grants live in the state database too.
   const access = state === null ? null : AccessService.forConfig(config, () => state.get(), logger);

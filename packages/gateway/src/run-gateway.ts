@@ -111,14 +111,7 @@ async function runPrimary(config: GatewayConfig, logger: Logger): Promise<Runnin
   // Its API decides statements that workers hold, through the shared state database.
   const approvals =
     stateDb !== null && Object.values(config.resources).some((r) => r.approvals.size > 0)
-      ? new ApprovalBroker({
-          db: () => stateDb.get(),
-          observers: notifier === null ? [] : [notifier],
-          pollIntervalMs: config.state.pollIntervalMs,
-          unavailableAfterMs: config.state.unavailableAfterMs,
-          limits: config.approvals,
-          logger,
-        })
+      ? ApprovalBroker.forConfig(config, () => stateDb.get(), notifier, logger)
       : null;
   const here = fileURLToPath(import.meta.url);
   cluster.setupPrimary({

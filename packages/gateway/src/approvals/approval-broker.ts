@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Agent, Logger, Person } from '@portcullis/core';
+import type { GatewayConfig } from '../config/load-config.js';
 import { PgliteStateDb } from '../state/pglite-state-db.js';
 import { StateDbUnavailable, type StateDb } from '../state/state-db.js';
 import {
@@ -167,6 +168,26 @@ export class ApprovalBroker {
   #lastContact = 0;
   #lastSweep = 0;
   #closed = false;
+
+  /**
+   * A broker on the gateway's state database with the configured timings and limits, telling
+   * `observer` (the approvers' webhooks, when configured) of its requests.
+   */
+  static forConfig(
+    config: Pick<GatewayConfig, 'state' | 'approvals'>,
+    db: () => Promise<StateDb>,
+    observer: ApprovalObserver | null,
+    logger: Logger,
+  ): ApprovalBroker {
+    return new ApprovalBroker({
+      db,
+      observers: observer === null ? [] : [observer],
+      pollIntervalMs: config.state.pollIntervalMs,
+      unavailableAfterMs: config.state.unavailableAfterMs,
+      limits: config.approvals,
+      logger,
+    });
+  }
 
   constructor(options: ApprovalBrokerOptions = {}) {
     this.#now = options.now ?? Date.now;
