@@ -161,15 +161,8 @@ export function approvalNotice(
   };
 }
 
-/** An access request as its owner hands it to {@link accessNotice}. */
-export interface AccessRequestSummary {
-  readonly id: string;
-  readonly resource: string;
-  readonly requester: { readonly subject: string; readonly email: string };
-  readonly reason: string;
-  readonly durationSeconds: number;
-  readonly approverGroups: readonly string[];
-  readonly approvalsNeeded: number;
+/** An access request as its owner hands it to {@link accessNotice} (times as numbers). */
+export interface AccessRequestSummary extends Omit<AccessPayload, 'requestedAt' | 'expiresAt'> {
   /** Milliseconds since the epoch. */
   readonly requestedAt: number;
   readonly expiresAt: number;
