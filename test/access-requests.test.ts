@@ -6,8 +6,6 @@
 // denials, self-approval, outsiders, repeated decisions and two-approver rules are refused or
 // counted as they should be, also when two gateways take the same approval at once.
 import { createServer, type Server } from 'node:http';
-import { createLogger, startGatewayApi } from '@portcullis/gateway';
-import { OidcClient } from '@portcullis/identity';
 import { startOidcProvider, type OidcProviderServer } from '@portcullis/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,13 +13,20 @@ import {
   connectError,
   createSharedDatabase,
   dropSharedDatabase,
-  sharedPostgres,
   sharedResource,
+  sharedStateUrl,
   startGatewayFixture,
   superuserQuery,
   type GatewayFixture,
   type GatewayFixtureOptions,
 } from './support/gateway-fixture.js';
+import { apiCall, startFixtureApi, type FixtureApi } from './support/gateway-api.js';
+import {
+  delegatedAgentCredential,
+  deviceLogin,
+  exchangeToken,
+  testIdpOidc,
+} from './support/oidc-login.js';
 
 const DB = 'it_access_requests';
 const STATE_DB = 'it_access_requests_state';
@@ -29,7 +34,7 @@ let idp: OidcProviderServer;
 /** Two gateways sharing the state database. */
 let gw: GatewayFixture;
 let gw2: GatewayFixture;
-const apis: { port: number; close(): void }[] = [];
+const apis: FixtureApi[] = [];
 let base: string;
 let base2: string;
 /** Gateway credentials by subject. */
@@ -46,12 +51,6 @@ const PEOPLE = [
   { subject: 'bob', email: 'bob@example.com', groups: ['engineering'] },
   { subject: 'carol', email: 'carol@example.com', groups: ['contractors'] },
 ];
-
-function stateUrl(): string {
-  const { host, port, roles } = sharedPostgres();
-  const { user, password } = roles.scram;
-  return `postgresql://${user}:${encodeURIComponent(password)}@${host}:${port}/${STATE_DB}`;
-}
 
 beforeAll(async () => {
   receiver = createServer((req, res) => {
@@ -85,59 +84,32 @@ beforeAll(async () => {
     },
     tokens: [],
     identity: {
-      oidc: {
-        issuer: idp.issuer,
-        clientId: idp.cliClient.clientId,
-        audience: [idp.resource, idp.cliClient.clientId],
-        resource: idp.resource,
-        allowInsecureHttp: true,
-      },
+      oidc: testIdpOidc(idp),
       // Standing access: engineering on `plain` only. Nobody has standing access to the vaults.
       groupAccess: [{ groups: ['engineering'], resources: ['plain'] }],
       agents: [{ id: idp.agents[0]!.clientId, name: 'Report bot' }],
     },
-    state: { url: { value: stateUrl() }, pollIntervalMs: 200 },
+    state: { url: { value: sharedStateUrl(STATE_DB) }, pollIntervalMs: 200 },
     approvals: { webhooks: [{ name: 'approvers', url: hook, retries: 0 }] },
   };
   gw = await startGatewayFixture(options);
   // The second gateway signs with its own keys: credentials are per gateway here.
   gw2 = await startGatewayFixture(options);
   for (const fixture of [gw, gw2]) {
-    const api = (await startGatewayApi(
-      fixture.config,
-      createLogger('silent'),
-      { ready: () => true, metrics: () => Promise.resolve('') },
-      fixture.gateway.identity,
-      fixture.gateway.approvals,
-      fixture.gateway.access,
-      null,
-      fixture.gateway.notifier,
-    ))!;
-    apis.push(api);
+    const { approvals, access, notifier } = fixture.gateway;
+    apis.push(await startFixtureApi(fixture, { approvals, access, notifier }));
   }
-  base = `http://127.0.0.1:${apis[0]!.port}`;
-  base2 = `http://127.0.0.1:${apis[1]!.port}`;
-  const cli = await OidcClient.discover({
-    issuer: idp.issuer,
-    clientId: idp.cliClient.clientId,
-    allowInsecureRequests: true,
-  });
+  base = apis[0]!.base;
+  base2 = apis[1]!.base;
+  // One login at the IdP, exchanged at each gateway (each signs with its own keys).
   for (const { subject } of PEOPLE) {
-    const started = await cli.startDeviceLogin({ resource: idp.resource });
-    const [tokens] = await Promise.all([
-      cli.pollDeviceLogin(started, { intervalMs: 100 }),
-      idp.completeDeviceFlow(started.userCode, subject),
-    ]);
+    const tokens = await deviceLogin(idp, subject);
     for (const [fixtureBase, suffix] of [
       [base, ''],
       [base2, '@2'],
     ] as const) {
-      const { status, json } = await call(fixtureBase, 'POST', '/v1/token', undefined, {
-        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-        subject_token: tokens.accessToken,
-      });
-      expect(status, JSON.stringify(json)).toBe(200);
-      credentials.set(`${subject}${suffix}`, json['access_token'] as string);
+      const { credential } = await exchangeToken(fixtureBase, tokens.accessToken);
+      credentials.set(`${subject}${suffix}`, credential);
     }
   }
 }, 120_000);
@@ -160,27 +132,9 @@ function noticesAbout(id: string): Json[] {
   return notices.filter((n) => (n['access'] as { id?: string } | undefined)?.id === id);
 }
 
-async function call(
-  at: string,
-  method: 'GET' | 'POST' | 'DELETE',
-  path: string,
-  bearer?: string,
-  body?: Json,
-): Promise<{ status: number; json: Json }> {
-  const response = await fetch(`${at}${path}`, {
-    method,
-    headers: {
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      ...(bearer === undefined ? {} : { authorization: `Bearer ${bearer}` }),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  return { status: response.status, json: (await response.json()) as Json };
-}
-
 /** An API call on the first gateway as `subject`. */
 const as = (subject: string, method: 'GET' | 'POST' | 'DELETE', path: string, body?: Json) =>
-  call(base, method, path, credentials.get(subject), body);
+  apiCall(base, method, path, credentials.get(subject), body);
 
 function errorCode(json: Json): string {
   return (json['error'] as { code: string }).code;
@@ -261,7 +215,7 @@ describe('access requests', () => {
       reason: 'x',
     });
     expect(unknown.status).toBe(404);
-    const anonymous = await call(base, 'GET', '/v1/access-requests');
+    const anonymous = await apiCall(base, 'GET', '/v1/access-requests');
     expect(anonymous.status).toBe(401);
   });
 
@@ -337,7 +291,7 @@ describe('access requests', () => {
     expect([outsider.status, errorCode(outsider.json)]).toEqual([403, 'not_allowed']);
 
     // Ended through the second gateway: the first hears it by NOTIFY.
-    const revoked = await call(
+    const revoked = await apiCall(
       base2,
       'DELETE',
       `/v1/access-grants/${grantId}?reason=incident%20closed`,
@@ -383,25 +337,11 @@ describe('access requests', () => {
       ttlSeconds: 600,
     });
     expect(delegated.status, JSON.stringify(delegated.json)).toBe(201);
-    const agentClient = await OidcClient.discover({
-      issuer: idp.issuer,
-      clientId: agent.clientId,
-      clientSecret: agent.clientSecret,
-      allowInsecureRequests: true,
-    });
-    const agentTokens = await agentClient.clientCredentials({ resource: idp.resource });
-    const exchanged = await call(base, 'POST', '/v1/token', undefined, {
-      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-      actor_token: agentTokens.accessToken,
-      delegation_id: delegated.json['id'],
-      resource: 'vault',
-    });
-    expect(exchanged.status, JSON.stringify(exchanged.json)).toBe(200);
     const bot = await carolConnects(
       'vault',
       'report-bot-granted',
       gw,
-      exchanged.json['access_token'] as string,
+      await delegatedAgentCredential(idp, base, delegated.json['id'] as string, 'vault'),
     );
     await bot.client.query('SELECT 1');
     await as('carol', 'DELETE', `/v1/access-grants/${grantId}`);
@@ -449,8 +389,8 @@ describe('access requests', () => {
     const id = await carolAsks('vault2', 5);
     // The same approver on both gateways at the same moment: the row lock lets one count.
     const both = await Promise.all([
-      call(base, 'POST', `/v1/access-requests/${id}/approve`, credentials.get('ada'), {}),
-      call(base2, 'POST', `/v1/access-requests/${id}/approve`, credentials.get('ada@2'), {}),
+      apiCall(base, 'POST', `/v1/access-requests/${id}/approve`, credentials.get('ada'), {}),
+      apiCall(base2, 'POST', `/v1/access-requests/${id}/approve`, credentials.get('ada@2'), {}),
     ]);
     expect(both.map((r) => r.status).sort()).toEqual([200, 409]);
     expect(both.find((r) => r.status === 409)!.json['error']).toMatchObject({
@@ -464,7 +404,7 @@ describe('access requests', () => {
     );
     expect(early.code).toBe('42501');
 
-    const second = await call(
+    const second = await apiCall(
       base2,
       'POST',
       `/v1/access-requests/${id}/approve`,

@@ -7,13 +7,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import {
-  ApprovalLinkSigner,
-  createLogger,
-  loadLinkKey,
-  startGatewayApi,
-} from '@portcullis/gateway';
-import { OidcClient } from '@portcullis/identity';
+import { ApprovalLinkSigner, loadLinkKey } from '@portcullis/gateway';
 import { freePort, startOidcProvider, type OidcProviderServer } from '@portcullis/testkit';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,6 +19,9 @@ import {
   superuserQuery,
   type GatewayFixture,
 } from './support/gateway-fixture.js';
+import { holdStatement } from './support/approval-holds.js';
+import { startFixtureApi, type FixtureApi } from './support/gateway-api.js';
+import { personCredential, testIdpOidc } from './support/oidc-login.js';
 
 const DB = 'it_approval_webhooks';
 const SECRET = `whsec_${randomBytes(18).toString('base64url')}`;
@@ -40,7 +37,7 @@ interface Delivery {
 
 let idp: OidcProviderServer;
 let gw: GatewayFixture;
-let api: { port: number; close(): void };
+let api: FixtureApi;
 let receiver: Server;
 let base: string;
 const deliveries: Delivery[] = [];
@@ -117,13 +114,7 @@ beforeAll(async () => {
       }),
     },
     identity: {
-      oidc: {
-        issuer: idp.issuer,
-        clientId: idp.cliClient.clientId,
-        audience: [idp.resource, idp.cliClient.clientId],
-        resource: idp.resource,
-        allowInsecureHttp: true,
-      },
+      oidc: testIdpOidc(idp),
       groupAccess: [{ groups: ['engineering'], resources: ['shop'] }],
     },
     approvals: {
@@ -137,32 +128,12 @@ beforeAll(async () => {
     },
   });
   // The fixture's API has no approval routes; serve the gateway's broker on the linked port.
-  api = (await startGatewayApi(
-    { ...gw.config, http: { ...gw.config.http!, port: apiPort } },
-    createLogger('silent'),
-    { ready: () => true, metrics: () => gw.gateway.metrics.text() },
-    gw.gateway.identity,
-    gw.gateway.approvals,
-  ))!;
-  const cli = await OidcClient.discover({
-    issuer: idp.issuer,
-    clientId: idp.cliClient.clientId,
-    allowInsecureRequests: true,
+  api = await startFixtureApi(gw, {
+    config: { ...gw.config, http: { ...gw.config.http!, port: apiPort } },
+    metrics: () => gw.gateway.metrics.text(),
+    approvals: gw.gateway.approvals,
   });
-  const started = await cli.startDeviceLogin({ resource: idp.resource });
-  const [tokens] = await Promise.all([
-    cli.pollDeviceLogin(started, { intervalMs: 100 }),
-    idp.completeDeviceFlow(started.userCode, 'bob'),
-  ]);
-  const exchanged = await fetch(`${base}/v1/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-      subject_token: tokens.accessToken,
-    }),
-  });
-  bobCredential = ((await exchanged.json()) as { access_token: string }).access_token;
+  bobCredential = await personCredential(idp, base, 'bob');
 });
 
 afterAll(async () => {
@@ -175,15 +146,7 @@ afterAll(async () => {
 
 /** Bob sends `sql`; resolves with the approval id from the hold's NOTICE and the pending query. */
 async function hold(sql: string): Promise<{ id: string; result: Promise<pg.QueryResult> }> {
-  const client = await gw.connect('shop', { password: bobCredential });
-  const notice = new Promise<string>((resolve) =>
-    client.once('notice', (msg) => resolve(msg.message ?? '')),
-  );
-  const result = client.query(sql);
-  result.catch(() => undefined);
-  const id = /approval (apr_[\w-]+)/.exec(await notice)?.[1];
-  expect(id).toBeDefined();
-  return { id: id!, result };
+  return holdStatement(await gw.connect('shop', { password: bobCredential }), sql);
 }
 
 async function until<T>(what: string, read: () => T | undefined, timeoutMs = 15_000): Promise<T> {

@@ -19,6 +19,7 @@ import {
   superuserQuery,
   type GatewayFixture,
 } from './support/gateway-fixture.js';
+import { testIdpOidc } from './support/oidc-login.js';
 
 const DB = 'it_cli_identity';
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
@@ -69,14 +70,9 @@ beforeAll(async () => {
     resources: { notes: sharedResource(DB, 'scram') },
     tokens: [],
     identity: {
-      oidc: {
-        issuer: idp.issuer,
-        clientId: idp.cliClient.clientId,
-        audience: [idp.resource, idp.cliClient.clientId],
-        resource: idp.resource,
+      oidc: testIdpOidc(idp, {
         scopes: ['openid', 'email', 'profile', 'groups', 'offline_access'],
-        allowInsecureHttp: true,
-      },
+      }),
       groupAccess: [{ groups: ['engineering'], resources: ['notes'] }],
       agents: [{ id: idp.agents[0]!.clientId, name: 'Report bot' }],
     },

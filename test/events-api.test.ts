@@ -12,8 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SessionEvent } from '@portcullis/core';
 import { reviews, type ChdbEventStore } from '@portcullis/events';
-import { createLogger, startGatewayApi } from '@portcullis/gateway';
-import { CredentialStore, OidcClient, type OidcTokens } from '@portcullis/identity';
+import { CredentialStore, type OidcTokens } from '@portcullis/identity';
 import {
   freePort,
   startGatewayProcess,
@@ -31,6 +30,13 @@ import {
   superuserQuery,
   type GatewayFixture,
 } from './support/gateway-fixture.js';
+import { apiCall, startFixtureApi, type FixtureApi } from './support/gateway-api.js';
+import {
+  delegatedAgentCredential,
+  deviceLogin,
+  exchangeToken,
+  testIdpOidc,
+} from './support/oidc-login.js';
 
 const DB = 'it_events_api';
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
@@ -40,29 +46,19 @@ const APPLICATION = 'events-api-test';
 let idp: OidcProviderServer;
 let gw: GatewayFixture;
 let dir: string;
-let api: { port: number; close(): void };
-let base: string;
+let api: FixtureApi;
 let store: ChdbEventStore;
 /** ada is in `approvers` (the reader group), bob is not. */
 const people = new Map<string, { credential: string; expiresAt: number; tokens: OidcTokens }>();
 let agentCredential: string;
 let session: SessionEvent[];
 
-async function call(
+/** A GET (or `init.method`) on the suite's API, or on the one at `init.base`. */
+const call = (
   path: string,
   bearer?: string,
-  init: { method?: string; body?: unknown; base?: string } = {},
-): Promise<{ status: number; json: Record<string, unknown> }> {
-  const response = await fetch(`${init.base ?? base}${path}`, {
-    method: init.method ?? 'GET',
-    headers: {
-      ...(init.body === undefined ? {} : { 'content-type': 'application/json' }),
-      ...(bearer === undefined ? {} : { authorization: `Bearer ${bearer}` }),
-    },
-    ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
-  });
-  return { status: response.status, json: (await response.json()) as Record<string, unknown> };
-}
+  init: { method?: 'GET' | 'POST'; body?: unknown; base?: string } = {},
+) => apiCall(init.base ?? api.base, init.method ?? 'GET', path, bearer, init.body);
 
 const errorOf = (json: Record<string, unknown>): { code: string; message: string } =>
   json['error'] as { code: string; message: string };
@@ -81,14 +77,9 @@ beforeAll(async () => {
     resources: { shop: sharedResource(DB, 'scram') },
     tokens: [ALICE],
     identity: {
-      oidc: {
-        issuer: idp.issuer,
-        clientId: idp.cliClient.clientId,
-        audience: [idp.resource, idp.cliClient.clientId],
-        resource: idp.resource,
+      oidc: testIdpOidc(idp, {
         scopes: ['openid', 'email', 'profile', 'groups', 'offline_access'],
-        allowInsecureHttp: true,
-      },
+      }),
       groupAccess: [{ groups: ['engineering'], resources: ['shop'] }],
       agents: [{ id: idp.agents[0]!.clientId, name: 'Report bot' }],
     },
@@ -97,41 +88,12 @@ beforeAll(async () => {
   });
   store = gw.gateway.events!.store!;
   // The fixture's API does not carry the store; serve it as run-gateway.ts does.
-  api = (await startGatewayApi(
-    gw.config,
-    createLogger('silent'),
-    { ready: () => true, metrics: () => Promise.resolve('') },
-    gw.gateway.identity,
-    null,
-    null,
-    store,
-  ))!;
-  base = `http://127.0.0.1:${api.port}`;
+  api = await startFixtureApi(gw, { eventStore: store });
 
-  const cli = await OidcClient.discover({
-    issuer: idp.issuer,
-    clientId: idp.cliClient.clientId,
-    allowInsecureRequests: true,
-  });
   for (const subject of ['ada', 'bob']) {
-    const started = await cli.startDeviceLogin({ resource: idp.resource });
-    const [tokens] = await Promise.all([
-      cli.pollDeviceLogin(started, { intervalMs: 100 }),
-      idp.completeDeviceFlow(started.userCode, subject),
-    ]);
-    const { status, json } = await call('/v1/token', undefined, {
-      method: 'POST',
-      body: {
-        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-        subject_token: tokens.accessToken,
-      },
-    });
-    expect(status, JSON.stringify(json)).toBe(200);
-    people.set(subject, {
-      credential: json['access_token'] as string,
-      expiresAt: Date.now() + (json['expires_in'] as number) * 1000,
-      tokens,
-    });
+    const tokens = await deviceLogin(idp, subject);
+    const { credential, expiresIn } = await exchangeToken(api.base, tokens.accessToken);
+    people.set(subject, { credential, expiresAt: Date.now() + expiresIn * 1000, tokens });
   }
 
   // The report bot acting for ada, a reader: still refused, agents never read events.
@@ -140,25 +102,12 @@ beforeAll(async () => {
     body: { agent: idp.agents[0]!.clientId, resources: ['shop'], ttlSeconds: 3600 },
   });
   expect(delegation.status, JSON.stringify(delegation.json)).toBe(201);
-  const agent = idp.agents[0]!;
-  const agentClient = await OidcClient.discover({
-    issuer: idp.issuer,
-    clientId: agent.clientId,
-    clientSecret: agent.clientSecret,
-    allowInsecureRequests: true,
-  });
-  const agentTokens = await agentClient.clientCredentials({ resource: idp.resource });
-  const exchanged = await call('/v1/token', undefined, {
-    method: 'POST',
-    body: {
-      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-      actor_token: agentTokens.accessToken,
-      delegation_id: delegation.json['id'],
-      resource: 'shop',
-    },
-  });
-  expect(exchanged.status, JSON.stringify(exchanged.json)).toBe(200);
-  agentCredential = exchanged.json['access_token'] as string;
+  agentCredential = await delegatedAgentCredential(
+    idp,
+    api.base,
+    delegation.json['id'] as string,
+    'shop',
+  );
 
   // Some statements, recorded through the spool into the store while the gateway runs.
   const client = await gw.connect('shop', { application_name: APPLICATION });
@@ -282,18 +231,13 @@ describe('refusals', () => {
   });
 
   it('refuses everyone while events.readerGroups is empty, naming the key', async () => {
-    const closed = (await startGatewayApi(
-      { ...gw.config, events: { ...gw.config.events, readerGroups: [] } },
-      createLogger('silent'),
-      { ready: () => true, metrics: () => Promise.resolve('') },
-      gw.gateway.identity,
-      null,
-      null,
-      store,
-    ))!;
+    const closed = await startFixtureApi(gw, {
+      config: { ...gw.config, events: { ...gw.config.events, readerGroups: [] } },
+      eventStore: store,
+    });
     try {
       const { status, json } = await call('/v1/reviews/activity', people.get('ada')!.credential, {
-        base: `http://127.0.0.1:${closed.port}`,
+        base: closed.base,
       });
       expect(status).toBe(403);
       expect(errorOf(json).code).toBe('readers_not_configured');
@@ -312,7 +256,7 @@ describe('portcullis review while the gateway runs', () => {
       issuer: idp.issuer,
       clientId: idp.cliClient.clientId,
       tokens: ada.tokens,
-      gateway: { url: base, token: ada.credential, expiresAt: ada.expiresAt },
+      gateway: { url: api.base, token: ada.credential, expiresAt: ada.expiresAt },
       postgres: { host: gw.host, port: gw.port },
       idpResource: idp.resource,
       savedAt: Date.now(),
@@ -345,7 +289,7 @@ describe('portcullis review while the gateway runs', () => {
     );
     expect(run.code, run.stderr).toBe(0);
     expect(run.stderr).toContain(
-      `portcullis: the running gateway holds the event store; reading through its API at ${base}`,
+      `portcullis: the running gateway holds the event store; reading through its API at ${api.base}`,
     );
     const printed = run.stdout
       .trim()
@@ -376,29 +320,15 @@ describe('several processes', () => {
           },
         ],
         identity: {
-          oidc: {
-            issuer: idp.issuer,
-            clientId: idp.cliClient.clientId,
-            audience: [idp.resource, idp.cliClient.clientId],
-            resource: idp.resource,
-            allowInsecureHttp: true,
-          },
+          oidc: testIdpOidc(idp),
         },
         events: { flushIntervalMs: 20, readerGroups: ['approvers'] },
       },
     });
     try {
       const clusterBase = `http://127.0.0.1:${httpPort}`;
-      const exchanged = await call('/v1/token', undefined, {
-        method: 'POST',
-        base: clusterBase,
-        body: {
-          grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-          subject_token: people.get('ada')!.tokens.accessToken,
-        },
-      });
-      expect(exchanged.status, JSON.stringify(exchanged.json)).toBe(200);
-      const ada = exchanged.json['access_token'] as string;
+      const ada = (await exchangeToken(clusterBase, people.get('ada')!.tokens.accessToken))
+        .credential;
       const client = new pg.Client({
         host: cluster.host,
         port: cluster.port,

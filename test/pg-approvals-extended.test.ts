@@ -3,8 +3,6 @@
 // reaches PostgreSQL until an approver approves it, each execution of a prepared statement is
 // approved on its own, and a refusal fails the statement in its place in the pipeline (42501,
 // or 57014 on a cancel) — inside a transaction block too — with the session going on.
-import { createLogger, startGatewayApi } from '@portcullis/gateway';
-import { OidcClient } from '@portcullis/identity';
 import { startOidcProvider, type OidcProviderServer } from '@portcullis/testkit';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,6 +15,8 @@ import {
   superuserQuery,
   type GatewayFixture,
 } from './support/gateway-fixture.js';
+import { apiCall, startFixtureApi, type FixtureApi } from './support/gateway-api.js';
+import { personCredential, testIdpOidc } from './support/oidc-login.js';
 import {
   RawPgClient,
   bindMessage,
@@ -32,8 +32,7 @@ import {
 const DB = 'it_pg_approvals_extended';
 let idp: OidcProviderServer;
 let gw: GatewayFixture;
-let api: { port: number; close(): void };
-let base: string;
+let api: FixtureApi;
 /** Gateway credential of bob (in `engineering`, the approver group). */
 let bob = '';
 
@@ -74,40 +73,12 @@ beforeAll(async () => {
     },
     tokens: [ALICE],
     identity: {
-      oidc: {
-        issuer: idp.issuer,
-        clientId: idp.cliClient.clientId,
-        audience: [idp.resource, idp.cliClient.clientId],
-        resource: idp.resource,
-        allowInsecureHttp: true,
-      },
+      oidc: testIdpOidc(idp),
       groupAccess: [{ groups: ['engineering'], resources: ['shop'] }],
     },
   });
-  api = (await startGatewayApi(
-    gw.config,
-    createLogger('silent'),
-    { ready: () => true, metrics: () => Promise.resolve('') },
-    gw.gateway.identity,
-    gw.gateway.approvals,
-  ))!;
-  base = `http://127.0.0.1:${api.port}`;
-  const cli = await OidcClient.discover({
-    issuer: idp.issuer,
-    clientId: idp.cliClient.clientId,
-    allowInsecureRequests: true,
-  });
-  const started = await cli.startDeviceLogin({ resource: idp.resource });
-  const [tokens] = await Promise.all([
-    cli.pollDeviceLogin(started, { intervalMs: 100 }),
-    idp.completeDeviceFlow(started.userCode, 'bob'),
-  ]);
-  const { status, json } = await call('POST', '/v1/token', {
-    grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-    subject_token: tokens.accessToken,
-  });
-  expect(status, JSON.stringify(json)).toBe(200);
-  bob = json['access_token'] as string;
+  api = await startFixtureApi(gw, { approvals: gw.gateway.approvals });
+  bob = await personCredential(idp, api.base, 'bob');
 });
 
 afterAll(async () => {
@@ -117,25 +88,8 @@ afterAll(async () => {
   await dropSharedDatabase(DB);
 });
 
-async function call(
-  method: 'GET' | 'POST',
-  path: string,
-  body?: Record<string, unknown>,
-  bearer?: string,
-): Promise<{ status: number; json: Record<string, unknown> }> {
-  const response = await fetch(`${base}${path}`, {
-    method,
-    headers: {
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      ...(bearer === undefined ? {} : { authorization: `Bearer ${bearer}` }),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  return { status: response.status, json: (await response.json()) as Record<string, unknown> };
-}
-
 async function approve(id: string): Promise<void> {
-  const { status, json } = await call('POST', `/v1/approvals/${id}/approve`, {}, bob);
+  const { status, json } = await apiCall(api.base, 'POST', `/v1/approvals/${id}/approve`, bob, {});
   expect(status, JSON.stringify(json)).toBe(200);
 }
 
@@ -207,7 +161,7 @@ describe('extended-protocol holds', () => {
     const { id, result } = await hold(client, deleteOrder(1));
     await new Promise((r) => setTimeout(r, 200));
     expect(await exists(1)).toBe(true);
-    const listed = await call('GET', '/v1/approvals', undefined, bob);
+    const listed = await apiCall(api.base, 'GET', '/v1/approvals', bob);
     expect(listed.json['approvals']).toMatchObject([
       { id, rule: 'orders-deletes-need-approval', statement: { kind: 'delete' } },
     ]);
@@ -252,7 +206,7 @@ describe('extended-protocol holds', () => {
     const err = await rejection(result);
     expect(err.code).toBe('57014');
     expect((await client.query('SELECT $1::int AS n', [3])).rows).toEqual([{ n: 3 }]);
-    const late = await call('POST', `/v1/approvals/${id}/approve`, {}, bob);
+    const late = await apiCall(api.base, 'POST', `/v1/approvals/${id}/approve`, bob, {});
     expect(late.status).toBe(409);
     expect(await exists(3)).toBe(true);
   });

@@ -8,11 +8,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createLogger, startGatewayApi } from '@portcullis/gateway';
 import { startOidcProvider, type OidcProviderServer } from '@portcullis/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { apiCall, approverCredential, holdStatement } from './support/approval-credentials.js';
+import { holdStatement } from './support/approval-holds.js';
+import { apiCall, startFixtureApi, type FixtureApi } from './support/gateway-api.js';
 import {
   ALICE,
   createSharedDatabase,
@@ -20,12 +20,14 @@ import {
   newToken,
   sharedPostgres,
   sharedResource,
+  sharedStateUrl,
   sleep,
   startGatewayFixture,
   superuserQuery,
   type GatewayFixture,
   type TokenSpec,
 } from './support/gateway-fixture.js';
+import { personCredential, testIdpOidc } from './support/oidc-login.js';
 
 const DB = 'it_pg_approvals_shared';
 const STATE_DB = 'it_pg_approvals_shared_state';
@@ -41,17 +43,11 @@ const MAX_PENDING = 3;
 
 let idp: OidcProviderServer;
 const gateways: GatewayFixture[] = [];
-const apis: { port: number; close(): void }[] = [];
+const apis: FixtureApi[] = [];
 /** API base URLs of gateway 1 and gateway 2. */
 const bases: string[] = [];
 /** bob's credential on each gateway's API (same person, each instance's own signing keys). */
 const bob: string[] = [];
-
-function stateUrl(): string {
-  const { host, port, roles } = sharedPostgres();
-  const { user, password } = roles.scram;
-  return `postgresql://${user}:${encodeURIComponent(password)}@${host}:${port}/${STATE_DB}`;
-}
 
 function resources() {
   return {
@@ -89,30 +85,18 @@ beforeAll(async () => {
     const gw = await startGatewayFixture({
       resources: resources(),
       tokens: [ALICE, FLOOD],
-      state: { url: { value: stateUrl() }, pollIntervalMs: 200 },
+      state: { url: { value: sharedStateUrl(STATE_DB) }, pollIntervalMs: 200 },
       approvals: { maxPendingPerPerson: MAX_PENDING },
       identity: {
-        oidc: {
-          issuer: idp.issuer,
-          clientId: idp.cliClient.clientId,
-          audience: [idp.resource, idp.cliClient.clientId],
-          resource: idp.resource,
-          allowInsecureHttp: true,
-        },
+        oidc: testIdpOidc(idp),
         groupAccess: [{ groups: ['engineering'], resources: ['shop'] }],
       },
     });
     gateways.push(gw);
-    const api = (await startGatewayApi(
-      gw.config,
-      createLogger('silent'),
-      { ready: () => true, metrics: () => Promise.resolve('') },
-      gw.gateway.identity,
-      gw.gateway.approvals,
-    ))!;
+    const api = await startFixtureApi(gw, { approvals: gw.gateway.approvals });
     apis.push(api);
-    bases.push(`http://127.0.0.1:${api.port}`);
-    bob.push(await approverCredential(idp, bases[i]!, 'bob'));
+    bases.push(api.base);
+    bob.push(await personCredential(idp, api.base, 'bob'));
   }
 });
 
@@ -264,13 +248,7 @@ describe('a multi-process gateway on the shared state database', () => {
         },
       ],
       identity: {
-        oidc: {
-          issuer: idp.issuer,
-          clientId: idp.cliClient.clientId,
-          audience: [idp.resource, idp.cliClient.clientId],
-          resource: idp.resource,
-          allowInsecureHttp: true,
-        },
+        oidc: testIdpOidc(idp),
         groupAccess: [{ groups: ['engineering'], resources: ['shop'] }],
       },
     };
@@ -283,7 +261,7 @@ describe('a multi-process gateway on the shared state database', () => {
         ...process.env,
         CLUSTER_TOKEN: TOKEN,
         UPSTREAM_PASSWORD: pgServer.roles.scram.password,
-        STATE_URL: stateUrl(),
+        STATE_URL: sharedStateUrl(STATE_DB),
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -323,7 +301,7 @@ describe('a multi-process gateway on the shared state database', () => {
   });
 
   it('holds in each worker and releases through the primary’s API', async () => {
-    const credential = await approverCredential(idp, base, 'bob');
+    const credential = await personCredential(idp, base, 'bob');
     // Connect until both workers hold a session (the cancel key's top byte is the slot).
     const bySlot = new Map<number, pg.Client>();
     const extra: pg.Client[] = [];

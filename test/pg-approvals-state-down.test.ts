@@ -5,7 +5,7 @@
 import { startPostgres, type PostgresServer } from '@portcullis/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { holdStatement } from './support/approval-credentials.js';
+import { holdStatement } from './support/approval-holds.js';
 import {
   createSharedDatabase,
   dropSharedDatabase,

@@ -4,10 +4,7 @@
 // on); a hold that nobody decides expires, a client that disconnects or cancels withdraws it, and nobody
 // approves their own statement. Every outcome is on the session's event chain.
 import { connect } from 'node:net';
-import { createLogger, startGatewayApi } from '@portcullis/gateway';
-import { OidcClient } from '@portcullis/identity';
 import { startOidcProvider, type OidcProviderServer } from '@portcullis/testkit';
-import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ALICE,
@@ -18,12 +15,14 @@ import {
   superuserQuery,
   type GatewayFixture,
 } from './support/gateway-fixture.js';
+import { holdStatement } from './support/approval-holds.js';
+import { apiCall, startFixtureApi, type FixtureApi } from './support/gateway-api.js';
+import { personCredential, testIdpOidc } from './support/oidc-login.js';
 
 const DB = 'it_pg_approvals';
 let idp: OidcProviderServer;
 let gw: GatewayFixture;
-let api: { port: number; close(): void };
-let base: string;
+let api: FixtureApi;
 /** Gateway credentials of ada and bob (both in `engineering`, the approver group). */
 const credentials = new Map<string, string>();
 
@@ -62,42 +61,14 @@ beforeAll(async () => {
     },
     tokens: [ALICE],
     identity: {
-      oidc: {
-        issuer: idp.issuer,
-        clientId: idp.cliClient.clientId,
-        audience: [idp.resource, idp.cliClient.clientId],
-        resource: idp.resource,
-        allowInsecureHttp: true,
-      },
+      oidc: testIdpOidc(idp),
       groupAccess: [{ groups: ['engineering'], resources: ['shop'] }],
     },
   });
   // The fixture's API has no approval routes; serve the gateway's broker on one of our own.
-  api = (await startGatewayApi(
-    gw.config,
-    createLogger('silent'),
-    { ready: () => true, metrics: () => Promise.resolve('') },
-    gw.gateway.identity,
-    gw.gateway.approvals,
-  ))!;
-  base = `http://127.0.0.1:${api.port}`;
-  const cli = await OidcClient.discover({
-    issuer: idp.issuer,
-    clientId: idp.cliClient.clientId,
-    allowInsecureRequests: true,
-  });
+  api = await startFixtureApi(gw, { approvals: gw.gateway.approvals });
   for (const subject of ['ada', 'bob']) {
-    const started = await cli.startDeviceLogin({ resource: idp.resource });
-    const [tokens] = await Promise.all([
-      cli.pollDeviceLogin(started, { intervalMs: 100 }),
-      idp.completeDeviceFlow(started.userCode, subject),
-    ]);
-    const { status, json } = await call('POST', '/v1/token', undefined, {
-      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-      subject_token: tokens.accessToken,
-    });
-    expect(status, JSON.stringify(json)).toBe(200);
-    credentials.set(subject, json['access_token'] as string);
+    credentials.set(subject, await personCredential(idp, api.base, subject));
   }
 });
 
@@ -108,38 +79,12 @@ afterAll(async () => {
   await dropSharedDatabase(DB);
 });
 
-async function call(
+const call = (
   method: 'GET' | 'POST',
   path: string,
   bearer?: string,
   body?: Record<string, unknown>,
-): Promise<{ status: number; json: Record<string, unknown> }> {
-  const response = await fetch(`${base}${path}`, {
-    method,
-    headers: {
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      ...(bearer === undefined ? {} : { authorization: `Bearer ${bearer}` }),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  return { status: response.status, json: (await response.json()) as Record<string, unknown> };
-}
-
-/** Sends `sql` and resolves with the approval id from the hold's NOTICE (and the pending query). */
-async function hold(
-  client: pg.Client,
-  sql: string,
-): Promise<{ id: string; result: Promise<pg.QueryResult> }> {
-  const notice = new Promise<string>((resolve) =>
-    client.once('notice', (msg) => resolve(msg.message ?? '')),
-  );
-  const result = client.query(sql);
-  result.catch(() => undefined);
-  const message = await notice;
-  const id = /approval (apr_[\w-]+)/.exec(message)?.[1];
-  expect(id, message).toBeDefined();
-  return { id: id!, result };
-}
+) => apiCall(api.base, method, path, bearer, body);
 
 async function orderCount(): Promise<number> {
   const { rows } = await superuserQuery('SELECT count(*)::int AS n FROM orders', DB);
@@ -149,7 +94,7 @@ async function orderCount(): Promise<number> {
 describe('statement holds', () => {
   it('holds a DELETE until an approver approves it; it then runs as submitted', async () => {
     const client = await gw.connect('shop');
-    const { id, result } = await hold(client, 'DELETE FROM orders WHERE id = 1');
+    const { id, result } = await holdStatement(client, 'DELETE FROM orders WHERE id = 1');
     await new Promise((r) => setTimeout(r, 200));
     expect(await orderCount()).toBe(10);
 
@@ -184,7 +129,7 @@ describe('statement holds', () => {
   it('denies with 42501 and the reason; the session and its transaction behave as on a refusal', async () => {
     const client = await gw.connect('shop');
     await client.query('BEGIN');
-    const { id, result } = await hold(client, 'DELETE FROM orders WHERE id = 2');
+    const { id, result } = await holdStatement(client, 'DELETE FROM orders WHERE id = 2');
     const denied = await call('POST', `/v1/approvals/${id}/deny`, credentials.get('ada'), {
       reason: 'not during the sale',
     });
@@ -203,7 +148,7 @@ describe('statement holds', () => {
 
   it('refuses a denial without a reason and the requester deciding their own statement', async () => {
     const client = await gw.connect('shop', { password: credentials.get('ada')! });
-    const { id, result } = await hold(client, 'DELETE FROM orders WHERE id = 3');
+    const { id, result } = await holdStatement(client, 'DELETE FROM orders WHERE id = 3');
     const own = await call('POST', `/v1/approvals/${id}/approve`, credentials.get('ada'));
     expect(own.status).toBe(403);
     expect((await call('GET', '/v1/approvals', credentials.get('ada'))).json['approvals']).toEqual(
@@ -217,7 +162,7 @@ describe('statement holds', () => {
 
   it('expires after the rule’s timeout with 42501', async () => {
     const client = await gw.connect('shop');
-    const { result } = await hold(client, 'DELETE FROM archive');
+    const { result } = await holdStatement(client, 'DELETE FROM archive');
     await expect(result).rejects.toMatchObject({
       code: '42501',
       message: expect.stringContaining('approval expired') as unknown,
@@ -227,7 +172,7 @@ describe('statement holds', () => {
 
   it('a client that disconnects withdraws its request', async () => {
     const client = await gw.connect('shop');
-    const { id } = await hold(client, 'DELETE FROM orders WHERE id = 4');
+    const { id } = await holdStatement(client, 'DELETE FROM orders WHERE id = 4');
     await client.end().catch(() => undefined);
     await gw.waitForEvents((events) =>
       events.some((e) => e.type === 'approval.withdrawn' && e.approvalDecision?.id === id),
@@ -239,7 +184,7 @@ describe('statement holds', () => {
 
   it('a CancelRequest withdraws the request: the statement fails with 57014, the session goes on', async () => {
     const client = await gw.connect('shop');
-    const { id, result } = await hold(client, 'DELETE FROM orders WHERE id = 5');
+    const { id, result } = await holdStatement(client, 'DELETE FROM orders WHERE id = 5');
     const { processID, secretKey } = client as unknown as { processID: number; secretKey: number };
     const packet = Buffer.alloc(16);
     packet.writeInt32BE(16, 0);

@@ -16,6 +16,7 @@ import {
   superuserQuery,
   type GatewayFixture,
 } from './support/gateway-fixture.js';
+import { testIdpOidc } from './support/oidc-login.js';
 
 const DB = 'it_pg_identity';
 let idp: OidcProviderServer;
@@ -40,13 +41,7 @@ beforeAll(async () => {
     resources: { notes: sharedResource(DB, 'scram'), other: sharedResource(DB, 'scram') },
     tokens: [],
     identity: {
-      oidc: {
-        issuer: idp.issuer,
-        clientId: idp.cliClient.clientId,
-        audience: [idp.resource, idp.cliClient.clientId],
-        resource: idp.resource,
-        allowInsecureHttp: true,
-      },
+      oidc: testIdpOidc(idp),
       // ada is in approvers (and engineering); bob only in engineering, which reaches `other`.
       groupAccess: [
         { groups: ['approvers'], resources: ['notes', 'other'] },

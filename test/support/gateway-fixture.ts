@@ -145,6 +145,13 @@ export function sharedResource(
   };
 }
 
+/** A `state.url` on the shared server: `database` as the scram role (a shared state database). */
+export function sharedStateUrl(database: string): string {
+  const { host, port, roles } = sharedPostgres();
+  const { user, password } = roles.scram;
+  return `postgresql://${user}:${encodeURIComponent(password)}@${host}:${port}/${database}`;
+}
+
 /** pg settings for the shared server's superuser over TCP. */
 export function superuserConfig(database = 'postgres'): pg.ClientConfig {
   const pgServer = sharedPostgres();
