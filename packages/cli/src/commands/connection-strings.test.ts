@@ -49,8 +49,12 @@ describe('postgresUrl', () => {
       fc.property(
         fc.string({ minLength: 1 }),
         fc.string({ minLength: 1 }),
-        fc.string({ minLength: 1 }),
+        fc.oneof(fc.string({ minLength: 1 }), fc.constantFrom('.', '..')),
         (user, password, database) => {
+          if (database === '.' || database === '..') {
+            expect(() => postgresUrl({ ...target, user, password, database })).toThrow(/URL/);
+            return;
+          }
           // libpq and node-postgres percent-decode each part of the URL, as done here.
           const url = new URL(postgresUrl({ ...target, user, password, database }));
           expect(decodeURIComponent(url.username)).toBe(user);

@@ -52,6 +52,10 @@ function urlHost(host: string): string {
  * password and database, brackets around an IPv6 host), with `?sslmode=` when given.
  */
 export function postgresUrl(target: ConnectionTarget): string {
+  // URL parsers drop `.` and `..` path segments (encoded or not), so these names cannot travel.
+  if (target.database === '.' || target.database === '..') {
+    throw new Error(`a database named "${target.database}" cannot be written in a URL`);
+  }
   const query =
     target.sslmode === undefined ? '' : `?sslmode=${encodeURIComponent(target.sslmode)}`;
   return (
