@@ -7,6 +7,7 @@ import type { SessionEvent } from '@portcullis/core';
 import {
   ClickHouseSink,
   ClickHouseSinkError,
+  legacy18TableDdl,
   SinkRunner,
   Spool,
   type BatchSink,
@@ -130,6 +131,77 @@ describe('ClickHouseSink on ClickHouse 18.16', () => {
     });
     await runner.stop();
     await spool.close();
+  });
+
+  it('adds the columns a table made by an earlier version lacks, and stores who decided a held statement', async () => {
+    // The table as the sink made it before approval decisions and refused logins had columns.
+    const added = [
+      'approval_id',
+      'decision_by_subjects',
+      'decision_by_emails',
+      'decision_reason',
+      'decision_waited_us',
+      'auth_failure_reason',
+      'auth_failure_code',
+    ];
+    const older = legacy18TableDdl('events_older')
+      .split('\n')
+      .filter((line) => !added.some((column) => line.trim().startsWith(`${column} `)))
+      .join('\n');
+    await server.query(older);
+    const sink = sinkFor('events_older');
+    const { statement: _granted, ...grantedBase } = event(7_001);
+    const { statement: _refused, ...refusedBase } = event(7_002);
+    const decided: SessionEvent = {
+      ...grantedBase,
+      type: 'approval.granted',
+      approvalDecision: {
+        id: 'apr_7001',
+        by: [{ subject: 'u-bob', email: 'bob@example.com' }],
+        reason: 'ticket 7',
+        waitedUs: 2_500_000,
+      },
+    };
+    const refused: SessionEvent = {
+      ...refusedBase,
+      type: 'auth.failed',
+      authFailure: { reason: 'expired', code: '28P01' },
+    };
+    await sink.deliver(
+      [decided, refused].map((e, i) => ({
+        sequence: i + 1,
+        payload: Buffer.from(JSON.stringify(e)),
+      })),
+    );
+    const rows = (
+      await server.query(
+        'SELECT type, approval_id, decision_by_emails, decision_reason, decision_waited_us, auth_failure_reason, auth_failure_code FROM events_older ORDER BY seq FORMAT JSONEachRow',
+      )
+    )
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(rows).toEqual([
+      {
+        type: 'approval.granted',
+        approval_id: 'apr_7001',
+        decision_by_emails: ['bob@example.com'],
+        decision_reason: 'ticket 7',
+        decision_waited_us: '2500000',
+        auth_failure_reason: null,
+        auth_failure_code: '',
+      },
+      {
+        type: 'auth.failed',
+        approval_id: '',
+        decision_by_emails: [],
+        decision_reason: null,
+        decision_waited_us: '0',
+        auth_failure_reason: 'expired',
+        auth_failure_code: '28P01',
+      },
+    ]);
+    await sink.close();
   });
 
   it('a batch delivered again after a failure is stored twice but reads once (FINAL, argMax by id)', async () => {

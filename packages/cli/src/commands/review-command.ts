@@ -28,6 +28,7 @@ export const REVIEW_REPORTS = {
   agents: 'what each agent did, and for whom',
   writes: 'writes and DDL, by person (--person for one)',
   blocked: 'statements blocked or held for review',
+  approvals: 'held statements: outcome, who decided, why, how long they waited',
   unused: "access (from --config; through the API, the gateway's own) unused for --days",
   sessions: 'the sessions of --person with their statements',
 } as const;
@@ -95,6 +96,7 @@ function storeQuery(report: ReportName, opts: ReviewOptions): BoundQuery {
     case 'activity':
     case 'agents':
     case 'blocked':
+    case 'approvals':
       return reviews[report](window);
     case 'writes':
       return reviews.writes(window, opts.person ?? '');

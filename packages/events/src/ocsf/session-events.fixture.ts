@@ -165,7 +165,26 @@ export const ocsfCases = {
       message: 'held until a reviewer approves',
     },
   }),
-  end: sessionEvent(1, 7, 'session.end', {
+  granted: sessionEvent(1, 7, 'approval.granted', {
+    approvalDecision: {
+      id: 'apr_1',
+      by: [{ subject: 'u-bob', email: 'bob@example.com' }],
+      reason: 'ticket 7',
+      waitedUs: 4_000_000,
+    },
+  }),
+  denied: sessionEvent(1, 8, 'approval.denied', {
+    approvalDecision: {
+      id: 'apr_2',
+      by: [{ subject: 'u-bob', email: 'bob@example.com' }],
+      reason: 'not during the sale',
+      waitedUs: 1_000_000,
+    },
+  }),
+  refused: sessionEvent(1, 0, 'auth.failed', {
+    authFailure: { reason: 'expired', code: '28P01' },
+  }),
+  end: sessionEvent(1, 9, 'session.end', {
     summary: {
       reason: 'upstream-lost',
       statements: 5,

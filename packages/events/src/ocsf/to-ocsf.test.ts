@@ -165,6 +165,44 @@ describe('toOcsf', () => {
     });
   });
 
+  it('maps approval decisions to Other "Approval": granted Allowed, denied Blocked, with who and why', () => {
+    expect(toOcsf(ocsfCases.granted)).toMatchObject({
+      activity_id: 99,
+      activity_name: 'Approval',
+      status_id: 1,
+      action: 'Allowed',
+      disposition: 'Allowed',
+      status_detail: 'granted: ticket 7',
+      duration: 4000,
+      unmapped: {
+        approval_decision: {
+          id: 'apr_1',
+          outcome: 'granted',
+          by: [{ subject: 'u-bob', email: 'bob@example.com' }],
+        },
+      },
+    });
+    expect(toOcsf(ocsfCases.granted).message).toContain('was granted by bob@example.com');
+    expect(toOcsf(ocsfCases.denied)).toMatchObject({
+      status_id: 2,
+      action: 'Denied',
+      disposition: 'Blocked',
+      status_detail: 'denied: not during the sale',
+    });
+  });
+
+  it('maps a refused login to a failed Connect with the SQLSTATE and reason', () => {
+    expect(toOcsf(ocsfCases.refused)).toMatchObject({
+      activity_id: 3,
+      activity_name: 'Connect',
+      status_id: 2,
+      status_code: '28P01',
+      status_detail: 'expired',
+      action: 'Denied',
+      unmapped: { auth_failure: { reason: 'expired', code: '28P01' } },
+    });
+  });
+
   it('maps session end to Other "Disconnect" spanning the session, failed when it ended in error', () => {
     const ocsf = toOcsf(ocsfCases.end);
     const timeMs = Math.floor(ocsfCases.end.timeUs / 1000);

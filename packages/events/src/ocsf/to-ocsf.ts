@@ -248,7 +248,64 @@ function typeSpecific(event: SessionEvent): TypeSpecific {
         },
         message: `${who(event)} asked to run ${a.kind} on ${event.resource}; held for approval`,
         extra: { query_info: { query_string: a.text, bytes: 0, query_time: timeMs } },
-        unmapped: { approval: { kind: a.kind, rule: a.rule } },
+        unmapped: {
+          approval: { kind: a.kind, rule: a.rule, ...(a.id === undefined ? {} : { id: a.id }) },
+        },
+      };
+    }
+    case 'approval.granted':
+    case 'approval.denied':
+    case 'approval.expired':
+    case 'approval.withdrawn': {
+      const d = event.approvalDecision;
+      if (d === undefined) return otherType(event, 'approval decision without its record');
+      const granted = event.type === 'approval.granted';
+      const outcome = event.type.slice('approval.'.length);
+      const by = d.by.map((p) => p.email).join(', ');
+      return {
+        activity: [DatastoreActivityId.Other, 'Approval'],
+        outcome: {
+          status_id: granted ? OcsfStatusId.Success : OcsfStatusId.Failure,
+          status: granted ? 'Success' : 'Failure',
+          status_detail: d.reason === '' ? outcome : `${outcome}: ${d.reason}`,
+          severity_id: granted ? OcsfSeverityId.Informational : OcsfSeverityId.Low,
+          action_id: granted ? OcsfActionId.Allowed : OcsfActionId.Denied,
+          action: granted ? 'Allowed' : 'Denied',
+          disposition_id: granted ? OcsfDispositionId.Allowed : OcsfDispositionId.Blocked,
+          disposition: granted ? 'Allowed' : 'Blocked',
+        },
+        message: `${who(event)}'s held statement ${d.id} was ${outcome}${by === '' ? '' : ` by ${by}`}`,
+        extra: { duration: msOfUs(d.waitedUs) },
+        unmapped: {
+          approval_decision: {
+            id: d.id,
+            outcome,
+            by: d.by,
+            reason: d.reason,
+            waited_us: d.waitedUs,
+          },
+        },
+      };
+    }
+    case 'auth.failed': {
+      const f = event.authFailure;
+      if (f === undefined) return otherType(event, 'refused login without its record');
+      return {
+        activity: [DatastoreActivityId.Connect, 'Connect'],
+        outcome: {
+          status_id: OcsfStatusId.Failure,
+          status: 'Failure',
+          status_code: f.code,
+          status_detail: f.reason,
+          severity_id: OcsfSeverityId.Medium,
+          action_id: OcsfActionId.Denied,
+          action: 'Denied',
+          disposition_id: OcsfDispositionId.Blocked,
+          disposition: 'Blocked',
+        },
+        message: `${who(event)} was refused a connection to ${event.resource} (${f.reason})`,
+        extra: {},
+        unmapped: { auth_failure: { reason: f.reason, code: f.code } },
       };
     }
     default:

@@ -309,6 +309,13 @@ const LEGACY18_TYPES: Readonly<Record<keyof EventRow, string>> = {
   end_duration_us: 'UInt64',
   end_error_code: 'String',
   end_error_message: 'Nullable(String)',
+  approval_id: 'String',
+  decision_by_subjects: 'Array(String)',
+  decision_by_emails: 'Array(String)',
+  decision_reason: 'Nullable(String)',
+  decision_waited_us: 'UInt64',
+  auth_failure_reason: 'Nullable(String)',
+  auth_failure_code: 'String',
   prev_hash: 'String',
   hash: 'String',
 };
@@ -339,6 +346,11 @@ function kindOf(type: string): Kind {
   return Kind.Number;
 }
 
+/** A `legacy18` column's ClickHouse type. */
+function legacyType({ field, kind }: Column): string {
+  return kind === Kind.TimeMicros ? 'UInt32' : LEGACY18_TYPES[field];
+}
+
 /** The columns of a flavour, in the order the sink writes them. */
 function columnsOf(flavour: ClickHouseSchemaFlavour): readonly Column[] {
   const columns: Column[] = [];
@@ -362,10 +374,7 @@ function columnsOf(flavour: ClickHouseSchemaFlavour): readonly Column[] {
  * seconds, UTC) plus `time_micros` (0–999,999).
  */
 export function legacy18TableDdl(table: string): string {
-  const lines = columnsOf('legacy18').map(({ name, field, kind }) => {
-    const type = kind === Kind.TimeMicros ? 'UInt32' : LEGACY18_TYPES[field];
-    return `    ${name} ${type}`;
-  });
+  const lines = columnsOf('legacy18').map((c) => `    ${c.name} ${legacyType(c)}`);
   return `CREATE TABLE IF NOT EXISTS ${quoteTable(table)}
 (
 ${lines.join(',\n')}
@@ -659,6 +668,7 @@ export class ClickHouseSink implements BatchSink {
     if (!this.#createTable) return;
     if (this.schema === 'legacy18') {
       await this.#command(legacy18TableDdl(this.table));
+      await this.#addMissingLegacyColumns();
       return;
     }
     if (this.table !== 'events') {
@@ -682,6 +692,39 @@ export class ClickHouseSink implements BatchSink {
       },
     };
     await runMigrations(target, eventStoreMigrations({ retentionDays: this.#retentionDays }));
+  }
+
+  /**
+   * A `legacy18` table made by an earlier version lacks the columns added since: they are added
+   * here (ClickHouse 18.16 has no `ADD COLUMN IF NOT EXISTS`, so the table is described first, and
+   * a column another gateway added meanwhile is not an error).
+   */
+  async #addMissingLegacyColumns(): Promise<void> {
+    const missing = await this.#missingLegacyColumns();
+    for (const { name, type } of missing) {
+      try {
+        await this.#command(`ALTER TABLE ${this.#quotedTable} ADD COLUMN ${name} ${type}`);
+      } catch (error) {
+        const still = await this.#missingLegacyColumns();
+        if (still.some((c) => c.name === name)) throw error;
+      }
+    }
+  }
+
+  async #missingLegacyColumns(): Promise<{ name: string; type: string }[]> {
+    let text: string;
+    try {
+      const result = await this.#client.exec({
+        query: `DESCRIBE TABLE ${this.#quotedTable} FORMAT TabSeparated`,
+      });
+      text = await streamText(result.stream);
+    } catch (error) {
+      throw this.#failed(classifyClickHouseFailure({ error }), error);
+    }
+    const present = new Set(text.split('\n').map((line) => line.split('\t')[0]));
+    return columnsOf('legacy18')
+      .filter((c) => !present.has(c.name))
+      .map((c) => ({ name: c.name, type: legacyType(c) }));
   }
 
   async #command(sql: string): Promise<void> {

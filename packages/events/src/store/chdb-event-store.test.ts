@@ -39,7 +39,7 @@ describe('ChdbEventStore', { timeout: 60_000 }, () => {
     const rows = await store.query<{ version: number }>(
       'SELECT version FROM schema_migrations ORDER BY version',
     );
-    expect(rows.map((r) => r.version)).toEqual([1, 2]);
+    expect(rows.map((r) => r.version)).toEqual([1, 2, 3]);
     const tables = await store.query<{ name: string }>(
       'SELECT name FROM system.tables WHERE database = currentDatabase() ORDER BY name',
     );
@@ -112,6 +112,63 @@ describe('ChdbEventStore', { timeout: 60_000 }, () => {
     const back = await store.readSession(events[0]!.sessionId);
     expect(back.map((c) => c.event)).toEqual(withPrepared);
     expect(verifyChain(back, KEY)).toEqual([]);
+  });
+
+  it('keeps who decided a held statement, and why a login was refused, inside the chain', async () => {
+    const [start] = session(bob, null, 'decisions-db', DAY0_US + 7_000, []);
+    const base = start!;
+    const events: SessionEvent[] = [
+      base,
+      {
+        ...base,
+        id: fixtureUuid(7_000_001),
+        type: 'approval.requested',
+        seq: 1,
+        timeUs: base.timeUs + 1,
+        approval: {
+          text: 'DELETE FROM orders WHERE id = $1',
+          kind: 'delete',
+          rule: 'r',
+          message: 'm',
+          id: 'apr_x',
+        },
+      },
+      {
+        ...base,
+        id: fixtureUuid(7_000_002),
+        type: 'approval.granted',
+        seq: 2,
+        timeUs: base.timeUs + 2,
+        approvalDecision: {
+          id: 'apr_x',
+          by: [
+            { subject: 'u-ada', email: 'ada@example.com' },
+            { subject: 'u-dan', email: 'dan@example.com' },
+          ],
+          reason: 'ticket 7',
+          waitedUs: 1_500_000,
+        },
+      },
+      {
+        ...base,
+        id: fixtureUuid(7_000_003),
+        type: 'auth.failed',
+        seq: 3,
+        timeUs: base.timeUs + 3,
+        authFailure: { reason: 'expired', code: '28P01' },
+      },
+    ];
+    await store.insert(events);
+    const back = await store.readSession(base.sessionId);
+    expect(back.map((c) => c.event)).toEqual(events);
+    expect(verifyChain(back, KEY)).toEqual([]);
+    // Changing who approved breaks the chain.
+    await store.query(
+      "ALTER TABLE events UPDATE decision_by_emails = ['mallory@example.com', 'dan@example.com'] WHERE id = {id:UUID} SETTINGS mutations_sync = 1",
+      { id: fixtureUuid(7_000_002) },
+    );
+    const altered = await store.readSession(base.sessionId);
+    expect(verifyChain(altered, KEY)).toMatchObject([{ problem: 'altered', seq: 2 }]);
   });
 
   it("writes the same rows through chDB's insert call (insertVia: api)", async () => {

@@ -61,6 +61,17 @@ export interface EventRow {
   end_duration_us: number;
   end_error_code: string;
   end_error_message: string | null;
+  /** The approval a request or decision is about ('' for other events). */
+  approval_id: string;
+  /** Who decided a held statement (subjects and emails, in the same order). */
+  decision_by_subjects: readonly string[];
+  decision_by_emails: readonly string[];
+  /** Marks a decision event (`approval.granted|denied|expired|withdrawn`): null otherwise. */
+  decision_reason: string | null;
+  decision_waited_us: number;
+  /** Marks a refused login (`auth.failed`): null otherwise. */
+  auth_failure_reason: string | null;
+  auth_failure_code: string;
   prev_hash: string;
   hash: string;
 }
@@ -75,7 +86,8 @@ export const EVENT_ROW_SELECT =
   'duration_us, error_code, error_message, masked_values, masked_columns, approval_text, ' +
   'approval_kind, approval_rule, approval_message, end_reason, end_statements, end_rows, ' +
   'end_bytes_from_client, end_bytes_to_client, end_duration_us, end_error_code, ' +
-  'end_error_message, prev_hash, hash';
+  'end_error_message, approval_id, decision_by_subjects, decision_by_emails, decision_reason, ' +
+  'decision_waited_us, auth_failure_reason, auth_failure_code, prev_hash, hash';
 
 /** A row read back with {@link EVENT_ROW_SELECT}; 64-bit integers arrive as strings. */
 export type StoredEventRow = Omit<EventRow, 'time'> & { time_us: number | string };
@@ -92,6 +104,8 @@ export function eventToRow({ event, prevHash, hash }: ChainedEvent): EventRow {
   const s = event.statement;
   const a = event.approval;
   const e = event.summary;
+  const d = event.approvalDecision;
+  const f = event.authFailure;
   return {
     id: event.id,
     schema: event.schema,
@@ -143,6 +157,13 @@ export function eventToRow({ event, prevHash, hash }: ChainedEvent): EventRow {
     end_duration_us: e?.durationUs ?? 0,
     end_error_code: e?.error?.code ?? '',
     end_error_message: e?.error?.message ?? null,
+    approval_id: a?.id ?? d?.id ?? '',
+    decision_by_subjects: d?.by.map((p) => p.subject) ?? [],
+    decision_by_emails: d?.by.map((p) => p.email) ?? [],
+    decision_reason: d?.reason ?? null,
+    decision_waited_us: d?.waitedUs ?? 0,
+    auth_failure_reason: f?.reason ?? null,
+    auth_failure_code: f?.code ?? '',
     prev_hash: prevHash,
     hash,
   };
@@ -213,8 +234,25 @@ export function rowToEvent(row: StoredEventRow): ChainedEvent {
             kind: row.approval_kind,
             rule: row.approval_rule,
             message: row.approval_message,
+            ...(row.approval_id === '' ? {} : { id: row.approval_id }),
           },
         }),
+    ...(row.decision_reason === null
+      ? {}
+      : {
+          approvalDecision: {
+            id: row.approval_id,
+            by: row.decision_by_subjects.map((subject, i) => ({
+              subject,
+              email: row.decision_by_emails[i] ?? '',
+            })),
+            reason: row.decision_reason,
+            waitedUs: Number(row.decision_waited_us),
+          },
+        }),
+    ...(row.auth_failure_reason === null
+      ? {}
+      : { authFailure: { reason: row.auth_failure_reason, code: row.auth_failure_code } }),
     ...(row.end_reason === null
       ? {}
       : {
@@ -244,6 +282,8 @@ export function normalizeEvent(e: SessionEvent): SessionEvent {
   const s = e.statement;
   const a = e.approval;
   const m = e.summary;
+  const d = e.approvalDecision;
+  const f = e.authFailure;
   const err = (x: StatementError | null): StatementError | null =>
     x === null ? null : { code: x.code, message: x.message };
   // Keys below are written in sorted (UTF-16) order; keep them so when adding fields.
@@ -251,7 +291,26 @@ export function normalizeEvent(e: SessionEvent): SessionEvent {
     agent: e.agent === null ? null : { id: e.agent.id, name: e.agent.name },
     ...(a === undefined
       ? {}
-      : { approval: { kind: a.kind, message: a.message, rule: a.rule, text: a.text } }),
+      : {
+          approval: {
+            ...(a.id === undefined ? {} : { id: a.id }),
+            kind: a.kind,
+            message: a.message,
+            rule: a.rule,
+            text: a.text,
+          },
+        }),
+    ...(d === undefined
+      ? {}
+      : {
+          approvalDecision: {
+            by: d.by.map((p) => ({ email: p.email, subject: p.subject })),
+            id: d.id,
+            reason: d.reason,
+            waitedUs: d.waitedUs,
+          },
+        }),
+    ...(f === undefined ? {} : { authFailure: { code: f.code, reason: f.reason } }),
     authMethod: e.authMethod,
     client: {
       address: c.address,

@@ -3,9 +3,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChdbEventStore } from './chdb-event-store.js';
-import { DAY0_US, DAY_US, fixtureEvents } from './events.fixture.js';
+import type { SessionEvent } from '@portcullis/core';
+import {
+  DAY0_US,
+  DAY_US,
+  HOUR_US,
+  fixtureEvents,
+  fixtureUuid,
+  reportBot,
+  session,
+} from './events.fixture.js';
 import {
   activityByPersonAndResource,
+  approvalDecisions,
   agentActivity,
   blockedAndHeld,
   sessionsOfPerson,
@@ -13,6 +23,7 @@ import {
   writesAndDdl,
   type ActivityRow,
   type AgentActivityRow,
+  type ApprovalRow,
   type SessionEventRow,
   type StatementRow,
   type UnusedAccessRow,
@@ -178,6 +189,77 @@ describe('reviews on the event store', { timeout: 60_000 }, () => {
       '2026-11-02 10:00:02.000000 u-bob - analytics drop block/no-drop rows=0 ok: DROP TABLE events',
       '2026-11-03 08:00:02.001000 u-carol report-bot billing-db delete review/review-deletes rows=0 ok: DELETE FROM invoices WHERE id = $1',
     ]);
+  });
+
+  it('held statements with their outcome, who decided and why', async () => {
+    const erin = { subject: 'u-erin', email: 'erin@example.com', groups: ['eng'] };
+    const [start] = session(erin, reportBot, 'orders-db', DAY0_US + 2 * DAY_US + HOUR_US, []);
+    let seq = 0;
+    const next = (type: SessionEvent['type'], part: Partial<SessionEvent>): SessionEvent => ({
+      ...start!,
+      id: fixtureUuid(8_000_000 + ++seq),
+      type,
+      seq,
+      timeUs: start!.timeUs + seq * 1_000_000,
+      ...part,
+    });
+    const request = (id: string, text: string): Partial<SessionEvent> => ({
+      approval: { id, text, kind: 'delete', rule: 'agent-deletes', message: 'held' },
+    });
+    await store.insert([
+      start!,
+      next('approval.requested', request('apr_a', 'DELETE FROM orders WHERE id = $1')),
+      next('approval.granted', {
+        approvalDecision: {
+          id: 'apr_a',
+          by: [
+            { subject: 'u-bob', email: 'bob@example.com' },
+            { subject: 'u-dave', email: 'dave@example.com' },
+          ],
+          reason: 'ticket 7',
+          waitedUs: 1_250_000,
+        },
+      }),
+      next('approval.requested', request('apr_b', 'DELETE FROM orders')),
+      next('approval.denied', {
+        approvalDecision: {
+          id: 'apr_b',
+          by: [{ subject: 'u-bob', email: 'bob@example.com' }],
+          reason: 'no WHERE',
+          waitedUs: 2_000_000,
+        },
+      }),
+      next('approval.requested', request('apr_c', 'DELETE FROM orders WHERE id = $1')),
+    ]);
+    const rows = await store.run<ApprovalRow>(approvalDecisions(allDays));
+    expect(
+      rows.map((r) => [
+        r.approval_id,
+        r.person_subject,
+        r.agent_name,
+        r.outcome,
+        r.decided_by,
+        r.reason,
+        r.waited_s,
+      ]),
+    ).toEqual([
+      [
+        'apr_a',
+        'u-erin',
+        'report-bot',
+        'granted',
+        ['bob@example.com', 'dave@example.com'],
+        'ticket 7',
+        1.25,
+      ],
+      ['apr_b', 'u-erin', 'report-bot', 'denied', ['bob@example.com'], 'no WHERE', 2],
+      ['apr_c', 'u-erin', 'report-bot', 'pending', [], '', 0],
+    ]);
+    expect(rows[1]).toMatchObject({
+      kind: 'delete',
+      rule: 'agent-deletes',
+      text: 'DELETE FROM orders',
+    });
   });
 
   it('people whose access went unused', async () => {

@@ -179,6 +179,70 @@ ${FINAL_SETTINGS}`,
   };
 }
 
+/** One row of {@link approvalDecisions}. */
+export interface ApprovalRow {
+  readonly requested_at: string;
+  readonly approval_id: string;
+  readonly person_subject: string;
+  readonly person_email: string;
+  /** The agent that ran the statement for the person ('' when they ran it themselves). */
+  readonly agent_name: string;
+  readonly resource: string;
+  readonly session_id: string;
+  readonly kind: string;
+  readonly rule: string;
+  readonly text: string;
+  /** `granted`, `denied`, `expired`, `withdrawn`, or `pending` while no decision is on record. */
+  readonly outcome: string;
+  readonly decided_by: readonly string[];
+  readonly reason: string;
+  readonly waited_s: number;
+}
+
+/**
+ * Held statements and how each was settled: who asked (and for whom an agent acted), the
+ * statement, the outcome, who decided and why, and how long it waited. A decision is matched to
+ * its request by the approval id they share.
+ */
+export function approvalDecisions(window: ReviewWindow): BoundQuery {
+  return {
+    sql: `SELECT
+    r.time AS requested_at,
+    r.approval_id AS approval_id,
+    r.person_subject AS person_subject,
+    r.person_email AS person_email,
+    r.agent_name AS agent_name,
+    r.resource AS resource,
+    r.session_id AS session_id,
+    r.approval_kind AS kind,
+    r.approval_rule AS rule,
+    assumeNotNull(r.approval_text) AS text,
+    if(d.outcome = '', 'pending', d.outcome) AS outcome,
+    d.decided_by AS decided_by,
+    d.reason AS reason,
+    round(d.waited_us / 1e6, 3) AS waited_s
+FROM
+(
+    SELECT time, approval_id, person_subject, person_email, agent_name, resource, session_id,
+        approval_kind, approval_rule, approval_text
+    FROM events FINAL
+    WHERE ${EVENT_WINDOW} AND type = 'approval.requested' AND approval_id != ''
+    ${FINAL_SETTINGS}
+) AS r
+LEFT JOIN
+(
+    SELECT approval_id, substring(type, 10) AS outcome, decision_by_emails AS decided_by,
+        ifNull(decision_reason, '') AS reason, decision_waited_us AS waited_us
+    FROM events FINAL
+    WHERE time >= {from:DateTime64(6, 'UTC')} AND type IN
+        ('approval.granted', 'approval.denied', 'approval.expired', 'approval.withdrawn')
+    ${FINAL_SETTINGS}
+) AS d USING (approval_id)
+ORDER BY requested_at, approval_id`,
+    params: windowParams(window),
+  };
+}
+
 /** Access a person has been given on a resource (from the gateway's configuration). */
 export interface AccessGrant {
   readonly person: string;
@@ -280,6 +344,7 @@ export const reviews = {
   agents: agentActivity,
   writes: writesAndDdl,
   blocked: blockedAndHeld,
+  approvals: approvalDecisions,
   unused: unusedAccess,
   sessions: sessionsOfPerson,
 } as const;

@@ -230,6 +230,22 @@ WHERE agent_id != ''
 GROUP BY day, agent_id, person_subject`,
       ],
     },
+    {
+      version: 3,
+      name: 'approval decisions and refused logins',
+      // Columns added to the end: rows stored before keep their defaults ('' / [] / NULL / 0),
+      // which read back as events without these parts, as they were chained.
+      statements: [
+        `ALTER TABLE events
+    ADD COLUMN IF NOT EXISTS approval_id String,
+    ADD COLUMN IF NOT EXISTS decision_by_subjects Array(LowCardinality(String)),
+    ADD COLUMN IF NOT EXISTS decision_by_emails Array(LowCardinality(String)),
+    ADD COLUMN IF NOT EXISTS decision_reason Nullable(String),
+    ADD COLUMN IF NOT EXISTS decision_waited_us UInt64,
+    ADD COLUMN IF NOT EXISTS auth_failure_reason LowCardinality(Nullable(String)),
+    ADD COLUMN IF NOT EXISTS auth_failure_code LowCardinality(String)`,
+      ],
+    },
   ];
 }
 

@@ -55,7 +55,7 @@ describe('parseReviewRequest', () => {
       status: 400,
       code: 'unknown_report',
       message:
-        'no review named everything; the reports are activity, agents, writes, blocked, unused, sessions',
+        'no review named everything; the reports are activity, agents, writes, blocked, approvals, unused, sessions',
     });
     for (const days of ['0', '-1', '1.5', 'abc', '', '366', '99999999999']) {
       expect(parseReviewRequest('activity', q(`days=${days}`), 365)).toMatchObject({

@@ -156,6 +156,7 @@ export function reviewQuery(
     case 'activity':
     case 'agents':
     case 'blocked':
+    case 'approvals':
       return reviews[request.report](window);
     case 'writes':
       return reviews.writes(window, request.person ?? '');
