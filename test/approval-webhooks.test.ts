@@ -19,7 +19,7 @@ import {
   superuserQuery,
   type GatewayFixture,
 } from './support/gateway-fixture.js';
-import { holdStatement } from './support/approval-holds.js';
+import { holdStatement, ordersDeletesNeedApproval } from './support/approval-holds.js';
 import { startFixtureApi, type FixtureApi } from './support/gateway-api.js';
 import { personCredential, testIdpOidc } from './support/oidc-login.js';
 
@@ -102,14 +102,7 @@ beforeAll(async () => {
     resources: {
       shop: sharedResource(DB, 'scram', {
         policy: {
-          rules: [
-            {
-              name: 'orders-deletes-need-approval',
-              action: 'review',
-              match: { kinds: ['delete'], tablesWritten: ['orders'] },
-              approvers: { groups: ['engineering'] },
-            },
-          ],
+          rules: [ordersDeletesNeedApproval()],
         },
       }),
     },

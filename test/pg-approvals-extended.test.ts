@@ -8,15 +8,13 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ALICE,
-  createSharedDatabase,
   dropSharedDatabase,
-  sharedResource,
-  startGatewayFixture,
   superuserQuery,
   type GatewayFixture,
 } from './support/gateway-fixture.js';
+import { startHoldingShop } from './support/approval-holds.js';
 import { apiCall, startFixtureApi, type FixtureApi } from './support/gateway-api.js';
-import { personCredential, testIdpOidc } from './support/oidc-login.js';
+import { personCredential } from './support/oidc-login.js';
 import {
   RawPgClient,
   bindMessage,
@@ -40,43 +38,7 @@ const BOB = { subject: 'bob', email: 'bob@example.com', name: 'Bob', groups: ['e
 
 beforeAll(async () => {
   idp = await startOidcProvider();
-  await createSharedDatabase(DB);
-  await superuserQuery(
-    `CREATE TABLE orders (id int PRIMARY KEY, item text);
-     INSERT INTO orders SELECT g, 'item ' || g FROM generate_series(1, 40) g;
-     CREATE TABLE archive (id int);
-     INSERT INTO archive VALUES (1);
-     GRANT ALL ON orders, archive TO PUBLIC;`,
-    DB,
-  );
-  gw = await startGatewayFixture({
-    resources: {
-      shop: sharedResource(DB, 'scram', {
-        policy: {
-          rules: [
-            {
-              name: 'orders-deletes-need-approval',
-              action: 'review',
-              match: { kinds: ['delete'], tablesWritten: ['orders'] },
-              approvers: { groups: ['engineering'] },
-            },
-            {
-              name: 'archive-deletes-need-approval',
-              action: 'review',
-              match: { kinds: ['delete'], tablesWritten: ['archive'] },
-              approvers: { groups: ['engineering'] },
-              timeoutSeconds: 1,
-            },
-          ],
-        },
-      }),
-    },
-    tokens: [ALICE],
-    identity: {
-      oidc: testIdpOidc(idp),
-      groupAccess: [{ groups: ['engineering'], resources: ['shop'] }],
-    },
-  });
+  gw = await startHoldingShop(idp, DB, 40);
   api = await startFixtureApi(gw, { approvals: gw.gateway.approvals });
   bob = await personCredential(idp, api.base, 'bob');
 });

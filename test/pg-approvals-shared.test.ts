@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { startOidcProvider, type OidcProviderServer } from '@portcullis/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { holdStatement } from './support/approval-holds.js';
+import { holdStatement, ordersDeletesNeedApproval } from './support/approval-holds.js';
 import { apiCall, startFixtureApi, type FixtureApi } from './support/gateway-api.js';
 import {
   ALICE,
@@ -53,14 +53,7 @@ function resources() {
   return {
     shop: sharedResource(DB, 'scram', {
       policy: {
-        rules: [
-          {
-            name: 'orders-deletes-need-approval',
-            action: 'review' as const,
-            match: { kinds: ['delete' as const], tablesWritten: ['orders'] },
-            approvers: { groups: ['engineering'] },
-          },
-        ],
+        rules: [ordersDeletesNeedApproval()],
       },
     }),
   };

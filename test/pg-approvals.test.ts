@@ -8,16 +8,13 @@ import { startOidcProvider, type OidcProviderServer } from '@portcullis/testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ALICE,
-  createSharedDatabase,
   dropSharedDatabase,
-  sharedResource,
-  startGatewayFixture,
   superuserQuery,
   type GatewayFixture,
 } from './support/gateway-fixture.js';
-import { holdStatement } from './support/approval-holds.js';
+import { holdStatement, startHoldingShop } from './support/approval-holds.js';
 import { apiCall, startFixtureApi, type FixtureApi } from './support/gateway-api.js';
-import { personCredential, testIdpOidc } from './support/oidc-login.js';
+import { personCredential } from './support/oidc-login.js';
 
 const DB = 'it_pg_approvals';
 let idp: OidcProviderServer;
@@ -28,43 +25,7 @@ const credentials = new Map<string, string>();
 
 beforeAll(async () => {
   idp = await startOidcProvider();
-  await createSharedDatabase(DB);
-  await superuserQuery(
-    `CREATE TABLE orders (id int PRIMARY KEY, item text);
-     INSERT INTO orders SELECT g, 'item ' || g FROM generate_series(1, 10) g;
-     CREATE TABLE archive (id int);
-     INSERT INTO archive VALUES (1);
-     GRANT ALL ON orders, archive TO PUBLIC;`,
-    DB,
-  );
-  gw = await startGatewayFixture({
-    resources: {
-      shop: sharedResource(DB, 'scram', {
-        policy: {
-          rules: [
-            {
-              name: 'orders-deletes-need-approval',
-              action: 'review',
-              match: { kinds: ['delete'], tablesWritten: ['orders'] },
-              approvers: { groups: ['engineering'] },
-            },
-            {
-              name: 'archive-deletes-need-approval',
-              action: 'review',
-              match: { kinds: ['delete'], tablesWritten: ['archive'] },
-              approvers: { groups: ['engineering'] },
-              timeoutSeconds: 1,
-            },
-          ],
-        },
-      }),
-    },
-    tokens: [ALICE],
-    identity: {
-      oidc: testIdpOidc(idp),
-      groupAccess: [{ groups: ['engineering'], resources: ['shop'] }],
-    },
-  });
+  gw = await startHoldingShop(idp, DB, 10);
   // The fixture's API has no approval routes; serve the gateway's broker on one of our own.
   api = await startFixtureApi(gw, { approvals: gw.gateway.approvals });
   for (const subject of ['ada', 'bob']) {
