@@ -373,7 +373,9 @@ const approvalsConfig = z.strictObject({
     .int()
     .min(1)
     .default(20)
-    .describe("Held statements and access requests one person's sessions may have waiting."),
+    .describe(
+      'Held statements one person may have waiting, on all gateways; their access requests are capped by the same number, counted on their own.',
+    ),
   maxRequestsPerSession: z
     .number()
     .int()
