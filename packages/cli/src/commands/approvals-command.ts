@@ -1,23 +1,10 @@
 import { Command } from 'commander';
-import { CredentialStore } from '@portcullis/identity';
-import { ACCESS_REQUEST_PREFIX } from './access-command.js';
+import { ACCESS_REQUEST_PREFIX, personSession } from './access-command.js';
 import { clockTime } from './cli-options.js';
 import { formatTable } from './format-table.js';
-import { GatewayApi, GatewayApiError, type ApprovalView } from './gateway-api.js';
-import { credentialsPath, freshGatewayCredential, loadLogin } from './stored-login.js';
+import { GatewayApiError, type ApprovalView } from './gateway-api.js';
 
 const CONFIG_FILE_HELP = 'the credentials file `portcullis login` wrote';
-
-/** The logged-in person's fresh credential and a client of their gateway. */
-async function approverSession(
-  configFile: string | undefined,
-): Promise<{ token: string; api: GatewayApi }> {
-  const store = new CredentialStore({ path: credentialsPath(configFile) });
-  const login = await freshGatewayCredential(store, await loadLogin(store), {
-    onRefresh: (message) => process.stderr.write(`${message}…\n`),
-  });
-  return { token: login.gateway.token, api: new GatewayApi(login.gateway.url) };
-}
 
 /** Adds what to do to the gateway's refusals. */
 function explain(err: unknown): never {
@@ -42,7 +29,7 @@ export function approvalsCommand(): Command {
     .option('--json', 'print JSON')
     .option('--config-file <path>', CONFIG_FILE_HELP)
     .action(async (opts: { json?: boolean; configFile?: string }) => {
-      const { token, api } = await approverSession(opts.configFile);
+      const { token, api } = await personSession(opts.configFile);
       const list = await api.listApprovals(token).catch(explain);
       if (opts.json === true) {
         console.log(JSON.stringify(list, null, 2));
@@ -83,7 +70,7 @@ export function approveCommand(): Command {
     .option('--reason <text>', 'why (recorded with the decision)')
     .option('--config-file <path>', CONFIG_FILE_HELP)
     .action(async (id: string, opts: { reason?: string; configFile?: string }) => {
-      const { token, api } = await approverSession(opts.configFile);
+      const { token, api } = await personSession(opts.configFile);
       if (id.startsWith(ACCESS_REQUEST_PREFIX)) {
         const request = await api
           .decideAccessRequest(token, id, 'approve', opts.reason)
@@ -117,7 +104,7 @@ export function denyCommand(): Command {
     .requiredOption('--reason <text>', 'why (told to the client and recorded)')
     .option('--config-file <path>', CONFIG_FILE_HELP)
     .action(async (id: string, opts: { reason: string; configFile?: string }) => {
-      const { token, api } = await approverSession(opts.configFile);
+      const { token, api } = await personSession(opts.configFile);
       if (id.startsWith(ACCESS_REQUEST_PREFIX)) {
         const request = await api
           .decideAccessRequest(token, id, 'deny', opts.reason)
