@@ -262,6 +262,11 @@ describe('access requests', () => {
     expect(ended.code).toBe('57P01');
     expect(ended.message).toContain(`your access to vault ended at`);
     const events = await gw.sessionEvents('carol-window');
+    // The start names the grant the session ran under, and who granted it.
+    expect(events.find((e) => e.type === 'session.start')?.accessGrant).toMatchObject({
+      id: grantId,
+      by: [{ subject: 'ada', email: 'ada@example.com' }],
+    });
     const end = events.find((e) => e.type === 'session.end')!;
     expect(end.summary).toMatchObject({ reason: 'access-ended', error: { code: '57P01' } });
     expect(end.summary?.error?.message).toContain(grantId);

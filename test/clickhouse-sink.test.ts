@@ -143,6 +143,10 @@ describe('ClickHouseSink on ClickHouse 18.16', () => {
       'decision_waited_us',
       'auth_failure_reason',
       'auth_failure_code',
+      'access_grant_id',
+      'access_grant_ends_us',
+      'access_grant_by_subjects',
+      'access_grant_by_emails',
     ];
     const older = legacy18TableDdl('events_older')
       .split('\n')

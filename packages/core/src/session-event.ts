@@ -118,6 +118,16 @@ export interface SessionSummary {
   readonly error: StatementError | null;
 }
 
+/** The time-boxed access grant a session was let in under (no standing access). */
+export interface SessionGrant {
+  /** `acg_…`, as the access API lists it. */
+  readonly id: string;
+  /** When the grant ends, in microseconds since the Unix epoch (the session is closed then). */
+  readonly endsUs: number;
+  /** The approvers who granted it. */
+  readonly by: readonly { readonly subject: string; readonly email: string }[];
+}
+
 /**
  * One thing that happened in a session. Events of a session share `sessionId` and are numbered
  * by `seq` from 0 in the order they happened.
@@ -145,6 +155,8 @@ export interface SessionEvent {
   readonly approvalDecision?: ApprovalDecision;
   readonly summary?: SessionSummary;
   readonly authFailure?: AuthFailure;
+  /** Present on `session.start` when the session runs under a time-boxed access grant. */
+  readonly accessGrant?: SessionGrant;
 }
 
 /** Where events go. Implementations batch; `write` never blocks the data path. */

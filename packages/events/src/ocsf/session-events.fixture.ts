@@ -181,6 +181,13 @@ export const ocsfCases = {
       waitedUs: 1_000_000,
     },
   }),
+  granted_start: sessionEvent(3, 0, 'session.start', {
+    accessGrant: {
+      id: 'acg_1',
+      endsUs: T0_US + 3_600_000_000,
+      by: [{ subject: 'u-bob', email: 'bob@example.com' }],
+    },
+  }),
   refused: sessionEvent(1, 0, 'auth.failed', {
     authFailure: { reason: 'expired', code: '28P01' },
   }),

@@ -191,6 +191,14 @@ describe('toOcsf', () => {
     });
   });
 
+  it('names the access grant a session started under', () => {
+    const start = toOcsf(ocsfCases.granted_start);
+    expect(start.message).toContain('under access grant acg_1');
+    expect(start.unmapped).toMatchObject({
+      access_grant: { id: 'acg_1', by: [{ email: 'bob@example.com' }] },
+    });
+  });
+
   it('maps a refused login to a failed Connect with the SQLSTATE and reason', () => {
     expect(toOcsf(ocsfCases.refused)).toMatchObject({
       activity_id: 3,

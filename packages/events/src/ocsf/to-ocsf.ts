@@ -162,9 +162,20 @@ function typeSpecific(event: SessionEvent): TypeSpecific {
           status: 'Success',
           severity_id: OcsfSeverityId.Informational,
         },
-        message: `${who(event)} connected to ${event.resource}`,
+        message: `${who(event)} connected to ${event.resource}${
+          event.accessGrant === undefined ? '' : ` under access grant ${event.accessGrant.id}`
+        }`,
         extra: {},
-        unmapped: {},
+        unmapped:
+          event.accessGrant === undefined
+            ? {}
+            : {
+                access_grant: {
+                  id: event.accessGrant.id,
+                  ends_us: event.accessGrant.endsUs,
+                  by: event.accessGrant.by,
+                },
+              },
       };
     case 'session.end': {
       const summary = event.summary;

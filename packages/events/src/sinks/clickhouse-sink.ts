@@ -316,6 +316,10 @@ const LEGACY18_TYPES: Readonly<Record<keyof EventRow, string>> = {
   decision_waited_us: 'UInt64',
   auth_failure_reason: 'Nullable(String)',
   auth_failure_code: 'String',
+  access_grant_id: 'String',
+  access_grant_ends_us: 'UInt64',
+  access_grant_by_subjects: 'Array(String)',
+  access_grant_by_emails: 'Array(String)',
   prev_hash: 'String',
   hash: 'String',
 };

@@ -80,6 +80,11 @@ const sessionEvent: fc.Arbitrary<SessionEvent> = fc
         waitedUs: count,
       }),
       authFailure: fc.record({ reason: text, code: text }),
+      accessGrant: fc.record({
+        id: text.map((t) => `acg_${t}`),
+        endsUs: fc.integer({ min: 1, max: 4_102_444_800_000_000 }),
+        by: fc.array(fc.record({ subject: text, email: text }), { maxLength: 3 }),
+      }),
       summary: fc.record({
         reason: text,
         statements: count,

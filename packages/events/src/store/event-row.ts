@@ -72,6 +72,11 @@ export interface EventRow {
   /** Marks a refused login (`auth.failed`): null otherwise. */
   auth_failure_reason: string | null;
   auth_failure_code: string;
+  /** The access grant a session started under ('' for other events and standing access). */
+  access_grant_id: string;
+  access_grant_ends_us: number;
+  access_grant_by_subjects: readonly string[];
+  access_grant_by_emails: readonly string[];
   prev_hash: string;
   hash: string;
 }
@@ -87,7 +92,8 @@ export const EVENT_ROW_SELECT =
   'approval_kind, approval_rule, approval_message, end_reason, end_statements, end_rows, ' +
   'end_bytes_from_client, end_bytes_to_client, end_duration_us, end_error_code, ' +
   'end_error_message, approval_id, decision_by_subjects, decision_by_emails, decision_reason, ' +
-  'decision_waited_us, auth_failure_reason, auth_failure_code, prev_hash, hash';
+  'decision_waited_us, auth_failure_reason, auth_failure_code, access_grant_id, ' +
+  'access_grant_ends_us, access_grant_by_subjects, access_grant_by_emails, prev_hash, hash';
 
 /** A row read back with {@link EVENT_ROW_SELECT}; 64-bit integers arrive as strings. */
 export type StoredEventRow = Omit<EventRow, 'time'> & { time_us: number | string };
@@ -106,6 +112,7 @@ export function eventToRow({ event, prevHash, hash }: ChainedEvent): EventRow {
   const e = event.summary;
   const d = event.approvalDecision;
   const f = event.authFailure;
+  const g = event.accessGrant;
   return {
     id: event.id,
     schema: event.schema,
@@ -164,6 +171,10 @@ export function eventToRow({ event, prevHash, hash }: ChainedEvent): EventRow {
     decision_waited_us: d?.waitedUs ?? 0,
     auth_failure_reason: f?.reason ?? null,
     auth_failure_code: f?.code ?? '',
+    access_grant_id: g?.id ?? '',
+    access_grant_ends_us: g?.endsUs ?? 0,
+    access_grant_by_subjects: g?.by.map((p) => p.subject) ?? [],
+    access_grant_by_emails: g?.by.map((p) => p.email) ?? [],
     prev_hash: prevHash,
     hash,
   };
@@ -253,6 +264,18 @@ export function rowToEvent(row: StoredEventRow): ChainedEvent {
     ...(row.auth_failure_reason === null
       ? {}
       : { authFailure: { reason: row.auth_failure_reason, code: row.auth_failure_code } }),
+    ...(row.access_grant_id === ''
+      ? {}
+      : {
+          accessGrant: {
+            id: row.access_grant_id,
+            endsUs: Number(row.access_grant_ends_us),
+            by: row.access_grant_by_subjects.map((subject, i) => ({
+              subject,
+              email: row.access_grant_by_emails[i] ?? '',
+            })),
+          },
+        }),
     ...(row.end_reason === null
       ? {}
       : {
@@ -284,10 +307,20 @@ export function normalizeEvent(e: SessionEvent): SessionEvent {
   const m = e.summary;
   const d = e.approvalDecision;
   const f = e.authFailure;
+  const g = e.accessGrant;
   const err = (x: StatementError | null): StatementError | null =>
     x === null ? null : { code: x.code, message: x.message };
   // Keys below are written in sorted (UTF-16) order; keep them so when adding fields.
   return {
+    ...(g === undefined
+      ? {}
+      : {
+          accessGrant: {
+            by: g.by.map((p) => ({ email: p.email, subject: p.subject })),
+            endsUs: g.endsUs,
+            id: g.id,
+          },
+        }),
     agent: e.agent === null ? null : { id: e.agent.id, name: e.agent.name },
     ...(a === undefined
       ? {}

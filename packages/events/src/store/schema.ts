@@ -232,7 +232,7 @@ GROUP BY day, agent_id, person_subject`,
     },
     {
       version: 3,
-      name: 'approval decisions and refused logins',
+      name: 'approval decisions, refused logins and access grants',
       // Columns added to the end: rows stored before keep their defaults ('' / [] / NULL / 0),
       // which read back as events without these parts, as they were chained.
       statements: [
@@ -243,7 +243,11 @@ GROUP BY day, agent_id, person_subject`,
     ADD COLUMN IF NOT EXISTS decision_reason Nullable(String),
     ADD COLUMN IF NOT EXISTS decision_waited_us UInt64,
     ADD COLUMN IF NOT EXISTS auth_failure_reason LowCardinality(Nullable(String)),
-    ADD COLUMN IF NOT EXISTS auth_failure_code LowCardinality(String)`,
+    ADD COLUMN IF NOT EXISTS auth_failure_code LowCardinality(String),
+    ADD COLUMN IF NOT EXISTS access_grant_id String,
+    ADD COLUMN IF NOT EXISTS access_grant_ends_us UInt64,
+    ADD COLUMN IF NOT EXISTS access_grant_by_subjects Array(LowCardinality(String)),
+    ADD COLUMN IF NOT EXISTS access_grant_by_emails Array(LowCardinality(String))`,
       ],
     },
   ];

@@ -32,6 +32,35 @@ const statement = fc.record({
   rule: text,
 });
 
+const decider = fc.record({ subject: text, email: text });
+/** Every optional part an event may carry: the encoder must not drop any of them. */
+const parts = fc.record(
+  {
+    approval: fc.record(
+      { text, kind: text, rule: text, message: text, id: text },
+      { requiredKeys: ['text', 'kind', 'rule', 'message'] },
+    ),
+    approvalDecision: fc.record({
+      id: text,
+      by: fc.array(decider, { maxLength: 2 }),
+      reason: text,
+      waitedUs: fc.nat(),
+    }),
+    summary: fc.record({
+      reason: text,
+      statements: fc.nat(),
+      rows: fc.nat(),
+      bytesFromClient: fc.nat(),
+      bytesToClient: fc.nat(),
+      durationUs: fc.nat(),
+      error: fc.constant(null),
+    }),
+    authFailure: fc.record({ reason: text, code: text }),
+    accessGrant: fc.record({ id: text, endsUs: fc.nat(), by: fc.array(decider, { maxLength: 2 }) }),
+  },
+  { requiredKeys: [] },
+);
+
 describe('encodeEventJson', () => {
   it('parses back to what JSON.stringify gives, for any event, on first and repeated use', () => {
     fc.assert(
@@ -40,7 +69,8 @@ describe('encodeEventJson', () => {
         client,
         fc.option(statement, { nil: undefined }),
         fc.nat(),
-        (p, c, s, seq) => {
+        parts,
+        (p, c, s, seq, extra) => {
           const event: SessionEvent = {
             schema: 1,
             id: randomUUID(),
@@ -56,6 +86,7 @@ describe('encodeEventJson', () => {
             upstreamUser: 'app_rw',
             client: c,
             ...(s === undefined ? {} : { statement: s }),
+            ...extra,
           };
           const expected = JSON.parse(JSON.stringify(event)) as unknown;
           expect(JSON.parse(encodeEventJson(event))).toEqual(expected);

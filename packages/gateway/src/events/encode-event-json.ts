@@ -37,5 +37,8 @@ export function encodeEventJson(event: SessionEvent): string {
   if (event.authFailure !== undefined) {
     detail += `,"authFailure":${JSON.stringify(event.authFailure)}`;
   }
+  if (event.accessGrant !== undefined) {
+    detail += `,"accessGrant":${JSON.stringify(event.accessGrant)}`;
+  }
   return `{"schema":${event.schema},"id":"${event.id}","type":"${event.type}","timeUs":${event.timeUs},"sessionId":"${event.sessionId}","seq":${event.seq},${fragment}${detail}}`;
 }

@@ -8,6 +8,7 @@ import {
   type ClientInfo,
   type EventSink,
   type SessionEvent,
+  type SessionGrant,
   type SessionIdentity,
   type SessionSummary,
   type StatementRecord,
@@ -41,9 +42,9 @@ export class SessionRecorder {
     this.sessionId = facts.sessionId ?? randomUUID();
   }
 
-  /** Records `session.start`. */
-  start(): void {
-    this.#write('session.start', {});
+  /** Records `session.start`, with the access grant it runs under, if any. */
+  start(accessGrant?: SessionGrant): void {
+    this.#write('session.start', accessGrant === undefined ? {} : { accessGrant });
   }
 
   /** Records one executed statement. */
@@ -75,7 +76,7 @@ export class SessionRecorder {
     type: SessionEvent['type'],
     extra: Pick<
       SessionEvent,
-      'statement' | 'approval' | 'approvalDecision' | 'summary' | 'authFailure'
+      'statement' | 'approval' | 'approvalDecision' | 'summary' | 'authFailure' | 'accessGrant'
     >,
   ): void {
     const facts = this.#facts;

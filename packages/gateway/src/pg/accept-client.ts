@@ -384,7 +384,15 @@ export async function acceptClient(raw: Socket, ctx: AcceptContext): Promise<voi
       sessionId,
     });
     // Before anything else holds the session: a start that cannot be recorded refuses it.
-    recorder.start();
+    recorder.start(
+      accessGrant === null
+        ? undefined
+        : {
+            id: accessGrant.id,
+            endsUs: accessGrant.endsAt * 1000,
+            by: accessGrant.approvers.map((p) => ({ subject: p.subject, email: p.email })),
+          },
+    );
     const key = ctx.cancels.register(resource, upstream.processId, upstream.secretKey, () =>
       relay.cancelHeld(),
     );
