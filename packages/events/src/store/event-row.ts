@@ -6,8 +6,9 @@ import type { ChainedEvent } from './hash-chain.js';
  * column, so {@link rowToEvent} rebuilds the exact event the hash chain signed. Optional parts are
  * told apart by one nullable column each: `statement_text` (the statement), `approval_text` (the
  * approval request), `end_reason` (the session summary), `error_message` / `end_error_message`
- * (an error), `masked_values` (masking applied), `statement_prepared_name`, `person_name`. An
- * event without an agent has `agent_id` ''.
+ * (an error), `masked_values` (masking applied), `statement_prepared_name`, `person_name`,
+ * `decision_reason` (an approval decision), `auth_failure_reason` (a refused login); an event
+ * without an agent has `agent_id` '', one without an access grant `access_grant_id` ''.
  */
 export interface EventRow {
   id: string;
