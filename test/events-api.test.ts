@@ -215,7 +215,7 @@ describe('refusals', () => {
     expect(errorOf(unknown.json)).toEqual({
       code: 'unknown_report',
       message:
-        'no review named everything; the reports are activity, agents, writes, blocked, unused, sessions',
+        'no review named everything; the reports are activity, agents, writes, blocked, approvals, unused, sessions',
     });
     for (const days of ['0', '366', 'week']) {
       const bad = await call(`/v1/reviews/activity?days=${days}`, ada);
