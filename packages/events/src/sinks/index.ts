@@ -1,4 +1,5 @@
 export {
+  BULK_BATCHES,
   SinkRunner,
   type BatchSink,
   type SinkRunnerOptions,

@@ -4,6 +4,7 @@ import {
   ChdbEventStore,
   ClickHouseSink,
   KafkaSink,
+  BULK_BATCHES,
   SinkRunner,
   Spool,
   SpoolEventSink,
@@ -212,7 +213,7 @@ export class EventPipeline {
         const bulk = sink.name === STORE_SINK || sink.name === CLICKHOUSE_SINK;
         const runner = new SinkRunner(spool, sink, {
           logger,
-          ...(bulk ? { readBytes: 8 * 1024 * 1024, maxRecords: 50_000 } : {}),
+          ...(bulk ? BULK_BATCHES : {}),
         });
         await runner.start();
         runners.push({ name: sink.name, runner });
