@@ -17,6 +17,8 @@ export class GatewayMetrics {
   readonly #bytes: Counter;
   readonly #masked: Counter;
   readonly #errors: Counter;
+  readonly #approvals: Counter;
+  readonly #authFailures: Counter;
 
   constructor(options: { readonly processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -65,6 +67,18 @@ export class GatewayMetrics {
       labelNames: ['resource', 'class'],
       registers,
     });
+    this.#approvals = new Counter({
+      name: 'portcullis_approvals_total',
+      help: 'Held statements, per resource and step: requested, granted, denied, expired, withdrawn.',
+      labelNames: ['resource', 'step'],
+      registers,
+    });
+    this.#authFailures = new Counter({
+      name: 'portcullis_auth_failures_total',
+      help: 'Refused logins, per resource and reason (unknown-token, expired, no-access, …).',
+      labelNames: ['resource', 'reason'],
+      registers,
+    });
   }
 
   /** Counts one recorded event. */
@@ -90,6 +104,16 @@ export class GatewayMetrics {
         if (s.error !== null) this.#errors.inc({ resource, class: s.error.code.slice(0, 2) });
         return;
       }
+      case 'approval.requested':
+      case 'approval.granted':
+      case 'approval.denied':
+      case 'approval.expired':
+      case 'approval.withdrawn':
+        this.#approvals.inc({ resource, step: event.type.slice('approval.'.length) });
+        return;
+      case 'auth.failed':
+        this.#authFailures.inc({ resource, reason: event.authFailure?.reason ?? 'unknown' });
+        return;
       default:
     }
   }

@@ -86,6 +86,32 @@ describe('HTTP API server', () => {
         masked: { values: 2, columns: ['email'] },
       },
     });
+    const common = {
+      schema: 1,
+      timeUs: 0,
+      sessionId: 's',
+      person: { subject: 'a', email: 'a@example.com', groups: [] },
+      agent: null,
+      authMethod: 'static-token' as const,
+      resource: 'shop',
+      protocol: 'postgres' as const,
+      upstreamUser: 'app',
+      client: { address: '', port: 0, application: '', user: 'a', tls: false },
+    };
+    metrics.observe({
+      ...common,
+      id: 'e2',
+      type: 'approval.denied',
+      seq: 2,
+      approvalDecision: { id: 'apr_1', by: [], reason: 'no', waitedUs: 1 },
+    });
+    metrics.observe({
+      ...common,
+      id: 'e3',
+      type: 'auth.failed',
+      seq: 0,
+      authFailure: { reason: 'expired', code: '28P01' },
+    });
     const { status, type, text } = await call('/metrics');
     expect(status).toBe(200);
     expect(type).toContain('text/plain; version=0.0.4');
@@ -93,6 +119,8 @@ describe('HTTP API server', () => {
       'portcullis_statements_total{resource="shop",kind="select",verdict="allow"} 1',
     );
     expect(text).toContain('portcullis_masked_values_total{resource="shop"} 2');
+    expect(text).toContain('portcullis_approvals_total{resource="shop",step="denied"} 1');
+    expect(text).toContain('portcullis_auth_failures_total{resource="shop",reason="expired"} 1');
   });
 
   it('answers unknown paths and methods with JSON errors', async () => {
