@@ -44,6 +44,41 @@ async function until(check: () => boolean, timeoutMs = 5_000): Promise<void> {
 }
 
 describe('SinkRunner', () => {
+  it('with lingerMs, records that trickle in shortly after a delivery go together in the next', async () => {
+    const { spool } = await openSpool();
+    const sizes: number[] = [];
+    const stored: string[] = [];
+    const sink: BatchSink = {
+      name: 'bulk',
+      async deliver(records: readonly SpoolRecord[]) {
+        sizes.push(records.length);
+        for (const r of records) stored.push(r.payload.toString('utf8'));
+      },
+      async close() {},
+    };
+    const runner = new SinkRunner(spool, sink, { lingerMs: 1_000 });
+    await runner.start();
+    const append = async (from: number) => {
+      for (let i = from; i < from + 5; i++) spool.append(`event ${i}`);
+      await spool.flush();
+    };
+    await append(0);
+    await until(() => stored.length === 5);
+    // Two small flushes inside the linger after that delivery: one delivery takes both.
+    await append(5);
+    await new Promise((r) => setTimeout(r, 20));
+    await append(10);
+    await until(() => stored.length === 15);
+    expect(sizes).toEqual([5, 10]);
+    expect(stored).toEqual(Array.from({ length: 15 }, (_, i) => `event ${i}`));
+    // Stopping does not wait out a linger: what was read is delivered, the rest stays spooled.
+    await append(15);
+    await new Promise((r) => setTimeout(r, 20));
+    await runner.stop();
+    expect(stored.length).toBeGreaterThanOrEqual(15);
+    await spool.close();
+  });
+
   it('delivers every record in order and acknowledges it', async () => {
     const { spool } = await openSpool();
     const { sink, stored, state } = recordingSink('test');
