@@ -13,7 +13,8 @@
 //    Goal: ≥ 200k events/s.
 // 2. Lag from a statement's completion (its event written to the sink) to its row being
 //    queryable in the embedded store: the spool drained by a SinkRunner into a StoreSink over
-//    ChdbEventStore, as a single-process gateway runs them; each event's lag is taken when the
+//    ChdbEventStore with the gateway's BULK_BATCHES (so under a trickle one insert a second), as a
+//    single-process gateway runs them; each event's lag is taken when the
 //    store's insert of its batch has returned (the rows are then visible to queries). Events
 //    arrive at a steady rate for --seconds per rate, after a warm-up that loads chDB.
 //    Goal: p99 ≤ 2 s.
@@ -24,6 +25,7 @@ import { performance } from 'node:perf_hooks';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { ClientInfo, SessionEvent } from '@portcullis/core';
 import {
+  BULK_BATCHES,
   ChdbEventStore,
   SinkRunner,
   Spool,
@@ -204,6 +206,8 @@ async function lagRuns(): Promise<LagResult[]> {
         }
         storedCount += count;
       }),
+      // As the gateway runs its store sink.
+      BULK_BATCHES,
     );
     await runner.start();
     // Warm-up: load chDB, create the schema.
