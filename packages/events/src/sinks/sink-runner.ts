@@ -24,7 +24,8 @@ export interface SinkRunnerOptions {
   /** Records per delivery (default 4096). */
   readonly maxRecords?: number;
   /**
-   * Bytes read from the spool at a time, and so the most payload in one delivery (default 1 MiB).
+   * Bytes read from the spool at a time, and so the most payload in one delivery (default 1 MiB;
+   * with `lingerMs`, a delivery joins reads up to `maxRecords`).
    * Sinks with a high fixed cost per request (a ClickHouse insert) want more.
    */
   readonly readBytes?: number;
@@ -152,8 +153,10 @@ export class SinkRunner {
       let batch = await reader.read();
       if (batch === null || this.#stopping) return;
       if (this.#lingerMs > 0 && batch.records.length < this.#maxRecords) {
+        // A backlog fills the batch from what is on disk already; only a trickle waits.
+        batch = await this.#gather(reader, batch);
         const wait = lastDelivery + this.#lingerMs - Date.now();
-        if (wait > 0) {
+        if (batch.records.length < this.#maxRecords && wait > 0) {
           await this.#sleep(wait);
           if (!this.#stopping) batch = await this.#gather(reader, batch);
         }
