@@ -1,15 +1,11 @@
 import {
   accessNotice,
+  approvalCommands,
   type AccessNotice,
   type AccessNoticeType,
   type AccessRequestSummary,
 } from '../approvals/approval-messages.js';
 import type { AccessGrant, AccessPolicy, AccessRequest } from './access-rules.js';
-
-/** The CLI commands that decide access request `id`. */
-function accessCommands(id: string): { approve: string; deny: string } {
-  return { approve: `portcullis approve ${id}`, deny: `portcullis deny ${id} --reason "…"` };
-}
 
 function summary(request: AccessRequest, policy: AccessPolicy): AccessRequestSummary {
   return {
@@ -32,7 +28,7 @@ export function accessRequestedNotice(
   now: number,
 ): AccessNotice {
   return accessNotice('access.requested', summary(request, policy), {
-    commands: accessCommands(request.id),
+    commands: approvalCommands(request.id),
     now,
   });
 }
@@ -73,7 +69,7 @@ export function accessDecidedNotice(
     return null;
   }
   return accessNotice(type, summary(request, policy), {
-    commands: accessCommands(request.id),
+    commands: approvalCommands(request.id),
     outcome: {
       kind: outcome.kind,
       by: outcome.by.map((p) => ({ subject: p.subject, email: p.email })),

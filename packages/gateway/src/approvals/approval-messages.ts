@@ -105,7 +105,7 @@ export interface AccessNotice extends NoticeBase {
 /** Anything the notifier sends. */
 export type Notice = ApprovalNotice | AccessNotice;
 
-/** Commands that decide approval `id`. */
+/** Commands that decide request `id`: a held statement (`apr_…`) or an access request (`acr_…`). */
 export function approvalCommands(id: string): NoticeCommands {
   return { approve: `portcullis approve ${id}`, deny: `portcullis deny ${id} --reason "…"` };
 }
