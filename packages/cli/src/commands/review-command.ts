@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { BoundQuery } from '@portcullis/events';
-import { loadConfigFile, reviews, staticGrants } from '@portcullis/gateway';
+import { loadConfigFile, reviewQuery, staticGrants } from '@portcullis/gateway';
 import { httpUrlOption } from './cli-options.js';
 import {
   CONFIG_FILE_OPTION_HELP,
@@ -88,28 +88,19 @@ export function reviewCommand(): Command {
     });
 }
 
-/** The report's query for reading the store here. */
+/** The report's query for reading the store here: the one the gateway's API runs. */
 function storeQuery(report: ReportName, opts: ReviewOptions): BoundQuery {
-  const now = new Date();
-  const window = { from: new Date(now.getTime() - opts.days * 86_400_000), to: now };
-  switch (report) {
-    case 'activity':
-    case 'agents':
-    case 'blocked':
-    case 'approvals':
-      return reviews[report](window);
-    case 'writes':
-      return reviews.writes(window, opts.person ?? '');
-    case 'sessions':
-      return reviews.sessions(opts.person ?? '', window);
-    case 'unused':
-      if (opts.config === undefined) {
-        throw new InvalidArgumentError(
-          'the unused report needs --config: the access people were given comes from it',
-        );
-      }
-      return reviews.unused(staticGrants(loadConfigFile(opts.config, process.env)), opts.days, now);
+  if (report === 'unused' && opts.config === undefined) {
+    throw new InvalidArgumentError(
+      'the unused report needs --config: the access people were given comes from it',
+    );
   }
+  const grants = report === 'unused' ? staticGrants(loadConfigFile(opts.config!, process.env)) : [];
+  return reviewQuery(
+    { report, days: opts.days, ...(opts.person === undefined ? {} : { person: opts.person }) },
+    new Date(),
+    grants,
+  );
 }
 
 /** Rows as a table, CSV (RFC 4180) or JSON lines; each ends with a newline. */
