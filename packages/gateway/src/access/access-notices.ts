@@ -2,10 +2,9 @@ import {
   accessNotice,
   approvalCommands,
   type AccessNotice,
-  type AccessNoticeType,
   type AccessRequestSummary,
 } from '../approvals/approval-messages.js';
-import type { AccessGrant, AccessPolicy, AccessRequest } from './access-rules.js';
+import type { AccessGrant, AccessPerson, AccessPolicy, AccessRequest } from './access-rules.js';
 
 function summary(request: AccessRequest, policy: AccessPolicy): AccessRequestSummary {
   return {
@@ -43,32 +42,9 @@ export function accessDecidedNotice(
   grant: AccessGrant | null,
   now: number,
 ): AccessNotice | null {
-  let type: AccessNoticeType;
-  let outcome: { kind: string; by: { subject: string; email: string }[]; reason: string };
-  if (grant !== null && grant.revokedAt !== null) {
-    type = 'access.revoked';
-    outcome = {
-      kind: 'revoked',
-      by: grant.revokedBy === null ? [] : [grant.revokedBy],
-      reason: grant.revokeReason,
-    };
-  } else if (request.state === 'approved') {
-    type = 'access.granted';
-    outcome = { kind: 'granted', by: [...request.approvals], reason: request.decisionReason };
-  } else if (request.state === 'denied') {
-    type = 'access.denied';
-    outcome = {
-      kind: 'denied',
-      by: request.deniedBy === null ? [] : [request.deniedBy],
-      reason: request.decisionReason,
-    };
-  } else if (request.state === 'expired') {
-    type = 'access.expired';
-    outcome = { kind: 'expired', by: [], reason: 'no decision in time' };
-  } else {
-    return null;
-  }
-  return accessNotice(type, summary(request, policy), {
+  const outcome = decisionOf(request, grant);
+  if (outcome === null) return null;
+  return accessNotice(`access.${outcome.kind}`, summary(request, policy), {
     commands: approvalCommands(request.id),
     outcome: {
       kind: outcome.kind,
@@ -77,4 +53,31 @@ export function accessDecidedNotice(
     },
     now,
   });
+}
+
+/** How a request (or its grant) ended, or null while it still waits. */
+function decisionOf(
+  request: AccessRequest,
+  grant: AccessGrant | null,
+): {
+  kind: 'revoked' | 'granted' | 'denied' | 'expired';
+  by: readonly AccessPerson[];
+  reason: string;
+} | null {
+  if (grant !== null && grant.revokedAt !== null) {
+    const by = grant.revokedBy === null ? [] : [grant.revokedBy];
+    return { kind: 'revoked', by, reason: grant.revokeReason };
+  }
+  switch (request.state) {
+    case 'approved':
+      return { kind: 'granted', by: request.approvals, reason: request.decisionReason };
+    case 'denied': {
+      const by = request.deniedBy === null ? [] : [request.deniedBy];
+      return { kind: 'denied', by, reason: request.decisionReason };
+    }
+    case 'expired':
+      return { kind: 'expired', by: [], reason: 'no decision in time' };
+    case 'pending':
+      return null;
+  }
 }
