@@ -716,19 +716,24 @@ export class ClickHouseSink implements BatchSink {
   }
 
   async #missingLegacyColumns(): Promise<{ name: string; type: string }[]> {
-    let text: string;
-    try {
-      const result = await this.#client.exec({
-        query: `DESCRIBE TABLE ${this.#quotedTable} FORMAT TabSeparated`,
-      });
-      text = await streamText(result.stream);
-    } catch (error) {
-      throw this.#failed(classifyClickHouseFailure({ error }), error);
-    }
+    const text = await this.#queryText(`DESCRIBE TABLE ${this.#quotedTable} FORMAT TabSeparated`);
     const present = new Set(text.split('\n').map((line) => line.split('\t')[0]));
     return columnsOf('legacy18')
       .filter((c) => !present.has(c.name))
       .map((c) => ({ name: c.name, type: legacyType(c) }));
+  }
+
+  /** The text a query answers; failures are classified as for inserts. */
+  async #queryText(sql: string, settings?: Record<string, string>): Promise<string> {
+    try {
+      const result = await this.#client.exec({
+        query: sql,
+        ...(settings === undefined ? {} : { clickhouse_settings: settings }),
+      });
+      return await streamText(result.stream);
+    } catch (error) {
+      throw this.#failed(classifyClickHouseFailure({ error }), error);
+    }
   }
 
   async #command(sql: string): Promise<void> {
@@ -806,16 +811,10 @@ export class ClickHouseSink implements BatchSink {
         `SELECT DISTINCT toString(id) AS id FROM ${this.#quotedTable} ` +
         `WHERE time >= toDateTime(${min}) AND time < toDateTime(${max + 1}) ` +
         `AND id IN (${ids}) FORMAT TabSeparated`;
-      try {
-        const result = await this.#client.exec({
-          query: sql,
-          clickhouse_settings: { max_query_size: String(Math.max(262_144, sql.length + 1024)) },
-        });
-        const text = await streamText(result.stream);
-        for (const id of text.split('\n')) if (id !== '') stored.add(id);
-      } catch (error) {
-        throw this.#failed(classifyClickHouseFailure({ error }), error);
-      }
+      const text = await this.#queryText(sql, {
+        max_query_size: String(Math.max(262_144, sql.length + 1024)),
+      });
+      for (const id of text.split('\n')) if (id !== '') stored.add(id);
     }
     if (stored.size === 0) return rows;
     const kept = rows.filter((row) => !stored.has(row.id.toLowerCase()));
