@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ContentDetector } from './content-detector.js';
-import type { DetectorKind } from './detector-kind.js';
+import { DETECTOR_KINDS, type DetectorKind } from './detector-kind.js';
 import { SpanList } from './span-list.js';
 
 const KEY = Buffer.alloc(32, 3);
@@ -284,6 +284,16 @@ describe('ContentDetector scan hints', () => {
         expect(d.covering).toBe(covering);
       }),
       { numRuns: 2000 },
+    );
+  });
+
+  it('claims a phone number that holds an SSN with or without the phone hint', () => {
+    const d = new ContentDetector({ styles: { ssn: { kind: 'fixed-format' } } });
+    const phone = Buffer.from('+123-45-6789');
+    const plain = spansOf(d, d.scan(phone, 0, phone.length), phone);
+    expect(d.covering).toBe(DETECTOR_KINDS.indexOf('phone'));
+    expect(spansOf(d, d.scan(phone, 0, phone.length, DETECTOR_KINDS.indexOf('phone')), phone)).toBe(
+      plain,
     );
   });
 

@@ -84,9 +84,23 @@ const DASH = Cls.Dash;
 const SPACE = Cls.Space;
 const PHONE_SEPARATORS = Cls.Plus | Cls.Dash | Cls.Space | Cls.Dot | Cls.Paren | Cls.Slash;
 
-/** True when the one span found so far is the whole value. */
+/**
+ * True when a span found so far is the whole value; it then becomes the only span. Merging
+ * would give the same (the union is the whole value, of the longest member's kind), so a
+ * value claims the same detector whether that detector ran first (a hint) or after others
+ * that found a part of it (`+123-45-6789`: an SSN inside a phone number).
+ */
 function covered(spans: SpanList, start: number, end: number): boolean {
-  return spans.length === 1 && spans.data[1] === start && spans.data[2] === end;
+  const d = spans.data;
+  for (let i = spans.length - 1; i >= 0; i--) {
+    if (d[i * 3 + 1] !== start || d[i * 3 + 2] !== end) continue;
+    d[0] = d[i * 3]!;
+    d[1] = start;
+    d[2] = end;
+    spans.length = 1;
+    return true;
+  }
+  return false;
 }
 
 /** Nothing shorter than this is looked at (the shortest finding, `::1`, has 3 bytes). */
