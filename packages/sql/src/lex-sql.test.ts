@@ -18,9 +18,11 @@ function postgresSpans(sql: string): string[] {
       national = token.start;
       continue;
     }
-    const start = national !== -1 && national + 1 === token.start ? national : token.start;
-    national = -1;
     const kind = classify(token.text);
+    // Only a string right after the `N` is a national literal (`n/* c */` is a name, then a comment).
+    const nationalString = kind === 'string' && national !== -1 && national + 1 === token.start;
+    const start = nationalString ? national : token.start;
+    national = -1;
     if (kind === null) {
       previousString = -1;
       continue;
@@ -110,6 +112,7 @@ const piece = fc.constantFrom(
   'n',
   'x',
   'menu',
+  'n/* c */',
   '\n',
   ' ',
   '\t',
