@@ -29,6 +29,8 @@ export interface StartGatewayProcessOptions {
   /** Path of the CLI entry; default: the built `packages/cli/dist/bin.js` of this repository. */
   readonly cliPath?: string;
   readonly readyTimeoutMs?: number;
+  /** Options for Node itself, before the CLI path (e.g. `--cpu-prof` to profile a benchmark). */
+  readonly nodeArgs?: readonly string[];
 }
 
 const READY_LINE = /listening on postgresql:\/\/([^:]+):(\d+)/;
@@ -47,7 +49,7 @@ export async function startGatewayProcess(
     mode: 0o600,
   });
   const cli = opts.cliPath ?? fileURLToPath(new URL('../../cli/dist/bin.js', import.meta.url));
-  const args = [cli, 'start', '--config', configFile];
+  const args = [...(opts.nodeArgs ?? []), cli, 'start', '--config', configFile];
   if (opts.processes !== undefined) args.push('--processes', String(opts.processes));
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
