@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { StatementRecord } from '@portcullis/core';
 import { BackendCode, FrameScanner } from '@portcullis/protocol-pg';
 import { serialize } from 'pg-protocol';
@@ -407,6 +407,34 @@ describe('StatementTracker result plans (masking)', () => {
     expect(plan.rowSpec?.actions).toEqual([null, { kind: 'redact' }]);
     s.server(complete('SELECT 1'), ready());
     expect(s.tracker.plan).toBeNull();
+  });
+
+  it('keeps the plan while the portal is described the same before every Execute, and re-plans when it changes', () => {
+    const s = maskingSession(() => [mask(null, null)]);
+    const planned = vi.spyOn(ResultPlanner.prototype, 'rows');
+    s.client(serialize.parse({ name: 's1', text: 'select id, secret from t' }), serialize.sync());
+    s.server(server('1'), ready());
+    const run = (...columns: [string, number, number, number, number][]) => {
+      s.client(
+        serialize.bind({ portal: '', statement: 's1', values: [] }),
+        serialize.describe({ type: 'P', name: '' }),
+        serialize.execute({ portal: '' }),
+        serialize.sync(),
+      );
+      s.server(server('2'), rowDescription(...columns));
+      s.server(server('D', Buffer.from([0, 2, 0, 0, 0, 1, 0x31, 0, 0, 0, 1, 0x78])));
+      const plan = s.tracker.plan!;
+      s.server(complete('SELECT 1'), ready());
+      return plan;
+    };
+    const first = run(['id', 777, 1, 23, 0], ['secret', 0, 0, 25, 0]);
+    expect(run(['id', 777, 1, 23, 0], ['secret', 0, 0, 25, 0])).toBe(first);
+    expect(planned).toHaveBeenCalledTimes(1);
+    const changed = run(['id', 777, 1, 23, 0], ['secret', 777, 2, 25, 0]);
+    expect(changed).not.toBe(first);
+    expect(changed.rowSpec?.actions).toEqual([null, { kind: 'redact' }]);
+    expect(planned).toHaveBeenCalledTimes(2);
+    planned.mockRestore();
   });
 
   it('redacts every column of a result it cannot attribute (fail closed)', () => {

@@ -137,8 +137,15 @@ export class StatementTracker {
   readonly #statements = new Map<string, Judgement>();
   /** Portals by name: the statement they bind and the parameter count. */
   readonly #portals = new Map<string, Portal>();
-  /** Result columns of prepared statements, from their last RowDescription (masking only). */
-  readonly #fields = new Map<string, readonly ResultField[]>();
+  /**
+   * Result columns of prepared statements, from their last RowDescription (masking only), with
+   * that frame's body: libpq describes the portal before every Execute, and an unchanged
+   * description keeps the statement's decoded columns and its cached plan.
+   */
+  readonly #fields = new Map<
+    string,
+    { readonly body: Buffer; readonly fields: readonly ResultField[] }
+  >();
   /** The last plan each prepared statement's Execute used, so a repeated Execute reuses it. */
   readonly #executePlans = new Map<
     string,
@@ -422,7 +429,14 @@ export class StatementTracker {
     if (head === undefined) return;
     if (head.kind === 'describe') {
       this.#queue.shift();
-      this.#fields.set(head.preparedName, decodeRowDescription(buf, start, end));
+      const known = this.#fields.get(head.preparedName);
+      if (known !== undefined && buf.compare(known.body, 0, known.body.length, start, end) === 0) {
+        return;
+      }
+      this.#fields.set(head.preparedName, {
+        body: Buffer.from(buf.subarray(start, end)),
+        fields: decodeRowDescription(buf, start, end),
+      });
       this.#executePlans.delete(head.preparedName);
     } else if (head.kind === 'statement') {
       this.#plan = this.#hooks.planner!.described(this.#maskOf(head), buf, start, end);
@@ -444,7 +458,7 @@ export class StatementTracker {
       this.#plan = cached.plan;
       return;
     }
-    const described = this.#fields.get(head.preparedName);
+    const described = this.#fields.get(head.preparedName)?.fields;
     const fields: ResultField[] = [];
     for (let i = 0; i < count; i++) {
       const field = described?.length === count ? described[i] : undefined;
