@@ -12,5 +12,5 @@ export {
   type OcsfNetworkEndpoint,
   type OcsfUser,
 } from './ocsf-event.js';
-export { datastoreActivityOf, toOcsf, type ToOcsfOptions } from './to-ocsf.js';
+export { datastoreActivityOf, encodeOcsfJson, toOcsf, type ToOcsfOptions } from './to-ocsf.js';
 export { checkOcsfShape } from './check-ocsf-shape.js';

@@ -1,8 +1,10 @@
+import type { SessionEvent } from '@portcullis/core';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { checkOcsfShape } from './check-ocsf-shape.js';
 import { OCSF_SCHEMA_VERSION } from './ocsf-event.js';
-import { ocsfCases, sessionOf, T0_US } from './session-events.fixture.js';
-import { datastoreActivityOf, toOcsf } from './to-ocsf.js';
+import { ocsfCases, reportBot, sessionOf, T0_US } from './session-events.fixture.js';
+import { datastoreActivityOf, encodeOcsfJson, toOcsf } from './to-ocsf.js';
 
 describe('toOcsf', () => {
   it('maps every fixture to a Datastore Activity event that passes the shape check', () => {
@@ -301,5 +303,64 @@ describe('checkOcsfShape', () => {
       'at least one of database, databucket, table is required',
     ]);
     expect(checkOcsfShape(null)).toEqual(['the event is not an object']);
+  });
+});
+
+describe('encodeOcsfJson', () => {
+  const variants = (event: SessionEvent): SessionEvent[] => [
+    event,
+    { ...event, person: { ...event.person, groups: [...event.person.groups, 'extra'] } },
+    { ...event, person: { subject: 'u-x', email: 'x@example.com', groups: [] } },
+    { ...event, agent: event.agent === null ? reportBot : null },
+    { ...event, client: { ...event.client, port: event.client.port + 1, tls: !event.client.tls } },
+    { ...event, resource: 'other-db', upstreamUser: 'other "user"\n' },
+  ];
+
+  it('writes exactly what JSON.stringify(toOcsf(…)) writes, for every fixture', () => {
+    for (const [name, event] of Object.entries(ocsfCases)) {
+      for (const options of [{}, { productVersion: '1.2.3' }]) {
+        expect(encodeOcsfJson(event, options), name).toBe(JSON.stringify(toOcsf(event, options)));
+      }
+    }
+  });
+
+  it('notices when a session’s fields differ from the ones it kept for that session id', () => {
+    for (const event of Object.values(ocsfCases)) {
+      for (const variant of variants(event)) {
+        expect(encodeOcsfJson(variant)).toBe(JSON.stringify(toOcsf(variant)));
+      }
+    }
+  });
+
+  it('agrees with toOcsf on generated events (property)', () => {
+    const text = fc.string({ unit: 'binary', maxLength: 12 });
+    const events = Object.values(ocsfCases);
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...events),
+        fc.record({
+          subject: text,
+          email: text,
+          groups: fc.array(text, { maxLength: 3 }),
+          address: text,
+          port: fc.integer({ min: 0, max: 65_535 }),
+          timeUs: fc.integer({ min: -1e15, max: 4e15 }),
+          seq: fc.nat(),
+          resource: text,
+        }),
+        (event, v) => {
+          const e: SessionEvent = {
+            ...event,
+            timeUs: v.timeUs,
+            seq: v.seq,
+            resource: v.resource,
+            person: { subject: v.subject, email: v.email, groups: v.groups },
+            client: { ...event.client, address: v.address, port: v.port },
+          };
+          expect(encodeOcsfJson(e)).toBe(JSON.stringify(toOcsf(e)));
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 });

@@ -394,3 +394,121 @@ export function toOcsf(event: SessionEvent, options: ToOcsfOptions = {}): OcsfDa
     },
   };
 }
+
+/** A session's serialized OCSF parts, and the event fields they were made from. */
+interface SessionParts {
+  readonly from: SessionEvent;
+  /** `"actor":…,"src_endpoint":…,"dst_endpoint":…,"database":…,"type_id":1,"type":"Database"`. */
+  readonly endpoints: string;
+  /** The session's keys of `unmapped` after `time_us` (empty when none has a value). */
+  readonly unmapped: string;
+}
+
+/** Sessions whose parts are kept; a sink sees the events of many sessions interleaved. */
+const SESSION_PARTS_KEPT = 4096;
+const sessionParts = new Map<string, SessionParts>();
+
+function sameStrings(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** True when `b` has every session field the parts of `a` were made from. */
+function sameSession(a: SessionEvent, b: SessionEvent): boolean {
+  const pa = a.person;
+  const pb = b.person;
+  const ca = a.client;
+  const cb = b.client;
+  return (
+    pa.subject === pb.subject &&
+    pa.email === pb.email &&
+    pa.name === pb.name &&
+    sameStrings(pa.groups, pb.groups) &&
+    (a.agent === null
+      ? b.agent === null
+      : b.agent !== null && a.agent.id === b.agent.id && a.agent.name === b.agent.name) &&
+    ca.address === cb.address &&
+    ca.port === cb.port &&
+    ca.application === cb.application &&
+    ca.user === cb.user &&
+    ca.tls === cb.tls &&
+    a.resource === b.resource &&
+    a.protocol === b.protocol &&
+    a.authMethod === b.authMethod &&
+    a.upstreamUser === b.upstreamUser
+  );
+}
+
+function partsOf(event: SessionEvent): SessionParts {
+  const kept = sessionParts.get(event.sessionId);
+  if (kept !== undefined && sameSession(kept.from, event)) return kept;
+  const parts: SessionParts = {
+    from: event,
+    endpoints: JSON.stringify({
+      actor: actorOf(event),
+      src_endpoint: { ip: event.client.address, port: event.client.port },
+      dst_endpoint: { svc_name: event.resource },
+      database: { name: event.resource, type_id: 1, type: 'Relational' },
+      type_id: 1,
+      type: 'Database',
+    }).slice(1, -1),
+    unmapped: JSON.stringify({
+      protocol: event.protocol,
+      auth_method: event.authMethod,
+      upstream_user: event.upstreamUser,
+      client_application: event.client.application,
+      client_user: event.client.user,
+      client_tls: event.client.tls,
+    }).slice(1, -1),
+  };
+  if (sessionParts.size >= SESSION_PARTS_KEPT) sessionParts.clear();
+  sessionParts.set(event.sessionId, parts);
+  return parts;
+}
+
+/** The members of a JSON object without its braces, after a comma; empty for `{}`. */
+function members(value: object): string {
+  const json = JSON.stringify(value);
+  return json.length === 2 ? '' : `,${json.slice(1, -1)}`;
+}
+
+/**
+ * `JSON.stringify(toOcsf(event, options))`, character for character, in about half the time:
+ * what an event shares with the rest of its session (the actor, endpoints, database and client
+ * details) is serialized once per session and reused while those fields stay the same. This is
+ * the Kafka sink's OCSF encoder.
+ */
+export function encodeOcsfJson(event: SessionEvent, options: ToOcsfOptions = {}): string {
+  const { activity, outcome, message, extra, unmapped } = typeSpecific(event);
+  const [activityId, activityName] = activity;
+  const session = partsOf(event);
+  const product =
+    options.productVersion === undefined
+      ? PRODUCT
+      : JSON.stringify({
+          name: 'Portcullis',
+          vendor_name: 'Portcullis',
+          version: options.productVersion,
+        });
+  const sessionUnmapped = session.unmapped === '' ? '' : `,${session.unmapped}`;
+  return (
+    `{"class_uid":${OCSF_CLASS_DATASTORE_ACTIVITY},"class_name":"Datastore Activity",` +
+    `"category_uid":${OCSF_CATEGORY_APPLICATION},"category_name":"Application Activity",` +
+    `"activity_id":${activityId},"activity_name":${JSON.stringify(activityName)},` +
+    `"type_uid":${OCSF_CLASS_DATASTORE_ACTIVITY * 100 + activityId},` +
+    `"type_name":${JSON.stringify(`Datastore Activity: ${activityName}`)},` +
+    `"time":${JSON.stringify(msOfUs(event.timeUs))},` +
+    `"severity":${JSON.stringify(SEVERITY_NAMES[outcome.severity_id] ?? 'Unknown')},` +
+    `"message":${JSON.stringify(message)}${members(outcome)},` +
+    `"metadata":{"version":"${OCSF_SCHEMA_VERSION}","uid":${JSON.stringify(event.id)},` +
+    `"correlation_uid":${JSON.stringify(event.sessionId)},"sequence":${JSON.stringify(event.seq)},` +
+    `"event_code":${JSON.stringify(event.type)},"log_name":"session-events",` +
+    `"profiles":${outcome.action_id === undefined ? '[]' : '["security_control"]'},` +
+    `"product":${product}},${session.endpoints}${members(extra)},` +
+    `"unmapped":{"schema":${JSON.stringify(event.schema)},"time_us":${JSON.stringify(event.timeUs)}` +
+    `${sessionUnmapped}${members(unmapped)}}}`
+  );
+}
+
+const PRODUCT = JSON.stringify({ name: 'Portcullis', vendor_name: 'Portcullis' });
