@@ -9,17 +9,21 @@
 // format, gzip and no compression. The baseline, in the same run: a raw kafkajs producer with the
 // same settings (idempotent, maxInFlightRequests 1, acks -1, the sink's request sizes: 4 MB of
 // JSON per request with gzip, 900 kB without) sending the same
-// messages pre-encoded (keys, values and headers built before the clock starts), no spool.
-// Each run writes to a new 4-partition topic. Figures are medians of --runs runs.
+// messages pre-encoded (keys, values and headers built before the clock starts), no spool; and
+// the sink's own producer (KafkaProducer.sendRecords) sending the same pre-built records the same
+// way, no spool. Each run writes to a new 4-partition topic. Figures are medians of --runs runs.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import {
   buildKafkaMessage,
+  KafkaProducer,
   KafkaSink,
+  type ProducerRecord,
   SinkRunner,
   Spool,
+  type KafkaEventMessage,
   type KafkaSinkCompression,
   type KafkaSinkFormat,
 } from '@portcullis/events';
@@ -84,12 +88,14 @@ async function sinkRun(
   }
 }
 
-/** The baseline: the same messages, built beforehand, sent by a raw kafkajs producer. */
-async function rawRun(compression: KafkaSinkCompression): Promise<number> {
-  // The sink's default request sizes.
+/** The sink's request sizes: 4 MB of JSON per request with gzip, 900 kB without. */
+function requestsOf<T>(
+  compression: KafkaSinkCompression,
+  message: (built: KafkaEventMessage) => T,
+): T[][] {
   const maxRequestBytes = compression === 'gzip' ? 4_000_000 : 900_000;
-  const requests: Message[][] = [];
-  let current: Message[] = [];
+  const requests: T[][] = [];
+  let current: T[] = [];
   let bytes = 0;
   for (const line of LINES) {
     const built = buildKafkaMessage(Buffer.from(line), 'native');
@@ -100,15 +106,21 @@ async function rawRun(compression: KafkaSinkCompression): Promise<number> {
       current = [];
       bytes = 0;
     }
-    current.push({
-      key: built.key,
-      value: built.value,
-      headers: { ...built.headers },
-      timestamp: built.timestamp,
-    });
+    current.push(message(built));
     bytes += size;
   }
   requests.push(current);
+  return requests;
+}
+
+/** The baseline: the same messages, built beforehand, sent by a raw kafkajs producer. */
+async function rawRun(compression: KafkaSinkCompression): Promise<number> {
+  const requests = requestsOf<Message>(compression, (built) => ({
+    key: built.key,
+    value: built.value,
+    headers: { ...built.headers },
+    timestamp: built.timestamp,
+  }));
   const topic = await freshTopic();
   const producer = client.producer({
     idempotent: true,
@@ -130,11 +142,31 @@ async function rawRun(compression: KafkaSinkCompression): Promise<number> {
   return EVENTS / (elapsed / 1000);
 }
 
+/** The sink's producer on its own: the same records, built beforehand, one request at a time. */
+async function producerRun(compression: KafkaSinkCompression): Promise<number> {
+  const requests = requestsOf<ProducerRecord>(compression, (built) => ({
+    key: built.key,
+    value: built.value,
+    headers: built.headers,
+    timestamp: Number(built.timestamp),
+  }));
+  const topic = await freshTopic();
+  const producer = new KafkaProducer({ brokers: kafka.brokers, compression });
+  await producer.partitionCount(topic);
+  const started = performance.now();
+  for (const records of requests) await producer.sendRecords(topic, records);
+  const elapsed = performance.now() - started;
+  await producer.close();
+  return EVENTS / (elapsed / 1000);
+}
+
 const cases: [string, () => Promise<number>][] = [
   ['raw kafkajs producer, pre-encoded (baseline), gzip', () => rawRun('gzip')],
+  ['raw KafkaProducer, pre-built records, gzip', () => producerRun('gzip')],
   ['spool → KafkaSink native, gzip', () => sinkRun('native', 'gzip')],
   ['spool → KafkaSink OCSF, gzip', () => sinkRun('ocsf', 'gzip')],
   ['raw kafkajs producer, pre-encoded (baseline), none', () => rawRun('none')],
+  ['raw KafkaProducer, pre-built records, none', () => producerRun('none')],
   ['spool → KafkaSink native, none', () => sinkRun('native', 'none')],
   ['spool → KafkaSink OCSF, none', () => sinkRun('ocsf', 'none')],
 ];

@@ -4,3 +4,5 @@ export * from './spool/index.js';
 export * from './store/index.js';
 export * from './sinks/index.js';
 export * from './ingest/index.js';
+export * from './kafka-producer/index.js';
+export type { KafkaSinkSasl } from './sinks/kafka-sink.js';

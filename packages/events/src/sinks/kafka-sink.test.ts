@@ -1,5 +1,6 @@
 import { createServer } from 'node:net';
 import { isPortcullisError, type SessionEvent } from '@portcullis/core';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { checkOcsfShape } from '../ocsf/check-ocsf-shape.js';
 import { ocsfCases, sessionOf } from '../ocsf/session-events.fixture.js';
@@ -72,6 +73,53 @@ describe('buildKafkaMessage', () => {
     const keys = events.map((e) => asEvent(buildKafkaMessage(bytes(e), 'native')).key);
     expect(new Set(keys.slice(0, 5))).toEqual(new Set([events[0]!.sessionId]));
     expect(new Set(keys.slice(5))).toEqual(new Set([events[5]!.sessionId]));
+  });
+
+  it('reads the fields a full parse (or the former prefix regex) reads, for any event JSON', () => {
+    const formerPrefix =
+      /^\{"schema":(\d+),"id":"([\w-]+)","type":"([\w.-]+)","timeUs":(\d+),"sessionId":"([\w-]+)"/;
+    const text = fc.string({
+      unit: fc.constantFrom('a', 'Z', '0', '-', '_', '.', 'é', '"', '\\', ' '),
+    });
+    fc.assert(
+      fc.property(
+        fc.record({
+          schema: fc.oneof(fc.nat(), fc.constant(Number.MAX_SAFE_INTEGER + 2)),
+          id: text,
+          type: text,
+          timeUs: fc.oneof(fc.nat(), fc.constant(1_793_000_000_000_685), fc.constant(2 ** 60)),
+          sessionId: text,
+          seq: fc.nat(),
+        }),
+        (event) => {
+          const payload = bytes(event);
+          const built = buildKafkaMessage(payload, 'native');
+          const m = formerPrefix.exec(payload.toString('latin1', 0, 256));
+          const valid = event.id !== '' && event.sessionId !== '';
+          if (!valid) {
+            expect(built.kind).toBe('dead-letter');
+            return;
+          }
+          const message = asEvent(built);
+          expect(message.key).toBe(event.sessionId);
+          expect(message.headers).toEqual({
+            'event-id': event.id,
+            'schema-version': String(event.schema),
+            'event-type': event.type,
+            format: 'native',
+          });
+          expect(message.timestamp).toBe(String(Math.floor(event.timeUs / 1000)));
+          if (m !== null) {
+            expect([
+              message.key,
+              message.headers['event-id'],
+              message.headers['event-type'],
+            ]).toEqual([m[5], m[2], m[3]]);
+          }
+        },
+      ),
+      { numRuns: 2000 },
+    );
   });
 
   it('sends the OCSF form with the same key and headers in ocsf format', () => {

@@ -6,17 +6,14 @@ import {
   type Logger,
   type SessionEvent,
 } from '@portcullis/core';
-import {
-  CompressionTypes,
-  Kafka,
-  Partitioners,
-  logLevel,
-  type LogEntry,
-  type Message,
-  type Producer,
-  type SASLOptions,
-  type TopicMessages,
-} from 'kafkajs';
+import { GZIP_LEVELS } from '../kafka-producer/compress-records.js';
+import { KafkaClientError } from '../kafka-producer/kafka-client-error.js';
+import type { KafkaSasl } from '../kafka-producer/kafka-connection.js';
+import { kafkaErrorName } from '../kafka-producer/kafka-error-codes.js';
+import { KafkaProducer } from '../kafka-producer/kafka-producer.js';
+import { partitionOfKey } from '../kafka-producer/murmur2-partition.js';
+import { ProduceSet } from '../kafka-producer/produce-set.js';
+import type { RecordBatchBuilder } from '../kafka-producer/record-batch-builder.js';
 import { toOcsf, type ToOcsfOptions } from '../ocsf/to-ocsf.js';
 import type { SpoolRecord } from '../spool/spool-reader.js';
 import type { BatchSink } from './sink-runner.js';
@@ -25,10 +22,13 @@ import type { BatchSink } from './sink-runner.js';
 export type KafkaSinkFormat = 'native' | 'ocsf';
 
 /**
- * Record-batch compression. kafkajs has gzip built in; snappy, lz4 and zstd need codec packages
- * registered with kafkajs, which this sink does not bring, so they are not offered.
+ * Record-batch compression: gzip (every Kafka broker decodes it) or none. Snappy, lz4 and zstd
+ * would need native codecs, so they are not offered.
  */
 export type KafkaSinkCompression = 'gzip' | 'none';
+
+/** SASL credentials for the brokers: PLAIN or SCRAM, with a user name and password. */
+export type KafkaSinkSasl = KafkaSasl;
 
 /** Header names every message carries; consumers deduplicate by {@link KAFKA_HEADERS.eventId}. */
 export const KAFKA_HEADERS = {
@@ -58,24 +58,26 @@ export interface KafkaSinkOptions {
   readonly format?: KafkaSinkFormat;
   /** Default `gzip`. */
   readonly compression?: KafkaSinkCompression;
+  /** gzip level from 1 (fastest, the default) to 9 (smallest). */
+  readonly gzipLevel?: number;
   /**
    * Where records go that cannot be published as events (not JSON, no id or session, or — for
    * OCSF — a newer schema than this build maps): default `<topic>.dead-letter`. Never dropped.
    */
   readonly deadLetterTopic?: string;
-  /** kafkajs `clientId` (default `portcullis`). */
+  /** The client id sent to the brokers (default `portcullis`). */
   readonly clientId?: string;
   /** TLS: `true` for the system CAs, or Node TLS options (CA, client certificate), passed through. */
   readonly ssl?: boolean | ConnectionOptions;
-  /** SASL (plain, scram-sha-256, scram-sha-512, aws, oauthbearer), passed through to kafkajs. */
-  readonly sasl?: SASLOptions;
+  /** SASL: `plain`, `scram-sha-256` or `scram-sha-512` with a user name and password. */
+  readonly sasl?: KafkaSinkSasl;
   /** Connect timeout per broker (default 3,000 ms). */
   readonly connectionTimeoutMs?: number;
   /** Request timeout, also the broker's ack timeout for `acks: -1` (default 30,000 ms). */
   readonly requestTimeoutMs?: number;
   /**
-   * kafkajs's own retries of a failed request before `deliver` fails (default 5, at least 1: the
-   * idempotent producer needs one); the {@link SinkRunner} retries the whole delivery after that.
+   * Retries of a failed produce request, with the same sequence numbers, before `deliver` fails
+   * (default 5); the {@link SinkRunner} retries the whole delivery after that.
    */
   readonly retries?: number;
   /**
@@ -104,7 +106,7 @@ export type KafkaSinkFailure =
 
 /**
  * A failed delivery, with code `PCL_ERR_EVENTS_WRITE` and `failure` saying why. The message never
- * holds credentials; the kafkajs error is the `cause`.
+ * holds credentials; the producer's error is the `cause`.
  */
 export class KafkaSinkError extends PortcullisError {
   readonly failure: KafkaSinkFailure;
@@ -123,7 +125,7 @@ export interface KafkaEventMessage {
   readonly key: string;
   readonly value: Buffer | string;
   readonly headers: Readonly<Record<string, string>>;
-  /** The event's time in milliseconds since the epoch, as kafkajs wants it (a string). */
+  /** The event's time in milliseconds since the epoch, as a decimal string (kafkajs's form). */
   readonly timestamp: string;
 }
 
@@ -133,11 +135,113 @@ export interface KafkaDeadLetter {
   readonly reason: string;
 }
 
-/** The fields a message needs, read from the front of a natively encoded event without parsing. */
-const NATIVE_PREFIX =
-  /^\{"schema":(\d+),"id":"([\w-]+)","type":"([\w.-]+)","timeUs":(\d+),"sessionId":"([\w-]+)"/;
-/** Bytes decoded to look for {@link NATIVE_PREFIX}. */
+/** Bytes searched for the fields of a natively encoded event (as a 256-character regex did). */
 const PREFIX_BYTES = 256;
+
+/**
+ * Where the fields a message needs lie in a natively encoded event: byte offsets into the
+ * payload, and the two numbers. One instance is reused for every record.
+ */
+interface NativeEventFields {
+  schemaStart: number;
+  schemaEnd: number;
+  idStart: number;
+  idEnd: number;
+  typeStart: number;
+  typeEnd: number;
+  timeUs: number;
+  sessionStart: number;
+  sessionEnd: number;
+}
+
+const ascii = (text: string): Uint8Array => Buffer.from(text, 'latin1');
+const SCHEMA_OPEN = ascii('{"schema":');
+const ID_OPEN = ascii(',"id":"');
+const TYPE_OPEN = ascii('","type":"');
+const TIME_OPEN = ascii('","timeUs":');
+const SESSION_OPEN = ascii(',"sessionId":"');
+
+/** `bytes` at `pos` when `payload` holds them there (before `limit`): the position after; else -1. */
+function literal(payload: Uint8Array, pos: number, bytes: Uint8Array, limit: number): number {
+  if (pos < 0 || pos + bytes.length > limit) return -1;
+  for (let i = 0; i < bytes.length; i++) if (payload[pos + i] !== bytes[i]) return -1;
+  return pos + bytes.length;
+}
+
+/** The end of a run of decimal digits from `pos` (pos itself when there is none). */
+function digits(payload: Uint8Array, pos: number, limit: number): number {
+  while (pos < limit && payload[pos]! >= 0x30 && payload[pos]! <= 0x39) pos++;
+  return pos;
+}
+
+/** The end of a run of `[A-Za-z0-9_-]` (and `.` when `dots`) from `pos`. */
+function word(payload: Uint8Array, pos: number, limit: number, dots: boolean): number {
+  while (pos < limit) {
+    const c = payload[pos]!;
+    const isWord =
+      (c >= 0x61 && c <= 0x7a) ||
+      (c >= 0x41 && c <= 0x5a) ||
+      (c >= 0x30 && c <= 0x39) ||
+      c === 0x5f ||
+      c === 0x2d ||
+      (dots && c === 0x2e);
+    if (!isWord) break;
+    pos++;
+  }
+  return pos;
+}
+
+function decimal(payload: Uint8Array, start: number, end: number): number {
+  let n = 0;
+  for (let i = start; i < end; i++) n = n * 10 + payload[i]! - 0x30;
+  return n;
+}
+
+/**
+ * Finds the key and header fields at the front of an event the way `JSON.stringify` writes a
+ * SessionEvent (`{"schema":1,"id":"…","type":"…","timeUs":…,"sessionId":"…"`), within its first
+ * 256 bytes, without decoding text: fills `out` and returns true, or false when the payload does
+ * not start that way (then a full parse decides). Numbers with a leading zero or beyond the safe
+ * integers also go the slow way, so the header and timestamp are exactly what a parse gives.
+ */
+function scanNativeEvent(payload: Uint8Array, out: NativeEventFields): boolean {
+  const limit = Math.min(payload.length, PREFIX_BYTES);
+  let pos = literal(payload, 0, SCHEMA_OPEN, limit);
+  if (pos < 0) return false;
+  out.schemaStart = pos;
+  pos = digits(payload, pos, limit);
+  out.schemaEnd = pos;
+  pos = literal(payload, pos, ID_OPEN, limit);
+  if (pos < 0) return false;
+  out.idStart = pos;
+  pos = word(payload, pos, limit, false);
+  out.idEnd = pos;
+  pos = literal(payload, pos, TYPE_OPEN, limit);
+  if (pos < 0) return false;
+  out.typeStart = pos;
+  pos = word(payload, pos, limit, true);
+  out.typeEnd = pos;
+  pos = literal(payload, pos, TIME_OPEN, limit);
+  if (pos < 0) return false;
+  const timeStart = pos;
+  pos = digits(payload, pos, limit);
+  const timeEnd = pos;
+  pos = literal(payload, pos, SESSION_OPEN, limit);
+  if (pos < 0) return false;
+  out.sessionStart = pos;
+  pos = word(payload, pos, limit, false);
+  out.sessionEnd = pos;
+  if (pos >= limit || payload[pos] !== 0x22) return false;
+  const plainNumber = (start: number, end: number): boolean =>
+    end > start && end - start <= 16 && (end - start === 1 || payload[start] !== 0x30);
+  if (!plainNumber(out.schemaStart, out.schemaEnd) || !plainNumber(timeStart, timeEnd)) {
+    return false;
+  }
+  if (out.idEnd === out.idStart || out.typeEnd === out.typeStart) return false;
+  if (out.sessionEnd === out.sessionStart) return false;
+  out.timeUs = decimal(payload, timeStart, timeEnd);
+  return out.timeUs <= Number.MAX_SAFE_INTEGER;
+}
 
 function eventMessage(
   format: KafkaSinkFormat,
@@ -179,6 +283,18 @@ function parseEvent(payload: Buffer): SessionEvent | string {
   return event as SessionEvent;
 }
 
+const fieldsOfBuild: NativeEventFields = {
+  schemaStart: 0,
+  schemaEnd: 0,
+  idStart: 0,
+  idEnd: 0,
+  typeStart: 0,
+  typeEnd: 0,
+  timeUs: 0,
+  sessionStart: 0,
+  sessionEnd: 0,
+};
+
 /**
  * Turns one spool record (an event's JSON) into the Kafka message the sink sends: keyed by session
  * id, headers `event-id`, `schema-version`, `event-type`, `format`, timestamp the event's time.
@@ -192,11 +308,18 @@ export function buildKafkaMessage(
   format: KafkaSinkFormat,
   ocsfOptions: ToOcsfOptions = {},
 ): KafkaEventMessage | KafkaDeadLetter {
-  if (format === 'native') {
-    const m = NATIVE_PREFIX.exec(payload.toString('latin1', 0, PREFIX_BYTES));
-    if (m !== null) {
-      return eventMessage(format, payload, Number(m[1]), m[2]!, m[3]!, Number(m[4]), m[5]!);
-    }
+  if (format === 'native' && scanNativeEvent(payload, fieldsOfBuild)) {
+    const f = fieldsOfBuild;
+    const text = (start: number, end: number): string => payload.toString('latin1', start, end);
+    return eventMessage(
+      format,
+      payload,
+      Number(text(f.schemaStart, f.schemaEnd)),
+      text(f.idStart, f.idEnd),
+      text(f.typeStart, f.typeEnd),
+      f.timeUs,
+      text(f.sessionStart, f.sessionEnd),
+    );
   }
   const event = parseEvent(payload);
   if (typeof event === 'string') return { kind: 'dead-letter', reason: event };
@@ -251,47 +374,34 @@ export interface KafkaSinkStats {
   readonly highWaterMark: number;
 }
 
-/** Protocol errors after which the idempotent producer must start over with a new producer id. */
-const PRODUCER_STATE_ERRORS = new Set([
-  'OUT_OF_ORDER_SEQUENCE_NUMBER',
-  'UNKNOWN_PRODUCER_ID',
-  'INVALID_PRODUCER_EPOCH',
-  'INVALID_PRODUCER_ID_MAPPING',
-]);
-const AUTHORIZATION_ERRORS = new Set([
-  'TOPIC_AUTHORIZATION_FAILED',
-  'CLUSTER_AUTHORIZATION_FAILED',
-  'TRANSACTIONAL_ID_AUTHORIZATION_FAILED',
-  'SASL_AUTHENTICATION_FAILED',
-]);
+/** Header names as bytes, written into every record without encoding. */
+const HEADER_EVENT_ID = ascii(KAFKA_HEADERS.eventId);
+const HEADER_SCHEMA_VERSION = ascii(KAFKA_HEADERS.schemaVersion);
+const HEADER_EVENT_TYPE = ascii(KAFKA_HEADERS.eventType);
+const HEADER_FORMAT = ascii(KAFKA_HEADERS.format);
+const FORMAT_NATIVE = ascii('native');
+/** Bytes a record adds around its value (key, headers, lengths), for the length-prefix guess. */
+const RECORD_OVERHEAD = 160;
 
-interface KafkaJsErrorLike {
-  name?: string;
-  message?: string;
-  type?: string;
-  code?: string;
-  cause?: unknown;
-  originalError?: unknown;
-}
-
-/** The error and everything it wraps (kafkajs nests causes in `cause` and `originalError`). */
-function chain(err: unknown): KafkaJsErrorLike[] {
-  const out: KafkaJsErrorLike[] = [];
-  let at: unknown = err;
-  while (at !== null && typeof at === 'object' && out.length < 8) {
-    const e = at as KafkaJsErrorLike;
-    out.push(e);
-    at = e.cause ?? e.originalError;
-  }
-  return out;
+/** One request's worth of records: the set they are encoded into and what it holds. */
+interface Chunk {
+  readonly set: ProduceSet;
+  events: number;
+  dead: number;
+  bytes: number;
+  lastSequence: number;
 }
 
 /**
- * Sends spooled events to a Kafka topic with kafkajs: an idempotent producer (`idempotent: true`,
- * `maxInFlightRequests: 1`, `acks: -1`: each request is written by all in-sync replicas before
- * it counts, and a request kafkajs retries is not written twice), messages keyed by session id
- * (the default, Java-compatible partitioner keeps a session in one partition, so in order), gzip
+ * Sends spooled events to a Kafka topic with Portcullis's own producer ({@link KafkaProducer}):
+ * idempotent (`acks: -1`, each request written by all in-sync replicas before it counts, a
+ * retried request not written twice), one request in flight, messages keyed by session id (the
+ * Java client's murmur2 partitioning keeps a session in one partition, so in order), gzip
  * compression, headers `event-id`, `schema-version`, `event-type`, `format`.
+ *
+ * Natively formatted events go from the spool's buffer into the record batch directly: the key
+ * and headers are copied from the front of the JSON, the payload after them; no message object
+ * or string per event. While one request is in flight the next is encoded.
  *
  * Delivery is at least once: a crash between Kafka's acknowledgement and the spool's, or a
  * delivery retried after a request that failed late, publishes events again, so consumers
@@ -308,16 +418,15 @@ export class KafkaSink implements BatchSink {
   readonly #topic: string;
   readonly #deadLetterTopic: string;
   readonly #format: KafkaSinkFormat;
-  readonly #compression: CompressionTypes;
   readonly #maxRequestBytes: number;
   readonly #ocsf: ToOcsfOptions;
   readonly #logger: Logger;
-  readonly #kafka: Kafka;
+  readonly #producer: KafkaProducer;
   readonly #brokers: string;
   readonly #saslMechanism: string | null;
-  readonly #requestTimeoutMs: number;
-  #producer: Producer | null = null;
-  #connecting: Promise<Producer> | null = null;
+  /** Two sets: one is encoded while the other is in flight. */
+  readonly #sets: [ProduceSet, ProduceSet] = [new ProduceSet(), new ProduceSet()];
+  readonly #fields: NativeEventFields = { ...fieldsOfBuild };
   #closed = false;
   #highWaterMark = -1;
   #sent = 0;
@@ -332,41 +441,26 @@ export class KafkaSink implements BatchSink {
     this.#topic = options.topic;
     this.#deadLetterTopic = options.deadLetterTopic ?? `${options.topic}.dead-letter`;
     this.#format = options.format ?? 'native';
-    this.#compression =
-      (options.compression ?? 'gzip') === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
+    const compression = options.compression ?? 'gzip';
     this.#maxRequestBytes =
-      options.maxRequestBytes ??
-      (this.#compression === CompressionTypes.GZIP ? 4_000_000 : 900_000);
+      options.maxRequestBytes ?? (compression === 'gzip' ? 4_000_000 : 900_000);
     this.#ocsf = options.ocsf ?? {};
     this.#logger = options.logger ?? silentLogger;
     this.#brokers = options.brokers.join(',');
     this.#saslMechanism = options.sasl?.mechanism ?? null;
-    this.#requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
-    const logger = this.#logger;
-    this.#kafka = new Kafka({
+    this.#producer = new KafkaProducer({
+      brokers: options.brokers,
       clientId: options.clientId ?? 'portcullis',
-      brokers: [...options.brokers],
       ...(options.ssl === undefined ? {} : { ssl: options.ssl }),
       ...(options.sasl === undefined ? {} : { sasl: options.sasl }),
-      connectionTimeout: options.connectionTimeoutMs ?? 3_000,
-      requestTimeout: this.#requestTimeoutMs,
-      retry: {
-        retries: Math.max(1, options.retries ?? 5),
-        initialRetryTime: 100,
-        maxRetryTime: 5_000,
-      },
-      logLevel: logLevel.WARN,
-      logCreator:
-        () =>
-        ({ level, log }: LogEntry) => {
-          const { message, timestamp: _t, logger: _l, ...fields } = log;
-          // kafkajs warns that limited retries weaken exactly-once; this sink relies on
-          // deduplication by event id instead, so that warning is noise.
-          if (message.startsWith('Limiting retries for the idempotent producer')) return;
-          const entry = { kafka: fields };
-          if (level <= logLevel.WARN) logger.warn(entry, `kafkajs: ${message}`);
-          else logger.debug(entry, `kafkajs: ${message}`);
-        },
+      connectionTimeoutMs: options.connectionTimeoutMs ?? 3_000,
+      requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
+      retries: Math.max(0, options.retries ?? 5),
+      acks: -1,
+      compression,
+      gzipLevel: options.gzipLevel ?? GZIP_LEVELS.default,
+      allowAutoTopicCreation: true,
+      logger: this.#logger,
     });
   }
 
@@ -387,148 +481,188 @@ export class KafkaSink implements BatchSink {
     while (first < records.length && records[first]!.sequence <= this.#highWaterMark) first++;
     this.#skipped += first;
     if (first === records.length) return;
-    const producer = await this.#connect();
-    let events: Message[] = [];
-    let dead: Message[] = [];
-    let bytes = 0;
-    let lastSequence = -1;
+    let partitions: number;
+    try {
+      partitions = await this.#producer.partitionCount(this.#topic);
+    } catch (err) {
+      throw this.#wrap(err, 'connecting');
+    }
+    let deadPartitions = -1;
+    let inFlight: Promise<void> | null = null;
+    let chunk = this.#newChunk(0);
+    const flush = async (): Promise<void> => {
+      // One request in flight: the previous one is acknowledged before this one goes out.
+      if (inFlight !== null) await inFlight;
+      const sending = this.#send(chunk);
+      sending.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+      inFlight = sending;
+      chunk = this.#newChunk(this.#sets[0] === chunk.set ? 1 : 0);
+    };
+    const fields = this.#fields;
     for (let i = first; i < records.length; i++) {
-      const record = records[i]!;
-      const built = buildKafkaMessage(record.payload, this.#format, this.#ocsf);
-      const size = built.kind === 'event' ? Buffer.byteLength(built.value) : record.payload.length;
-      if (bytes + size > this.#maxRequestBytes && lastSequence >= 0) {
-        await this.#send(producer, events, dead, lastSequence);
-        events = [];
-        dead = [];
-        bytes = 0;
-      }
-      if (built.kind === 'event') {
-        events.push({
-          key: built.key,
-          value: built.value,
-          headers: built.headers,
-          timestamp: built.timestamp,
-        });
+      const { payload, sequence } = records[i]!;
+      const native = this.#format === 'native' && scanNativeEvent(payload, fields);
+      const built = native ? null : buildKafkaMessage(payload, this.#format, this.#ocsf);
+      const size =
+        built?.kind === 'event' && typeof built.value === 'string'
+          ? Buffer.byteLength(built.value)
+          : payload.length;
+      if (chunk.bytes + size > this.#maxRequestBytes && chunk.lastSequence >= 0) await flush();
+      if (native) {
+        const partition = partitionOfKey(
+          payload,
+          partitions,
+          fields.sessionStart,
+          fields.sessionEnd,
+        );
+        appendNative(chunk.set.batch(this.#topic, partition), payload, fields);
+        chunk.events++;
+      } else if (built!.kind === 'event') {
+        const event = built as KafkaEventMessage;
+        const partition = this.#producer.partitionOf(event.key, partitions);
+        appendBuilt(chunk.set.batch(this.#topic, partition), event, size);
+        chunk.events++;
       } else {
+        const reason = (built as KafkaDeadLetter).reason;
         this.#logger.warn(
-          { sink: this.name, sequence: record.sequence, reason: built.reason },
+          { sink: this.name, sequence, reason },
           'spooled record is not a publishable event; sending it to the dead-letter topic',
         );
-        dead.push({
-          value: record.payload,
-          headers: {
-            [KAFKA_HEADERS.error]: built.reason,
-            [KAFKA_HEADERS.spoolSequence]: String(record.sequence),
-          },
-        });
+        if (deadPartitions < 0) {
+          try {
+            deadPartitions = await this.#producer.partitionCount(this.#deadLetterTopic);
+          } catch (err) {
+            if (inFlight !== null) await Promise.allSettled([inFlight]);
+            throw this.#wrap(err, 'connecting', this.#deadLetterTopic);
+          }
+        }
+        const partition = this.#producer.partitionOf(null, deadPartitions);
+        appendDeadLetter(
+          chunk.set.batch(this.#deadLetterTopic, partition),
+          payload,
+          sequence,
+          reason,
+        );
+        chunk.dead++;
       }
-      bytes += size;
-      lastSequence = record.sequence;
+      chunk.bytes += size;
+      chunk.lastSequence = sequence;
     }
-    await this.#send(producer, events, dead, lastSequence);
+    await flush();
+    await inFlight;
   }
 
-  /** Disconnects the producer; later deliveries fail. */
+  /** Closes the producer; later deliveries fail. */
   async close(): Promise<void> {
     this.#closed = true;
-    const producer = this.#producer ?? (await this.#connecting?.catch(() => null)) ?? null;
-    this.#producer = null;
-    await producer?.disconnect().catch(() => undefined);
+    await this.#producer.close();
   }
 
-  async #send(
-    producer: Producer,
-    events: Message[],
-    dead: Message[],
-    lastSequence: number,
-  ): Promise<void> {
-    const topicMessages: TopicMessages[] = [];
-    if (events.length > 0) topicMessages.push({ topic: this.#topic, messages: events });
-    if (dead.length > 0) topicMessages.push({ topic: this.#deadLetterTopic, messages: dead });
+  #newChunk(index: 0 | 1): Chunk {
+    const set = this.#sets[index];
+    set.clear();
+    return { set, events: 0, dead: 0, bytes: 0, lastSequence: -1 };
+  }
+
+  async #send(chunk: Chunk): Promise<void> {
+    let requests: number;
     try {
-      await producer.sendBatch({
-        topicMessages,
-        acks: -1,
-        timeout: this.#requestTimeoutMs,
-        compression: this.#compression,
-      });
+      requests = (await this.#producer.send(chunk.set)).requests;
     } catch (err) {
-      if (chain(err).some((e) => PRODUCER_STATE_ERRORS.has(e.type ?? ''))) {
-        // The broker lost or fenced this producer's state: continue with a new producer id
-        // (duplicates that may cause are removed downstream by event id).
-        await this.#resetProducer();
-      }
       throw this.#wrap(err, 'sending');
     }
-    this.#requests++;
-    this.#sent += events.length;
-    this.#deadLettered += dead.length;
-    this.#highWaterMark = lastSequence;
+    this.#requests += requests;
+    this.#sent += chunk.events;
+    this.#deadLettered += chunk.dead;
+    this.#highWaterMark = chunk.lastSequence;
   }
 
-  async #connect(): Promise<Producer> {
-    if (this.#producer !== null) return this.#producer;
-    this.#connecting ??= (async () => {
-      const producer = this.#kafka.producer({
-        idempotent: true,
-        maxInFlightRequests: 1,
-        allowAutoTopicCreation: true,
-        createPartitioner: Partitioners.DefaultPartitioner,
-      });
-      try {
-        await producer.connect();
-      } catch (err) {
-        await producer.disconnect().catch(() => undefined);
-        throw this.#wrap(err, 'connecting');
-      }
-      this.#producer = producer;
-      return producer;
-    })().finally(() => {
-      this.#connecting = null;
-    });
-    return this.#connecting;
-  }
-
-  async #resetProducer(): Promise<void> {
-    const producer = this.#producer;
-    this.#producer = null;
-    await producer?.disconnect().catch(() => undefined);
-  }
-
-  #wrap(err: unknown, doing: 'connecting' | 'sending'): KafkaSinkError {
-    const errors = chain(err);
-    const detail = errors.at(-1)?.message ?? String(err);
+  #wrap(err: unknown, doing: 'connecting' | 'sending', topic = this.#topic): KafkaSinkError {
+    const detail = err instanceof Error ? err.message : String(err);
     const fail = (failure: KafkaSinkFailure, summary: string): KafkaSinkError =>
       new KafkaSinkError(
         failure,
-        `Kafka at ${this.#brokers} (topic ${this.#topic}): ${summary} while ${doing}: ${detail}`,
+        `Kafka at ${this.#brokers} (topic ${topic}): ${summary} while ${doing}: ${detail}`,
         { cause: err },
       );
-    const auth = errors.find(
-      (e) => e.name === 'KafkaJSSASLAuthenticationError' || AUTHORIZATION_ERRORS.has(e.type ?? ''),
-    );
-    if (auth !== undefined) {
-      return fail(
-        'auth',
-        auth.name === 'KafkaJSSASLAuthenticationError'
-          ? `authentication failed (SASL ${this.#saslMechanism ?? 'not configured'})`
-          : `access refused (${auth.type})`,
-      );
+    if (!(err instanceof KafkaClientError)) return fail('rejected', 'delivery failed');
+    switch (err.failure) {
+      case 'auth': {
+        const code = err.errorCode;
+        const authorization = code === 29 || code === 31 || code === 53;
+        return fail(
+          'auth',
+          authorization
+            ? `access refused (${kafkaErrorName(code)})`
+            : `authentication failed (SASL ${this.#saslMechanism ?? 'not configured'})`,
+        );
+      }
+      case 'timeout':
+        return fail('timeout', 'request timed out');
+      case 'unreachable':
+      case 'closed':
+        return fail('unreachable', 'no broker reachable');
+      case 'broker':
+        return fail(
+          'rejected',
+          err.errorCode === null
+            ? 'delivery failed'
+            : `the broker answered ${kafkaErrorName(err.errorCode)}`,
+        );
+      case 'malformed':
+      case 'unsupported':
+      case 'producer-closed':
+        return fail('rejected', 'delivery failed');
     }
-    if (errors.some((e) => e.name === 'KafkaJSRequestTimeoutError')) {
-      return fail('timeout', 'request timed out');
-    }
-    const protocol = errors.find((e) => e.name === 'KafkaJSProtocolError' && e.type);
-    if (protocol !== undefined) return fail('rejected', `the broker answered ${protocol.type}`);
-    const unreachable = errors.some(
-      (e) =>
-        e.name === 'KafkaJSConnectionError' ||
-        e.name === 'KafkaJSConnectionClosedError' ||
-        e.name === 'KafkaJSBrokerNotFound' ||
-        e.name === 'KafkaJSNoBrokerAvailableError' ||
-        e.code === 'ECONNREFUSED',
-    );
-    if (unreachable) return fail('unreachable', 'no broker reachable');
-    return fail('rejected', 'delivery failed');
   }
+}
+
+/** Appends a natively encoded event: key and header values copied from the JSON's front. */
+function appendNative(batch: RecordBatchBuilder, payload: Buffer, f: NativeEventFields): void {
+  batch.beginRecord(Math.floor(f.timeUs / 1000), payload.length + RECORD_OVERHEAD);
+  batch.bytesField(payload, f.sessionStart, f.sessionEnd);
+  batch.bytesField(payload);
+  batch.headerCount(4);
+  batch.bytesField(HEADER_EVENT_ID);
+  batch.bytesField(payload, f.idStart, f.idEnd);
+  batch.bytesField(HEADER_SCHEMA_VERSION);
+  batch.bytesField(payload, f.schemaStart, f.schemaEnd);
+  batch.bytesField(HEADER_EVENT_TYPE);
+  batch.bytesField(payload, f.typeStart, f.typeEnd);
+  batch.bytesField(HEADER_FORMAT);
+  batch.bytesField(FORMAT_NATIVE);
+  batch.endRecord();
+}
+
+/** Appends a message built by {@link buildKafkaMessage} (OCSF, or native JSON written otherwise). */
+function appendBuilt(batch: RecordBatchBuilder, message: KafkaEventMessage, size: number): void {
+  batch.beginRecord(Number(message.timestamp), size + RECORD_OVERHEAD);
+  batch.stringField(message.key);
+  if (typeof message.value === 'string') batch.stringField(message.value);
+  else batch.bytesField(message.value);
+  const names = Object.keys(message.headers);
+  batch.headerCount(names.length);
+  for (const name of names) {
+    batch.stringField(name);
+    batch.stringField(message.headers[name]!);
+  }
+  batch.endRecord();
+}
+
+/** Appends a record that is not an event, unchanged, with why and its spool sequence. */
+function appendDeadLetter(
+  batch: RecordBatchBuilder,
+  payload: Buffer,
+  sequence: number,
+  reason: string,
+): void {
+  batch.beginRecord(Date.now(), payload.length + RECORD_OVERHEAD);
+  batch.nullField();
+  batch.bytesField(payload);
+  batch.headerCount(2);
+  batch.stringField(KAFKA_HEADERS.error);
+  batch.stringField(reason);
+  batch.stringField(KAFKA_HEADERS.spoolSequence);
+  batch.stringField(String(sequence));
+  batch.endRecord();
 }
