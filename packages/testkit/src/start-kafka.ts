@@ -35,14 +35,28 @@ export interface KafkaSaslPlain {
   password: string;
 }
 
+/** SCRAM credentials the broker accepts on its SASL listener (stored with `--add-scram`). */
+export interface KafkaSaslScram {
+  mechanism: 'scram-sha-256' | 'scram-sha-512';
+  username: string;
+  password: string;
+}
+
 /** A running (or killed) throw-away single-node Kafka started by {@link startKafka}. */
 export interface KafkaServer {
   /** `host:port` of the PLAINTEXT listener, for kafkajs `brokers`. */
   brokers: string[];
-  /** `host:port` of the SASL_PLAINTEXT listener (mechanism PLAIN, credentials in {@link sasl}). */
+  /**
+   * `host:port` of the SASL_PLAINTEXT listener: mechanism PLAIN with the user in {@link sasl},
+   * SCRAM-SHA-256 and SCRAM-SHA-512 with the users in {@link scramSha256} and {@link scramSha512}.
+   */
   saslBrokers: string[];
-  /** The one user the SASL listener knows. */
+  /** The PLAIN user of the SASL listener. */
   sasl: KafkaSaslPlain;
+  /** A SCRAM-SHA-256 user of the SASL listener. */
+  scramSha256: KafkaSaslScram;
+  /** A SCRAM-SHA-512 user of the SASL listener. */
+  scramSha512: KafkaSaslScram;
   /** Kafka's version. */
   version: string;
   /** The broker's pid (changes with each restart). */
@@ -105,10 +119,15 @@ function properties(init: {
     'inter.broker.listener.name': 'PLAINTEXT',
     'listener.security.protocol.map':
       'PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT',
-    'sasl.enabled.mechanisms': 'PLAIN',
+    'sasl.enabled.mechanisms': 'PLAIN,SCRAM-SHA-256,SCRAM-SHA-512',
     'listener.name.sasl_plaintext.plain.sasl.jaas.config':
       'org.apache.kafka.common.security.plain.PlainLoginModule required ' +
       `user_${init.sasl.username}=${jaasValue(init.sasl.password)};`,
+    // SCRAM users live in the cluster metadata (written by `format --add-scram`), not here.
+    'listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config':
+      'org.apache.kafka.common.security.scram.ScramLoginModule required;',
+    'listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config':
+      'org.apache.kafka.common.security.scram.ScramLoginModule required;',
     'log.dirs': init.dataDir,
     'num.partitions': String(init.partitions),
     'default.replication.factor': '1',
@@ -148,6 +167,8 @@ class KafkaBroker implements KafkaServer {
   readonly brokers: string[];
   readonly saslBrokers: string[];
   readonly sasl: KafkaSaslPlain;
+  readonly scramSha256: KafkaSaslScram;
+  readonly scramSha512: KafkaSaslScram;
   readonly version: string;
   readonly dir: string;
   readonly logFile: string;
@@ -164,6 +185,7 @@ class KafkaBroker implements KafkaServer {
     brokerPort: number;
     saslPort: number;
     sasl: KafkaSaslPlain;
+    scram: { username: string; password: string };
     javaArgs: string[];
     classArchive: string;
   }) {
@@ -173,6 +195,8 @@ class KafkaBroker implements KafkaServer {
     this.brokers = [`${HOST}:${init.brokerPort}`];
     this.saslBrokers = [`${HOST}:${init.saslPort}`];
     this.sasl = init.sasl;
+    this.scramSha256 = { mechanism: 'scram-sha-256', ...init.scram };
+    this.scramSha512 = { mechanism: 'scram-sha-512', ...init.scram };
     this.#javaArgs = init.javaArgs;
     this.#classArchive = init.classArchive;
     this.#unregister = registerService({
@@ -294,7 +318,8 @@ class KafkaBroker implements KafkaServer {
  * jars come from {@link ensureKafkaJars} (fetched from Maven Central once), the log dir is
  * formatted with `kafka.tools.StorageTool` in a temporary directory (`$TMPDIR/portcullis-kafka-*`),
  * and the broker listens on free loopback ports: PLAINTEXT (`brokers`), SASL_PLAINTEXT with
- * mechanism PLAIN (`saslBrokers`, user in `sasl`) and the controller's. Resolves once the broker
+ * mechanisms PLAIN (user in `sasl`) and SCRAM-SHA-256/512 (users in `scramSha256`, `scramSha512`)
+ * (`saslBrokers`), and the controller's. Resolves once the broker
  * answers a kafkajs `describeCluster`. Needs Java 17 or newer on the PATH.
  *
  * Tuned to start fast (~4 s here): serial GC, C1 only, small heap, small segments and few
@@ -313,6 +338,8 @@ export async function startKafka(options: StartKafkaOptions = {}): Promise<Kafka
       username: 'portcullis',
       password: randomBytes(12).toString('base64url'),
     };
+    // Hex: no character the `--add-scram` syntax treats specially.
+    const scram = { username: 'portcullis-scram', password: randomBytes(12).toString('hex') };
     const jvm = [
       ...jvmFlags(options.heap ?? '256m'),
       `-Dlog4j2.configurationFile=${jars.log4jConfig}`,
@@ -348,6 +375,10 @@ export async function startKafka(options: StartKafkaOptions = {}): Promise<Kafka
         clusterId,
         '--config',
         propertiesFile,
+        ...['SCRAM-SHA-256', 'SCRAM-SHA-512'].flatMap((mechanism) => [
+          '--add-scram',
+          `${mechanism}=[name=${scram.username},password=${scram.password}]`,
+        ]),
       ]);
       await runProgram(format.cmd, format.args, { timeoutMs: 120_000 });
       broker = new KafkaBroker({
@@ -356,6 +387,7 @@ export async function startKafka(options: StartKafkaOptions = {}): Promise<Kafka
         brokerPort,
         saslPort,
         sasl,
+        scram,
         javaArgs: [...jvm, 'kafka.Kafka', propertiesFile],
         classArchive: join(jars.dir, '..', 'broker-classes.jsa'),
       });

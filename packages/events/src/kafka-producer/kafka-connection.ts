@@ -286,6 +286,9 @@ export class KafkaConnection {
       const offered = handshake.mechanisms.join(', ') || 'none';
       throw authFailure(`the listener does not enable ${mechanism} (it offers: ${offered})`, 33);
     }
+    if (handshake.errorCode === KafkaErrorCode.ILLEGAL_SASL_STATE) {
+      throw authFailure('the listener takes no SASL (is it a PLAINTEXT or SSL listener?)', 34);
+    }
     if (handshake.errorCode !== 0) {
       throw authFailure(kafkaErrorName(handshake.errorCode), handshake.errorCode);
     }
