@@ -167,8 +167,11 @@ describe('KafkaProducer with a real broker', () => {
       const records = recordsFor(6_000, 300);
       // Several sends: sequence numbers go on from one send to the next.
       for (let at = 0; at < records.length; at += 1_500) {
+        // A topic just created may still answer NOT_LEADER_OR_FOLLOWER for a partition or two:
+        // those batches are retried, so a send can take more than one request.
         const summary = await producer.sendRecords(topic, records.slice(at, at + 1_500));
-        expect(summary).toMatchObject({ records: 1_500, requests: 1 });
+        expect(summary.records).toBe(1_500);
+        expect(summary.requests).toBeGreaterThanOrEqual(1);
       }
       expectReadBack(records, await readTopic(topic), 12);
     });
