@@ -374,24 +374,38 @@ export function toOcsf(event: SessionEvent, options: ToOcsfOptions = {}): OcsfDa
         ...(options.productVersion === undefined ? {} : { version: options.productVersion }),
       },
     },
-    actor: actorOf(event),
-    src_endpoint: { ip: event.client.address, port: event.client.port },
-    dst_endpoint: { svc_name: event.resource },
-    database: { name: event.resource, type_id: 1, type: 'Relational' },
-    type_id: 1,
-    type: 'Database',
+    ...sessionEndpoints(event),
     ...extra,
     unmapped: {
       schema: event.schema,
       time_us: event.timeUs,
-      protocol: event.protocol,
-      auth_method: event.authMethod,
-      upstream_user: event.upstreamUser,
-      client_application: event.client.application,
-      client_user: event.client.user,
-      client_tls: event.client.tls,
+      ...sessionUnmapped(event),
       ...unmapped,
     },
+  };
+}
+
+/** What every event of a session says of its person, agent, client and resource. */
+function sessionEndpoints(event: SessionEvent) {
+  return {
+    actor: actorOf(event),
+    src_endpoint: { ip: event.client.address, port: event.client.port },
+    dst_endpoint: { svc_name: event.resource },
+    database: { name: event.resource, type_id: 1 as const, type: 'Relational' as const },
+    type_id: 1 as const,
+    type: 'Database' as const,
+  };
+}
+
+/** The session's fields OCSF has no attribute for. */
+function sessionUnmapped(event: SessionEvent) {
+  return {
+    protocol: event.protocol,
+    auth_method: event.authMethod,
+    upstream_user: event.upstreamUser,
+    client_application: event.client.application,
+    client_user: event.client.user,
+    client_tls: event.client.tls,
   };
 }
 
@@ -445,22 +459,8 @@ function partsOf(event: SessionEvent): SessionParts {
   if (kept !== undefined && sameSession(kept.from, event)) return kept;
   const parts: SessionParts = {
     from: event,
-    endpoints: JSON.stringify({
-      actor: actorOf(event),
-      src_endpoint: { ip: event.client.address, port: event.client.port },
-      dst_endpoint: { svc_name: event.resource },
-      database: { name: event.resource, type_id: 1, type: 'Relational' },
-      type_id: 1,
-      type: 'Database',
-    }).slice(1, -1),
-    unmapped: JSON.stringify({
-      protocol: event.protocol,
-      auth_method: event.authMethod,
-      upstream_user: event.upstreamUser,
-      client_application: event.client.application,
-      client_user: event.client.user,
-      client_tls: event.client.tls,
-    }).slice(1, -1),
+    endpoints: JSON.stringify(sessionEndpoints(event)).slice(1, -1),
+    unmapped: JSON.stringify(sessionUnmapped(event)).slice(1, -1),
   };
   if (sessionParts.size >= SESSION_PARTS_KEPT) sessionParts.clear();
   sessionParts.set(event.sessionId, parts);
