@@ -174,6 +174,24 @@ describe('KafkaSink with a real broker', () => {
     expect(sink.stats).toMatchObject({ sent: events.length, deadLettered: 0, skipped: 0 });
   });
 
+  it('keeps uncompressed batches under the broker message.max.bytes on a one-partition topic', async () => {
+    // 1 MiB of events for one partition: sent whole, the batch (keys and headers included) would
+    // pass the broker's default 1,048,588 bytes and be refused as MESSAGE_TOO_LARGE.
+    const topic = 'events-one-partition';
+    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
+    const spool = await openSpool();
+    const events = interleaved(30, 60); // 1,860 events, ~1.4 MB
+    for (const e of events) spool.append(JSON.stringify(e));
+    const { runner, sink } = runnerFor(spool, { topic, compression: 'none' });
+    await runner.start();
+    await until('the spool to drain', () => runner.stats.lagRecords === 0);
+    expect(runner.stats.failures).toBe(0);
+    expect(sink.stats.sent).toBe(events.length);
+    const messages = await readTopic(topic);
+    expect(messages).toHaveLength(events.length);
+    expectSessionOrder(messages);
+  });
+
   it('loses nothing when the broker is SIGKILLed mid-stream and restarted', async () => {
     const topic = 'events-crash';
     await createTopic(topic);

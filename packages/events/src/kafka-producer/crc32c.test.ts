@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { crc32c as spoolCrc32c } from '../spool/crc32c.js';
 import { crc32c } from './crc32c.js';
 import { kafkaJsCrc32c } from './kafkajs-internals.fixture.js';
 
@@ -26,6 +27,19 @@ describe('crc32c for record batches', () => {
       const range = bytes.subarray(start, end);
       expect(crc32c(bytes, start, end)).toBe(bytewise(range));
       expect(crc32c(bytes, start, end)).toBe(kafkaJsCrc32c(range));
+      expect(crc32c(bytes, start, end)).toBe(spoolCrc32c(bytes, start, end));
+    }
+  });
+
+  it('gives the same result at every alignment and when continued from a seed', () => {
+    const backing = randomBytes(4096 + 16);
+    for (let offset = 0; offset < 8; offset++) {
+      const view = backing.subarray(offset, offset + 4096);
+      const whole = bytewise(view);
+      expect(crc32c(view)).toBe(whole);
+      for (const cut of [1, 7, 8, 9, 1000, 4095]) {
+        expect(crc32c(view, cut, view.length, crc32c(view, 0, cut))).toBe(whole);
+      }
     }
   });
 });

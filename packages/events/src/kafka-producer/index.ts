@@ -1,5 +1,4 @@
 // A lean Kafka producer client: the wire protocol and record batches, written here (see README.md).
-export { crc32c } from './crc32c.js';
 export { murmur2, partitionOfKey, partitionOfStringKey } from './murmur2-partition.js';
 export {
   COMPRESSION_ATTRIBUTE,

@@ -81,11 +81,12 @@ export interface KafkaSinkOptions {
    */
   readonly retries?: number;
   /**
-   * Most (uncompressed) value bytes in one produce request; a delivery larger than this is sent in
-   * several requests, one after the other. The broker refuses a partition's batch over its
-   * `message.max.bytes` (1 MiB by default) after compression: the default is 900,000 without
-   * compression and 4,000,000 with gzip (event JSON compresses about tenfold), since fewer, larger
-   * requests are what makes an idempotent producer with one request in flight fast.
+   * Most (uncompressed) value bytes in one produce request (default 4,000,000); a delivery larger
+   * than this is sent in several requests, one after the other, the next encoded while one is in
+   * flight. Fewer, larger requests are what makes an idempotent producer with one request in
+   * flight fast. Without compression each partition's batch is also kept under 1,000,000 bytes,
+   * below the broker's default `message.max.bytes` (1 MiB), which applies per batch after
+   * compression (event JSON compresses about tenfold with gzip).
    */
   readonly maxRequestBytes?: number;
   /** Options of the OCSF mapping (`format: 'ocsf'`). */
@@ -380,8 +381,13 @@ const HEADER_SCHEMA_VERSION = ascii(KAFKA_HEADERS.schemaVersion);
 const HEADER_EVENT_TYPE = ascii(KAFKA_HEADERS.eventType);
 const HEADER_FORMAT = ascii(KAFKA_HEADERS.format);
 const FORMAT_NATIVE = ascii('native');
-/** Bytes a record adds around its value (key, headers, lengths), for the length-prefix guess. */
+/** Bytes a record adds around its value (key, headers, lengths), at most, for events. */
 const RECORD_OVERHEAD = 160;
+/**
+ * Largest uncompressed batch: under the broker's default `message.max.bytes` (1,048,588), which
+ * counts a whole batch, keys and headers included.
+ */
+const MAX_UNCOMPRESSED_BATCH_BYTES = 1_000_000;
 
 /** One request's worth of records: the set they are encoded into and what it holds. */
 interface Chunk {
@@ -419,6 +425,7 @@ export class KafkaSink implements BatchSink {
   readonly #deadLetterTopic: string;
   readonly #format: KafkaSinkFormat;
   readonly #maxRequestBytes: number;
+  readonly #maxBatchBytes: number;
   readonly #ocsf: ToOcsfOptions;
   readonly #logger: Logger;
   readonly #producer: KafkaProducer;
@@ -442,8 +449,9 @@ export class KafkaSink implements BatchSink {
     this.#deadLetterTopic = options.deadLetterTopic ?? `${options.topic}.dead-letter`;
     this.#format = options.format ?? 'native';
     const compression = options.compression ?? 'gzip';
-    this.#maxRequestBytes =
-      options.maxRequestBytes ?? (compression === 'gzip' ? 4_000_000 : 900_000);
+    this.#maxRequestBytes = options.maxRequestBytes ?? 4_000_000;
+    this.#maxBatchBytes =
+      compression === 'gzip' ? Number.POSITIVE_INFINITY : MAX_UNCOMPRESSED_BATCH_BYTES;
     this.#ocsf = options.ocsf ?? {};
     this.#logger = options.logger ?? silentLogger;
     this.#brokers = options.brokers.join(',');
@@ -507,20 +515,37 @@ export class KafkaSink implements BatchSink {
         built?.kind === 'event' && typeof built.value === 'string'
           ? Buffer.byteLength(built.value)
           : payload.length;
-      if (chunk.bytes + size > this.#maxRequestBytes && chunk.lastSequence >= 0) await flush();
+      let topic = this.#topic;
+      let partition: number;
       if (native) {
-        const partition = partitionOfKey(
-          payload,
-          partitions,
-          fields.sessionStart,
-          fields.sessionEnd,
-        );
-        appendNative(chunk.set.batch(this.#topic, partition), payload, fields);
+        partition = partitionOfKey(payload, partitions, fields.sessionStart, fields.sessionEnd);
+      } else if (built!.kind === 'event') {
+        partition = this.#producer.partitionOf((built as KafkaEventMessage).key, partitions);
+      } else {
+        topic = this.#deadLetterTopic;
+        if (deadPartitions < 0) {
+          try {
+            deadPartitions = await this.#producer.partitionCount(topic);
+          } catch (err) {
+            if (inFlight !== null) await Promise.allSettled([inFlight]);
+            throw this.#wrap(err, 'connecting', topic);
+          }
+        }
+        partition = this.#producer.partitionOf(null, deadPartitions);
+      }
+      let batch = chunk.set.batch(topic, partition);
+      const full =
+        chunk.bytes + size > this.#maxRequestBytes ||
+        batch.byteLength + size + RECORD_OVERHEAD > this.#maxBatchBytes;
+      if (full && chunk.lastSequence >= 0) {
+        await flush();
+        batch = chunk.set.batch(topic, partition);
+      }
+      if (native) {
+        appendNative(batch, payload, fields);
         chunk.events++;
       } else if (built!.kind === 'event') {
-        const event = built as KafkaEventMessage;
-        const partition = this.#producer.partitionOf(event.key, partitions);
-        appendBuilt(chunk.set.batch(this.#topic, partition), event, size);
+        appendBuilt(batch, built as KafkaEventMessage, size);
         chunk.events++;
       } else {
         const reason = (built as KafkaDeadLetter).reason;
@@ -528,21 +553,7 @@ export class KafkaSink implements BatchSink {
           { sink: this.name, sequence, reason },
           'spooled record is not a publishable event; sending it to the dead-letter topic',
         );
-        if (deadPartitions < 0) {
-          try {
-            deadPartitions = await this.#producer.partitionCount(this.#deadLetterTopic);
-          } catch (err) {
-            if (inFlight !== null) await Promise.allSettled([inFlight]);
-            throw this.#wrap(err, 'connecting', this.#deadLetterTopic);
-          }
-        }
-        const partition = this.#producer.partitionOf(null, deadPartitions);
-        appendDeadLetter(
-          chunk.set.batch(this.#deadLetterTopic, partition),
-          payload,
-          sequence,
-          reason,
-        );
+        appendDeadLetter(batch, payload, sequence, reason);
         chunk.dead++;
       }
       chunk.bytes += size;
