@@ -16,11 +16,13 @@ import {
   ClickHouseSink,
   ClickHouseSinkError,
   classifyClickHouseFailure,
+  columnsOf,
   legacy18TableDdl,
   planInserts,
   splitAt,
 } from './clickhouse-sink.js';
 import type { DeadLetterEntry } from './dead-letter-file.js';
+import { encodeEventTsv } from './event-tsv.js';
 
 function event(n: number, overrides: Partial<Record<string, unknown>> = {}): SessionEvent {
   return {
@@ -212,8 +214,11 @@ describe('legacy18TableDdl', () => {
 /** Answers like ClickHouse 18.16: DDL succeeds; an insert with a `POISON` line fails with code 27. */
 interface StandIn {
   url: string;
-  mode: 'ok' | 'unavailable' | 'hang' | 'no-row-hint';
+  /** `early`: refuses a POISON insert as soon as it sees the line, before the body has ended. */
+  mode: 'ok' | 'unavailable' | 'hang' | 'no-row-hint' | 'early';
   inserts: string[][];
+  /** The bodies of accepted inserts, as sent. */
+  bodies: Buffer[];
   requests: number;
 }
 
@@ -221,18 +226,49 @@ let standIn: StandIn;
 let server: Server;
 const hanging: ServerResponse[] = [];
 
-async function body(req: IncomingMessage): Promise<string> {
+async function body(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
+}
+
+const refusal = (hint: string) =>
+  `Code: 27, e.displayText() = DB::Exception: Cannot parse input: expected \\t before: POISON${hint}\n, e.what() = DB::Exception\n`;
+
+/** Answers as soon as a POISON line arrives, then reads the rest of the body. */
+function refuseEarly(req: IncomingMessage, res: ServerResponse): void {
+  let seen = '';
+  let answered = false;
+  req.on('data', (chunk: Buffer) => {
+    if (answered) return;
+    seen += chunk.toString('latin1');
+    const lines = seen.split('\n');
+    const bad = lines.findIndex((line) => line.includes('POISON'));
+    if (bad >= 0 && bad < lines.length - 1) {
+      answered = true;
+      res.writeHead(500);
+      res.end(refusal(` (at row ${bad + 1})`));
+    }
+  });
+  req.on('end', () => {
+    if (answered) return;
+    standIn.inserts.push(seen.split('\n').filter((line) => line !== ''));
+    res.end('');
+  });
 }
 
 beforeAll(async () => {
-  standIn = { url: '', mode: 'ok', inserts: [], requests: 0 };
+  standIn = { url: '', mode: 'ok', inserts: [], bodies: [], requests: 0 };
   server = createServer((req, res) => {
     void (async () => {
       const query = new URL(req.url ?? '/', 'http://x').searchParams.get('query') ?? '';
-      const text = await body(req);
+      if (standIn.mode === 'early' && query.startsWith('INSERT')) {
+        standIn.requests++;
+        refuseEarly(req, res);
+        return;
+      }
+      const raw = await body(req);
+      const text = raw.toString('utf8');
       standIn.requests++;
       if (standIn.mode === 'hang') {
         hanging.push(res);
@@ -252,12 +288,11 @@ beforeAll(async () => {
       if (bad >= 0) {
         const hint = standIn.mode === 'no-row-hint' ? '' : ` (at row ${bad + 1})`;
         res.writeHead(500);
-        res.end(
-          `Code: 27, e.displayText() = DB::Exception: Cannot parse input: expected \\t before: POISON${hint}\n, e.what() = DB::Exception\n`,
-        );
+        res.end(refusal(hint));
         return;
       }
       standIn.inserts.push(lines);
+      standIn.bodies.push(raw);
       res.end('');
     })();
   });
@@ -275,6 +310,7 @@ const dirs: string[] = [];
 afterEach(async () => {
   standIn.mode = 'ok';
   standIn.inserts = [];
+  standIn.bodies = [];
   standIn.requests = 0;
   for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
 });
@@ -335,6 +371,56 @@ describe('ClickHouseSink against a stand-in server', () => {
     expect((await deadLetters(sink)).map((d) => d.sequence)).toEqual([41]);
     // log2(64) = 6 levels of halves, plus the confirming retry of the single row.
     expect(sink.stats.rejectedInserts).toBe(8);
+    await sink.close();
+  });
+
+  it('streams, insert by insert, the bytes the JSON.parse path encodes, the same on re-delivery', async () => {
+    const sink = await makeSink({ maxInsertRows: 1_000 });
+    const payloads: (SessionEvent | string)[] = Array.from({ length: 3_000 }, (_, i) =>
+      event(i, {
+        resource: `r\t${i}\\\n'😀\ud800`,
+        person: { subject: 'u-1', email: 'a@example.com', groups: [`g'${i}`, 'x\ty'] },
+      }),
+    );
+    // Records the transcoder leaves to JSON.parse (a number for a string), or nobody can read.
+    payloads[10] = JSON.stringify(event(10)).replace('"resource":"payments"', '"resource":5');
+    payloads[1_500] = 'not json';
+    const batch = records(payloads, 7);
+    await sink.deliver(batch);
+    const columns = columnsOf('legacy18');
+    const lines = batch
+      .filter((r) => r.payload.toString() !== 'not json')
+      .map((r) => {
+        const line = Buffer.from(encodeEventTsv(JSON.parse(r.payload.toString()), columns));
+        return { sequence: r.sequence, bytes: line.length, line };
+      });
+    const expected = planInserts(lines, 1_000, 64 * 1024 * 1024).map((rows) =>
+      Buffer.concat(rows.map((r) => r.line)),
+    );
+    // Compared as Buffers: a deep equality of megabytes would take seconds.
+    const same = (a: Buffer[], b: Buffer[]) =>
+      a.length === b.length && a.every((x, i) => x.equals(b[i]!));
+    expect(standIn.bodies.map((b) => b.length)).toEqual(expected.map((b) => b.length));
+    expect(same(standIn.bodies, expected)).toBe(true);
+    standIn.bodies = [];
+    await sink.deliver(batch);
+    expect(same(standIn.bodies, expected)).toBe(true);
+    expect((await deadLetters(sink)).map((d) => d.sequence)).toEqual([1_507, 1_507]);
+    await sink.close();
+  });
+
+  it('splits an insert the server refuses before its body has ended', async () => {
+    standIn.mode = 'early';
+    const sink = await makeSink();
+    const events = Array.from({ length: 4_000 }, (_, i) =>
+      i === 5 || i === 3_500 ? event(i, { resource: `POISON-${i}` }) : event(i),
+    );
+    await sink.deliver(records(events));
+    const inserted = standIn.inserts.flat();
+    expect(inserted).toHaveLength(3_998);
+    expect(new Set(inserted).size).toBe(3_998);
+    expect((await deadLetters(sink)).map((d) => d.sequence)).toEqual([6, 3_501]);
+    expect(sink.stats).toMatchObject({ inserted: 3_998, deadLettered: 2, retried: 0 });
     await sink.close();
   });
 

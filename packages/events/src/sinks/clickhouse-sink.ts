@@ -1,11 +1,19 @@
 import { Readable } from 'node:stream';
+import { setImmediate as yieldToIo } from 'node:timers/promises';
 import { createClient, ClickHouseLogLevel, type ClickHouseClient } from '@clickhouse/client';
 import { PortcullisError, silentLogger, type Logger, type SessionEvent } from '@portcullis/core';
 import type { SpoolRecord } from '../spool/spool-reader.js';
-import { eventToRow, type EventRow } from '../store/event-row.js';
+import type { EventRow } from '../store/event-row.js';
 import { runMigrations, type MigrationTarget } from '../store/run-migrations.js';
 import { eventStoreMigrations, MIN_CLICKHOUSE_VERSION } from '../store/schema.js';
 import { DeadLetterFile, type DeadLetterEntry } from './dead-letter-file.js';
+import {
+  encodeEventTsv,
+  EventTsvTranscoder,
+  splitTime,
+  TsvKind,
+  type TsvColumn,
+} from './event-tsv.js';
 import type { BatchSink } from './sink-runner.js';
 
 /**
@@ -324,45 +332,29 @@ const LEGACY18_TYPES: Readonly<Record<keyof EventRow, string>> = {
   hash: 'String',
 };
 
-/** How a column's value is written as TabSeparated text. */
-const enum Kind {
-  Text,
-  Number,
-  NullableText,
-  NullableNumber,
-  TextArray,
-  Time,
-  TimeMicros,
-}
+type Column = TsvColumn;
 
-interface Column {
-  readonly name: string;
-  /** Where the value comes from in {@link EventRow}. */
-  readonly field: keyof EventRow;
-  readonly kind: Kind;
-}
-
-function kindOf(type: string): Kind {
-  if (type === 'Array(String)') return Kind.TextArray;
-  if (type === 'Nullable(String)') return Kind.NullableText;
-  if (type.startsWith('Nullable(')) return Kind.NullableNumber;
-  if (type === 'String' || type === 'UUID') return Kind.Text;
-  return Kind.Number;
+function kindOf(type: string): TsvKind {
+  if (type === 'Array(String)') return TsvKind.TextArray;
+  if (type === 'Nullable(String)') return TsvKind.NullableText;
+  if (type.startsWith('Nullable(')) return TsvKind.NullableNumber;
+  if (type === 'String' || type === 'UUID') return TsvKind.Text;
+  return TsvKind.Number;
 }
 
 /** A `legacy18` column's ClickHouse type. */
 function legacyType({ field, kind }: Column): string {
-  return kind === Kind.TimeMicros ? 'UInt32' : LEGACY18_TYPES[field];
+  return kind === TsvKind.TimeMicros ? 'UInt32' : LEGACY18_TYPES[field];
 }
 
 /** The columns of a flavour, in the order the sink writes them. */
-function columnsOf(flavour: ClickHouseSchemaFlavour): readonly Column[] {
+export function columnsOf(flavour: ClickHouseSchemaFlavour): readonly Column[] {
   const columns: Column[] = [];
   for (const [field, type] of Object.entries(LEGACY18_TYPES) as [keyof EventRow, string][]) {
     if (field === 'time') {
-      columns.push({ name: 'time', field, kind: Kind.Time });
+      columns.push({ name: 'time', field, kind: TsvKind.Time });
       if (flavour === 'legacy18')
-        columns.push({ name: 'time_micros', field, kind: Kind.TimeMicros });
+        columns.push({ name: 'time_micros', field, kind: TsvKind.TimeMicros });
       continue;
     }
     columns.push({ name: field, field, kind: kindOf(type) });
@@ -388,92 +380,54 @@ PARTITION BY toYYYYMM(time)
 ORDER BY (person_subject, resource, time, id)`;
 }
 
-// TabSeparated escaping. A field: backslash, tab, newline, CR and NUL escaped. An array element
-// is single-quoted with ClickHouse's quoted-string escapes (the same set plus the quote).
-const TSV_SPECIAL = /[\\\t\n\r\0]/;
-const TSV_SPECIAL_ALL = /[\\\t\n\r\0]/g;
-const QUOTED_SPECIAL_ALL = /[\\'\t\n\r\0]/g;
-const ESCAPES: Readonly<Record<string, string>> = {
-  '\\': '\\\\',
-  '\t': '\\t',
-  '\n': '\\n',
-  '\r': '\\r',
-  '\0': '\\0',
-  "'": "\\'",
-};
-const escapeChar = (c: string): string => ESCAPES[c] ?? c;
-
-function tsvText(value: unknown): string {
-  const text = typeof value === 'string' ? value : String(value);
-  return TSV_SPECIAL.test(text) ? text.replace(TSV_SPECIAL_ALL, escapeChar) : text;
-}
-
-function tsvArray(value: unknown): string {
-  if (!Array.isArray(value)) return tsvText(value);
-  let out = '[';
-  for (let i = 0; i < value.length; i++) {
-    if (i > 0) out += ',';
-    out += `'${String(value[i]).replace(QUOTED_SPECIAL_ALL, escapeChar)}'`;
-  }
-  return `${out}]`;
-}
-
-/** The event's time in µs, split for the `legacy18` columns (floor division, so pre-1970 works too). */
-function splitTime(timeUs: number): { seconds: number; micros: number } {
-  const seconds = Math.floor(timeUs / 1_000_000);
-  return { seconds, micros: timeUs - seconds * 1_000_000 };
-}
-
 /** One record, encoded, on its way to the server. */
 interface EncodedRow {
   readonly sequence: number;
+  /** The event id, for the stored-id lookup ('' when the sink does not look ids up). */
   readonly id: string;
-  /** Whole seconds of the event's time, for the stored-id lookup. */
+  /** Whole seconds of the event's time, for the stored-id lookup (likewise). */
   readonly seconds: number;
-  /** One TabSeparated line, newline included. */
-  readonly line: string;
+  /** Where its TabSeparated line (newline included) is: `chunk[start, start + bytes)`. */
+  readonly chunk: Buffer;
+  readonly start: number;
   /** The line's length in UTF-8. */
   readonly bytes: number;
   readonly payload: Buffer;
 }
 
-/** Encodes one event as a TabSeparated line of `columns`. Throws on an event without the expected shape. */
-function encodeEvent(event: SessionEvent, columns: readonly Column[]): string {
-  const row = eventToRow({ event, prevHash: '', hash: '' });
-  const { seconds, micros } = splitTime(event.timeUs);
-  const cells = new Array<string>(columns.length);
-  for (let i = 0; i < columns.length; i++) {
-    const column = columns[i]!;
-    const value = row[column.field];
-    let cell: string;
-    switch (column.kind) {
-      case Kind.Text:
-        cell = tsvText(value);
-        break;
-      case Kind.Number:
-        cell = typeof value === 'number' ? String(value) : tsvText(value);
-        break;
-      case Kind.NullableText:
-        cell = value === null || value === undefined ? '\\N' : tsvText(value);
-        break;
-      case Kind.NullableNumber:
-        cell = value === null || value === undefined ? '\\N' : tsvText(value);
-        break;
-      case Kind.TextArray:
-        cell = tsvArray(value);
-        break;
-      case Kind.Time:
-        // legacy18: DateTime from a Unix timestamp; modern: DateTime64(6) from `seconds.micros`.
-        cell = columns[i + 1]?.kind === Kind.TimeMicros ? String(seconds) : tsvText(value);
-        break;
-      case Kind.TimeMicros:
-        cell = String(micros);
-        break;
-    }
-    cells[i] = cell;
+/**
+ * Decides insert boundaries one row at a time, as {@link planInserts} does for a list, so a
+ * delivery can start an insert before it has encoded the rows of the next.
+ */
+class InsertPlanner {
+  readonly #maxRows: number;
+  readonly #maxBytes: number;
+  #rows = 0;
+  #bytes = 0;
+  #group = Number.NaN;
+
+  constructor(maxRows: number, maxBytes: number) {
+    this.#maxRows = maxRows;
+    this.#maxBytes = maxBytes;
   }
-  // join() makes one flat string; appending 50-odd cells would leave a rope per row to collect.
-  return `${cells.join('\t')}\n`;
+
+  /** Takes the next row; true when it starts a new insert (the first row does). */
+  next(sequence: number, bytes: number): boolean {
+    const group = Math.floor(sequence / this.#maxRows);
+    const cut =
+      this.#rows === 0 ||
+      group !== this.#group ||
+      this.#rows >= this.#maxRows ||
+      this.#bytes + bytes > this.#maxBytes;
+    if (cut) {
+      this.#rows = 0;
+      this.#bytes = 0;
+    }
+    this.#rows++;
+    this.#bytes += bytes;
+    this.#group = group;
+    return cut;
+  }
 }
 
 /**
@@ -487,27 +441,141 @@ export function planInserts<T extends { readonly sequence: number; readonly byte
   maxRows: number,
   maxBytes: number,
 ): T[][] {
+  const planner = new InsertPlanner(maxRows, maxBytes);
   const chunks: T[][] = [];
   let current: T[] = [];
-  let bytes = 0;
-  let group = Number.NaN;
   for (const row of rows) {
-    const rowGroup = Math.floor(row.sequence / maxRows);
-    const size = row.bytes;
-    if (
-      current.length > 0 &&
-      (rowGroup !== group || current.length >= maxRows || bytes + size > maxBytes)
-    ) {
+    if (planner.next(row.sequence, row.bytes) && current.length > 0) {
       chunks.push(current);
       current = [];
-      bytes = 0;
     }
     current.push(row);
-    bytes += size;
-    group = rowGroup;
   }
   if (current.length > 0) chunks.push(current);
   return chunks;
+}
+
+/** Encoded lines live in chunks of this size (a longer line gets a chunk of its own). */
+const CHUNK_BYTES = 1024 * 1024;
+/** A streamed insert body is handed to the socket in pieces of about this size. */
+const STREAM_BYTES = 256 * 1024;
+
+/** The bytes of `rows`, as views of their chunks (adjacent lines in one view). */
+function bodyOf(rows: readonly EncodedRow[]): Buffer[] {
+  const parts: Buffer[] = [];
+  let chunk: Buffer | null = null;
+  let from = 0;
+  let to = 0;
+  for (const row of rows) {
+    if (row.chunk === chunk && row.start === to) {
+      to += row.bytes;
+      continue;
+    }
+    if (chunk !== null) parts.push(chunk.subarray(from, to));
+    chunk = row.chunk;
+    from = row.start;
+    to = row.start + row.bytes;
+  }
+  if (chunk !== null) parts.push(chunk.subarray(from, to));
+  return parts;
+}
+
+/**
+ * An insert whose rows are still being encoded: its body is a stream the encoder feeds while
+ * the request is under way, so the server parses while Node encodes. The rows are kept, so a
+ * refused insert can be split.
+ */
+class StreamedInsert {
+  readonly rows: EncodedRow[] = [];
+  readonly body = new Readable({ read() {} });
+  /** Resolves when every row is added (or the delivery gave up). */
+  readonly complete: Promise<void>;
+  #resolve: () => void = () => {};
+  // Bytes added but not yet handed to the body: chunk[from, to).
+  #chunk: Buffer | null = null;
+  #from = 0;
+  #to = 0;
+
+  constructor() {
+    this.complete = new Promise((resolve) => (this.#resolve = resolve));
+  }
+
+  add(row: EncodedRow): void {
+    this.rows.push(row);
+    if (row.chunk === this.#chunk && row.start === this.#to) {
+      this.#to += row.bytes;
+      return;
+    }
+    this.flush();
+    this.#chunk = row.chunk;
+    this.#from = row.start;
+    this.#to = row.start + row.bytes;
+  }
+
+  /** Bytes added since the last {@link flush}. */
+  get unsent(): number {
+    return this.#to - this.#from;
+  }
+
+  flush(): void {
+    if (this.#chunk !== null && this.#to > this.#from) {
+      this.body.push(this.#chunk.subarray(this.#from, this.#to));
+    }
+    this.#from = this.#to;
+  }
+
+  finish(): void {
+    this.flush();
+    this.body.push(null);
+    this.#resolve();
+  }
+
+  abandon(error?: Error): void {
+    this.body.destroy(error);
+    this.#resolve();
+  }
+}
+
+/** The inserts of one delivery, handed from the encoder to the requests in order. */
+class InsertQueue {
+  readonly #items: StreamedInsert[] = [];
+  #ended = false;
+  #error: unknown = undefined;
+  #wake: (() => void) | null = null;
+
+  push(insert: StreamedInsert): void {
+    this.#items.push(insert);
+    this.#wakeUp();
+  }
+
+  end(error?: unknown): void {
+    this.#ended = true;
+    this.#error = error;
+    this.#wakeUp();
+  }
+
+  /** The next insert, or null after the last. */
+  async next(): Promise<StreamedInsert | null> {
+    while (this.#items.length === 0) {
+      if (this.#ended) {
+        if (this.#error !== undefined) throw this.#error;
+        return null;
+      }
+      await new Promise<void>((resolve) => (this.#wake = resolve));
+    }
+    return this.#items.shift()!;
+  }
+
+  /** Inserts not taken: their bodies are destroyed. */
+  discard(): void {
+    for (const insert of this.#items.splice(0)) insert.abandon();
+  }
+
+  #wakeUp(): void {
+    const wake = this.#wake;
+    this.#wake = null;
+    wake?.();
+  }
 }
 
 const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
@@ -521,6 +589,13 @@ const LOOKUP_IDS = 5_000;
  * - **Batches:** each delivery becomes inserts of at most `maxInsertRows` rows / `maxInsertBytes`
  *   bytes, aligned on spool sequence numbers ({@link planInserts}). The runner decides how much a
  *   delivery holds and when it comes; retries with backoff are the runner's too.
+ * - **Encoding:** each record's JSON is transcoded straight into its TabSeparated line
+ *   ({@link EventTsvTranscoder}); a record the transcoder declines takes the JSON.parse path,
+ *   which writes the same bytes and decides what is not an event. An insert's body is streamed
+ *   while its rows are encoded, and encoding runs on into the next insert while the server
+ *   answers, so Node and the server work at the same time (with `skipStoredIds` the lookup needs
+ *   every id first, so there encoding comes before the inserts). The lines stay in memory until
+ *   the delivery ends, so a refused insert can be split.
  * - **Errors:** a failed request is classified ({@link classifyClickHouseFailure}). Network
  *   failures, timeouts and server failures throw a retriable {@link ClickHouseSinkError}, so the
  *   runner delivers the batch again. An insert the server refuses as malformed is split in halves
@@ -558,6 +633,10 @@ export class ClickHouseSink implements BatchSink {
   readonly #skipStoredIds: boolean;
   readonly #logger: Logger;
   readonly #insertSettings: Record<string, string>;
+  readonly #transcoder: EventTsvTranscoder;
+  /** Where encoded lines go; a full chunk is left to the rows that point into it. */
+  #chunk: Buffer = Buffer.alloc(0);
+  #chunkUsed = 0;
   #ready: Promise<void> | null = null;
   #closed = false;
   #inserted = 0;
@@ -596,6 +675,7 @@ export class ClickHouseSink implements BatchSink {
       Object.entries(options.insertSettings ?? {}).map(([key, value]) => [key, String(value)]),
     );
     this.#columns = columnsOf(options.schema);
+    this.#transcoder = new EventTsvTranscoder(this.#columns);
     this.#insertQuery = `INSERT INTO ${this.#quotedTable} (${this.#columns
       .map((c) => c.name)
       .join(', ')}) FORMAT TabSeparated`;
@@ -642,12 +722,19 @@ export class ClickHouseSink implements BatchSink {
     if (this.#closed) throw new Error(`ClickHouse sink ${this.name} is closed`);
     try {
       await this.ensureTable();
-      const dead: DeadLetterEntry[] = [];
-      let rows = this.#encode(records, dead);
-      if (this.#skipStoredIds && rows.length > 0) rows = await this.#withoutStored(rows);
-      for (const chunk of planInserts(rows, this.#maxRows, this.#maxBytes)) {
-        await this.#insertOrSplit(chunk, dead);
+      const undecodable: DeadLetterEntry[] = [];
+      const rejected: DeadLetterEntry[] = [];
+      if (this.#skipStoredIds) {
+        // The lookup needs every id first, so here encoding does not overlap the inserts.
+        let rows = this.#encodeAll(records, undecodable);
+        if (rows.length > 0) rows = await this.#withoutStored(rows);
+        for (const chunk of planInserts(rows, this.#maxRows, this.#maxBytes)) {
+          await this.#insertOrSplit(chunk, rejected, null);
+        }
+      } else {
+        await this.#streamInserts(records, undecodable, rejected);
       }
+      const dead = [...undecodable, ...rejected];
       await this.deadLetters.append(dead);
       this.#deadLettered += dead.length;
       if (dead.length > 0) {
@@ -749,35 +836,133 @@ export class ClickHouseSink implements BatchSink {
     return new ClickHouseSinkError(failure, { cause });
   }
 
-  /** Decodes and encodes records; what is not an event goes to `dead`. */
-  #encode(records: readonly SpoolRecord[], dead: DeadLetterEntry[]): EncodedRow[] {
+  /** Encodes records; what is not an event goes to `dead`. */
+  #encodeAll(records: readonly SpoolRecord[], dead: DeadLetterEntry[]): EncodedRow[] {
     const rows: EncodedRow[] = [];
     for (const record of records) {
-      let event: SessionEvent;
-      let line: string;
-      try {
-        event = JSON.parse(record.payload.toString('utf8')) as SessionEvent;
-        line = encodeEvent(event, this.#columns);
-      } catch (error) {
-        dead.push(
-          this.#deadLetter(record.sequence, record.payload, {
-            reason: 'undecodable',
-            code: null,
-            message: error instanceof Error ? error.message : String(error),
-          }),
-        );
-        continue;
-      }
-      rows.push({
-        sequence: record.sequence,
-        id: String(event.id),
-        seconds: splitTime(Number(event.timeUs)).seconds,
-        line,
-        bytes: Buffer.byteLength(line),
-        payload: record.payload,
-      });
+      const row = this.#encodeRecord(record, dead);
+      if (row !== null) rows.push(row);
     }
     return rows;
+  }
+
+  /**
+   * Encodes one record into the current chunk: straight from its JSON where the transcoder can,
+   * else through JSON.parse and the row mapping, which also decides what is not an event (that
+   * goes to `dead`, and null is returned).
+   */
+  #encodeRecord(record: SpoolRecord, dead: DeadLetterEntry[]): EncodedRow | null {
+    const payload = record.payload;
+    this.#reserve(this.#transcoder.maxLineBytes(payload.length));
+    const start = this.#chunkUsed;
+    const end = this.#transcoder.transcode(payload, this.#chunk, start);
+    if (end >= 0) {
+      this.#chunkUsed = end;
+      const lookup = this.#skipStoredIds;
+      return {
+        sequence: record.sequence,
+        id: lookup ? this.#transcoder.id : '',
+        seconds: lookup ? splitTime(this.#transcoder.timeUs).seconds : 0,
+        chunk: this.#chunk,
+        start,
+        bytes: end - start,
+        payload,
+      };
+    }
+    let event: SessionEvent;
+    let line: string;
+    try {
+      event = JSON.parse(payload.toString('utf8')) as SessionEvent;
+      line = encodeEventTsv(event, this.#columns);
+    } catch (error) {
+      dead.push(
+        this.#deadLetter(record.sequence, payload, {
+          reason: 'undecodable',
+          code: null,
+          message: error instanceof Error ? error.message : String(error),
+        }),
+      );
+      return null;
+    }
+    const bytes = Buffer.byteLength(line);
+    this.#reserve(bytes);
+    const at = this.#chunkUsed;
+    this.#chunk.write(line, at, 'utf8');
+    this.#chunkUsed = at + bytes;
+    return {
+      sequence: record.sequence,
+      id: String(event.id),
+      seconds: splitTime(Number(event.timeUs)).seconds,
+      chunk: this.#chunk,
+      start: at,
+      bytes,
+      payload,
+    };
+  }
+
+  /** Makes room for `bytes` in the current chunk; lines already written stay where they are. */
+  #reserve(bytes: number): void {
+    if (this.#chunk.length - this.#chunkUsed >= bytes) return;
+    this.#chunk = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, bytes));
+    this.#chunkUsed = 0;
+  }
+
+  /**
+   * Encodes the records and inserts them as {@link planInserts} plans, each insert's body
+   * streamed while its rows are encoded; the encoder runs on into the next insert while the
+   * server answers the last. Inserts go one at a time, in order.
+   */
+  async #streamInserts(
+    records: readonly SpoolRecord[],
+    undecodable: DeadLetterEntry[],
+    rejected: DeadLetterEntry[],
+  ): Promise<void> {
+    const queue = new InsertQueue();
+    const stop = { requested: false };
+    const encoding = this.#encodeInto(records, undecodable, queue, stop);
+    try {
+      for (let insert = await queue.next(); insert !== null; insert = await queue.next()) {
+        await this.#insertOrSplit(insert.rows, rejected, insert);
+      }
+    } finally {
+      stop.requested = true;
+      await encoding;
+      queue.discard();
+    }
+  }
+
+  /** The encoding half of {@link #streamInserts}; it yields to I/O after each piece of a body. */
+  async #encodeInto(
+    records: readonly SpoolRecord[],
+    dead: DeadLetterEntry[],
+    queue: InsertQueue,
+    stop: { readonly requested: boolean },
+  ): Promise<void> {
+    const planner = new InsertPlanner(this.#maxRows, this.#maxBytes);
+    let current: StreamedInsert | null = null;
+    try {
+      for (const record of records) {
+        if (stop.requested) break;
+        const row = this.#encodeRecord(record, dead);
+        if (row === null) continue;
+        if (planner.next(row.sequence, row.bytes)) {
+          current?.finish();
+          current = new StreamedInsert();
+          queue.push(current);
+        }
+        current!.add(row);
+        if (current!.unsent >= STREAM_BYTES) {
+          current!.flush();
+          await yieldToIo();
+        }
+      }
+      if (stop.requested) current?.abandon();
+      else current?.finish();
+      queue.end();
+    } catch (error) {
+      current?.abandon(error instanceof Error ? error : new Error(String(error)));
+      queue.end(error);
+    }
   }
 
   #deadLetter(sequence: number, payload: Buffer, error: DeadLetterEntry['error']): DeadLetterEntry {
@@ -824,17 +1009,24 @@ export class ClickHouseSink implements BatchSink {
 
   /**
    * Inserts `rows`; when the server refuses them as malformed, splits them in halves and
-   * recurses, so only rows that fail alone are dead-lettered. Other failures throw.
+   * recurses, so only rows that fail alone are dead-lettered. Other failures throw. `streamed`
+   * is the insert whose rows these are, while they are still being encoded.
    */
-  async #insertOrSplit(rows: readonly EncodedRow[], dead: DeadLetterEntry[]): Promise<void> {
-    let failure = await this.#insert(rows);
+  async #insertOrSplit(
+    rows: readonly EncodedRow[],
+    dead: DeadLetterEntry[],
+    streamed: StreamedInsert | null,
+  ): Promise<void> {
+    let failure = await this.#insert(rows, streamed);
     if (failure === null) return;
     if (rows.length > 1) {
-      for (const part of splitAt(rows, failure.message)) await this.#insertOrSplit(part, dead);
+      for (const part of splitAt(rows, failure.message)) {
+        await this.#insertOrSplit(part, dead, null);
+      }
       return;
     }
     // One row refused: once more, so a refusal caused by a damaged request cannot condemn it.
-    failure = await this.#insert(rows);
+    failure = await this.#insert(rows, null);
     if (failure === null) return;
     const row = rows[0]!;
     dead.push(
@@ -846,19 +1038,21 @@ export class ClickHouseSink implements BatchSink {
     );
   }
 
-  /** One INSERT. Resolves null on success, with the failure when the server refused the data; throws otherwise. */
-  async #insert(rows: readonly EncodedRow[]): Promise<ClickHouseFailure | null> {
-    let size = 0;
-    for (const row of rows) size += row.bytes;
-    const body = Buffer.allocUnsafe(size);
-    let offset = 0;
-    for (const row of rows) offset += body.write(row.line, offset, 'utf8');
+  /**
+   * One INSERT of `rows` (whose body `streamed` streams, when given). Resolves null on success,
+   * with the failure when the server refused the data; throws otherwise. Once it resolves, the
+   * rows are complete.
+   */
+  async #insert(
+    rows: readonly EncodedRow[],
+    streamed: StreamedInsert | null,
+  ): Promise<ClickHouseFailure | null> {
     let httpStatus: number | undefined;
     let responseText: string;
     try {
       const result = await this.#client.exec({
         query: this.#insertQuery,
-        values: Readable.from([body], { objectMode: false }),
+        values: streamed?.body ?? Readable.from(bodyOf(rows), { objectMode: false }),
         ignore_error_response: true,
         clickhouse_settings: this.#insertSettings,
       });
@@ -867,6 +1061,8 @@ export class ClickHouseSink implements BatchSink {
     } catch (error) {
       throw this.#failed(classifyClickHouseFailure({ error }), error);
     }
+    // A refusal can come before the body ends: the split needs every row of the insert.
+    if (streamed !== null) await streamed.complete;
     if (httpStatus === 200) {
       this.#inserts++;
       this.#inserted += rows.length;
