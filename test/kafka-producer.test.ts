@@ -202,6 +202,22 @@ describe('KafkaProducer with a real broker', () => {
     expect((await readTopic(topic)).map((m) => m.value?.toString())).toEqual(['small']);
   });
 
+  it('picks up partitions added to a topic once its metadata is older than the max age', async () => {
+    const topic = `grown-${randomUUID()}`;
+    await admin.createTopics({ topics: [{ topic, numPartitions: 2 }], waitForLeaders: true });
+    const cached = producerFor();
+    const fresh = producerFor({ metadataMaxAgeMs: 0 });
+    expect(await cached.partitionCount(topic)).toBe(2);
+    expect(await fresh.partitionCount(topic)).toBe(2);
+    await admin.createPartitions({ topicPartitions: [{ topic, count: 5 }] });
+    const deadline = Date.now() + 10_000;
+    while ((await fresh.partitionCount(topic)) !== 5 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(await fresh.partitionCount(topic)).toBe(5);
+    expect(await cached.partitionCount(topic)).toBe(2);
+  });
+
   it('refuses sends after close', async () => {
     const producer = producerFor();
     await producer.close();

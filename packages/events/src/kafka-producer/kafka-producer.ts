@@ -46,6 +46,11 @@ export interface KafkaProducerOptions {
   readonly gzipLevel?: number;
   /** Ask brokers to create missing topics (default true; the broker's setting decides). */
   readonly allowAutoTopicCreation?: boolean;
+  /**
+   * Metadata older than this is fetched again before a send (default 300,000 ms, as the Java
+   * client): leaders that moved quietly and partitions added to a topic are picked up.
+   */
+  readonly metadataMaxAgeMs?: number;
   readonly logger?: Logger;
 }
 
@@ -59,6 +64,7 @@ export interface ProduceSummary {
 interface TopicState {
   /** Leader node id per partition; -1 where there is none. */
   readonly leaders: Int32Array;
+  readonly fetchedAt: number;
 }
 
 /** A partition's finished batch on its way, with the sequence numbers it was given. */
@@ -135,6 +141,7 @@ export class KafkaProducer {
   readonly #compression: RecordCompression;
   readonly #gzipLevel: number;
   readonly #allowAutoTopicCreation: boolean;
+  readonly #metadataMaxAgeMs: number;
   readonly #logger: Logger;
   readonly #connections = new Map<string, Promise<KafkaConnection>>();
   /** Node id → `host:port`, from metadata. */
@@ -175,17 +182,25 @@ export class KafkaProducer {
     this.#compression = options.compression ?? 'none';
     this.#gzipLevel = gzipLevel;
     this.#allowAutoTopicCreation = options.allowAutoTopicCreation ?? true;
+    this.#metadataMaxAgeMs = options.metadataMaxAgeMs ?? 300_000;
     this.#logger = options.logger ?? silentLogger;
   }
 
   /**
-   * The number of partitions of `topic`, fetching its metadata the first time (the broker creates
-   * a missing topic when it allows; this waits up to the request timeout for its leaders).
+   * The number of partitions of `topic`, fetching its metadata the first time and when it is
+   * older than `metadataMaxAgeMs` (the broker creates a missing topic when it allows; this waits
+   * up to the request timeout for its leaders).
    */
   async partitionCount(topic: string): Promise<number> {
     this.#checkOpen();
     const known = this.#topics.get(topic);
-    if (known !== undefined) return known.leaders.length;
+    if (known !== undefined) {
+      if (Date.now() - known.fetchedAt > this.#metadataMaxAgeMs) {
+        // Best effort: when no broker answers now, the send finds out and says so.
+        await this.#fetchMetadata([topic]).catch(() => undefined);
+      }
+      return (this.#topics.get(topic) ?? known).leaders.length;
+    }
     const deadline = Date.now() + this.#requestTimeoutMs;
     for (let attempt = 0; ; attempt++) {
       const errorCode = await this.#fetchMetadata([topic]);
@@ -506,7 +521,7 @@ export class KafkaProducer {
       for (const p of topic.partitions) count = Math.max(count, p.partition + 1);
       const leaders = new Int32Array(count).fill(-1);
       for (const p of topic.partitions) leaders[p.partition] = p.leader;
-      this.#topics.set(topic.name, { leaders });
+      this.#topics.set(topic.name, { leaders, fetchedAt: Date.now() });
     }
     this.#metadataStale = false;
     const first = response.topics.find((t) => t.name === topics[0]);

@@ -14,7 +14,7 @@ import { KafkaProducer } from '../kafka-producer/kafka-producer.js';
 import { partitionOfKey } from '../kafka-producer/murmur2-partition.js';
 import { ProduceSet } from '../kafka-producer/produce-set.js';
 import type { RecordBatchBuilder } from '../kafka-producer/record-batch-builder.js';
-import { toOcsf, type ToOcsfOptions } from '../ocsf/to-ocsf.js';
+import { encodeOcsfJson, type ToOcsfOptions } from '../ocsf/to-ocsf.js';
 import type { SpoolRecord } from '../spool/spool-reader.js';
 import type { BatchSink } from './sink-runner.js';
 
@@ -175,20 +175,17 @@ function digits(payload: Uint8Array, pos: number, limit: number): number {
   return pos;
 }
 
+/** Byte classes for {@link word}: 1 for `[A-Za-z0-9_-]`, 2 for `.`. */
+const WORD_BYTES = new Uint8Array(256);
+for (const c of 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-') {
+  WORD_BYTES[c.charCodeAt(0)] = 1;
+}
+WORD_BYTES[0x2e] = 2;
+
 /** The end of a run of `[A-Za-z0-9_-]` (and `.` when `dots`) from `pos`. */
 function word(payload: Uint8Array, pos: number, limit: number, dots: boolean): number {
-  while (pos < limit) {
-    const c = payload[pos]!;
-    const isWord =
-      (c >= 0x61 && c <= 0x7a) ||
-      (c >= 0x41 && c <= 0x5a) ||
-      (c >= 0x30 && c <= 0x39) ||
-      c === 0x5f ||
-      c === 0x2d ||
-      (dots && c === 0x2e);
-    if (!isWord) break;
-    pos++;
-  }
+  const accepted = dots ? 3 : 1;
+  while (pos < limit && (WORD_BYTES[payload[pos]!]! & accepted) !== 0) pos++;
   return pos;
 }
 
@@ -301,7 +298,7 @@ const fieldsOfBuild: NativeEventFields = {
  * id, headers `event-id`, `schema-version`, `event-type`, `format`, timestamp the event's time.
  * `native` sends the payload bytes unchanged (the key and headers are read from the front of the
  * JSON when it starts the way `JSON.stringify` writes a SessionEvent, else from a full parse);
- * `ocsf` parses and maps with {@link toOcsf}. Records that are not events, and for OCSF events of a
+ * `ocsf` parses and maps with {@link encodeOcsfJson} (the JSON of `toOcsf`). Records that are not events, and for OCSF events of a
  * newer schema version than this build knows, come back as a {@link KafkaDeadLetter}.
  */
 export function buildKafkaMessage(
@@ -343,7 +340,7 @@ export function buildKafkaMessage(
   }
   let value: string;
   try {
-    value = JSON.stringify(toOcsf(event, ocsfOptions));
+    value = encodeOcsfJson(event, ocsfOptions);
   } catch (err) {
     return {
       kind: 'dead-letter',
