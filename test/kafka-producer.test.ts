@@ -33,7 +33,7 @@ let admin: Admin;
 const producers: KafkaProducer[] = [];
 
 beforeAll(async () => {
-  kafka = await startKafka({ partitions: 3 });
+  kafka = await startKafka({ partitions: 3, tls: true });
   client = new Kafka({ brokers: kafka.brokers, logLevel: logLevel.NOTHING, clientId: 'it-reader' });
   admin = client.admin();
   await admin.connect();
@@ -223,6 +223,49 @@ describe('KafkaProducer with a real broker', () => {
     await producer.close();
     await expect(producer.sendRecords('t', [{ value: 'x' }])).rejects.toMatchObject({
       failure: 'producer-closed',
+    });
+  });
+});
+
+describe('KafkaProducer over TLS', () => {
+  it('sends with the CA passed through to node:tls, and refuses a certificate it cannot verify', async () => {
+    const topic = 'over-tls';
+    const producer = producerFor({ brokers: kafka.sslBrokers, ssl: { ca: kafka.tlsCa! } });
+    await producer.sendRecords(topic, [{ key: 'k', value: 'sent over TLS' }]);
+    expect((await readTopic(topic)).map((m) => m.value?.toString())).toEqual(['sent over TLS']);
+
+    // `ssl: true` trusts the system CAs only, which never signed the testkit's certificate.
+    const untrusting = producerFor({ brokers: kafka.sslBrokers, ssl: true, retries: 0 });
+    const err: unknown = await untrusting.partitionCount(topic).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(KafkaClientError);
+    expect(err).toMatchObject({ failure: 'unreachable' });
+    expect((err as Error).message).toMatch(/certificate/i);
+  });
+
+  it('lets the sink publish over TLS', async () => {
+    const sink = new KafkaSink({
+      brokers: kafka.sslBrokers,
+      topic: 'sink-over-tls',
+      ssl: { ca: kafka.tlsCa! },
+      compression: 'none',
+    });
+    const event = JSON.stringify({
+      schema: 1,
+      id: 'ev-1',
+      type: 'session.start',
+      timeUs: 1_760_000_000_000_000,
+      sessionId: 's-1',
+    });
+    await sink.deliver([{ sequence: 1, payload: Buffer.from(event) }]);
+    await sink.close();
+    const [message] = await readTopic('sink-over-tls');
+    expect(message?.key?.toString()).toBe('s-1');
+    expect(message?.timestamp).toBe('1760000000000');
+    expect(message?.headers).toEqual({
+      'event-id': 'ev-1',
+      'schema-version': '1',
+      'event-type': 'session.start',
+      format: 'native',
     });
   });
 });

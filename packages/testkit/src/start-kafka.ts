@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { ensureKafkaJars, type EnsureKafkaJarsOptions } from './ensure-kafka-jars.js';
 import { freePort } from './free-port.js';
+import { generateTlsCertificates } from './generate-tls-certificates.js';
 import { runProgram } from './run-program.js';
 import { ServiceProcess } from './service-process.js';
 import { dyingWithParent } from './service-user.js';
@@ -26,6 +27,11 @@ export interface StartKafkaOptions extends EnsureKafkaJarsOptions {
   properties?: Record<string, string>;
   /** Java heap limit (`-Xmx`); `256m` by default. */
   heap?: string;
+  /**
+   * Also listen with TLS (`sslBrokers`), with a certificate for 127.0.0.1 from a throw-away CA
+   * (`tlsCa`). Off by default: generating the certificates takes a moment.
+   */
+  tls?: boolean;
 }
 
 /** SASL/PLAIN credentials the broker accepts on its SASL listener. */
@@ -51,6 +57,10 @@ export interface KafkaServer {
    * SCRAM-SHA-256 and SCRAM-SHA-512 with the users in {@link scramSha256} and {@link scramSha512}.
    */
   saslBrokers: string[];
+  /** `host:port` of the SSL listener when started with `tls: true`; empty otherwise. */
+  sslBrokers: string[];
+  /** PEM of the CA that signed the SSL listener's certificate (`tls: true`); null otherwise. */
+  tlsCa: string | null;
   /** The PLAIN user of the SASL listener. */
   sasl: KafkaSaslPlain;
   /** A SCRAM-SHA-256 user of the SASL listener. */
@@ -103,22 +113,28 @@ function properties(init: {
   brokerPort: number;
   saslPort: number;
   controllerPort: number;
+  /** The SSL listener's port and its PEM key store (key and certificate chain). */
+  ssl: { port: number; keyStoreFile: string } | null;
   partitions: number;
   sasl: KafkaSaslPlain;
   extra: Record<string, string>;
 }): string {
-  const { brokerPort, saslPort, controllerPort } = init;
+  const { brokerPort, saslPort, controllerPort, ssl } = init;
+  const sslListener = ssl === null ? '' : `,SSL://${HOST}:${ssl.port}`;
   const jaasValue = (s: string): string => `"${s.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
   const settings: Record<string, string> = {
     'process.roles': 'broker,controller',
     'node.id': '1',
     'controller.quorum.voters': `1@${HOST}:${controllerPort}`,
-    listeners: `PLAINTEXT://${HOST}:${brokerPort},SASL_PLAINTEXT://${HOST}:${saslPort},CONTROLLER://${HOST}:${controllerPort}`,
-    'advertised.listeners': `PLAINTEXT://${HOST}:${brokerPort},SASL_PLAINTEXT://${HOST}:${saslPort}`,
+    listeners: `PLAINTEXT://${HOST}:${brokerPort},SASL_PLAINTEXT://${HOST}:${saslPort},CONTROLLER://${HOST}:${controllerPort}${sslListener}`,
+    'advertised.listeners': `PLAINTEXT://${HOST}:${brokerPort},SASL_PLAINTEXT://${HOST}:${saslPort}${sslListener}`,
     'controller.listener.names': 'CONTROLLER',
     'inter.broker.listener.name': 'PLAINTEXT',
     'listener.security.protocol.map':
-      'PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT',
+      'PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL',
+    ...(ssl === null
+      ? {}
+      : { 'ssl.keystore.type': 'PEM', 'ssl.keystore.location': ssl.keyStoreFile }),
     'sasl.enabled.mechanisms': 'PLAIN,SCRAM-SHA-256,SCRAM-SHA-512',
     'listener.name.sasl_plaintext.plain.sasl.jaas.config':
       'org.apache.kafka.common.security.plain.PlainLoginModule required ' +
@@ -169,6 +185,8 @@ class KafkaBroker implements KafkaServer {
   readonly sasl: KafkaSaslPlain;
   readonly scramSha256: KafkaSaslScram;
   readonly scramSha512: KafkaSaslScram;
+  readonly sslBrokers: string[];
+  readonly tlsCa: string | null;
   readonly version: string;
   readonly dir: string;
   readonly logFile: string;
@@ -186,6 +204,7 @@ class KafkaBroker implements KafkaServer {
     saslPort: number;
     sasl: KafkaSaslPlain;
     scram: { username: string; password: string };
+    ssl: { port: number; ca: string } | null;
     javaArgs: string[];
     classArchive: string;
   }) {
@@ -197,6 +216,8 @@ class KafkaBroker implements KafkaServer {
     this.sasl = init.sasl;
     this.scramSha256 = { mechanism: 'scram-sha-256', ...init.scram };
     this.scramSha512 = { mechanism: 'scram-sha-512', ...init.scram };
+    this.sslBrokers = init.ssl === null ? [] : [`${HOST}:${init.ssl.port}`];
+    this.tlsCa = init.ssl?.ca ?? null;
     this.#javaArgs = init.javaArgs;
     this.#classArchive = init.classArchive;
     this.#unregister = registerService({
@@ -319,7 +340,7 @@ class KafkaBroker implements KafkaServer {
  * formatted with `kafka.tools.StorageTool` in a temporary directory (`$TMPDIR/portcullis-kafka-*`),
  * and the broker listens on free loopback ports: PLAINTEXT (`brokers`), SASL_PLAINTEXT with
  * mechanisms PLAIN (user in `sasl`) and SCRAM-SHA-256/512 (users in `scramSha256`, `scramSha512`)
- * (`saslBrokers`), and the controller's. Resolves once the broker
+ * (`saslBrokers`), the controller's, and with `tls: true` SSL (`sslBrokers`, CA in `tlsCa`). Resolves once the broker
  * answers a kafkajs `describeCluster`. Needs Java 17 or newer on the PATH.
  *
  * Tuned to start fast (~4 s here): serial GC, C1 only, small heap, small segments and few
@@ -340,6 +361,14 @@ export async function startKafka(options: StartKafkaOptions = {}): Promise<Kafka
     };
     // Hex: no character the `--add-scram` syntax treats specially.
     const scram = { username: 'portcullis-scram', password: randomBytes(12).toString('hex') };
+    let tls: { ca: string; keyStoreFile: string } | null = null;
+    if (options.tls === true) {
+      const certificates = await generateTlsCertificates({ dir });
+      // A PEM key store is the private key followed by the certificate chain.
+      const keyStoreFile = join(dir, 'server-keystore.pem');
+      await writeFile(keyStoreFile, `${certificates.key}\n${certificates.cert}\n`, { mode: 0o600 });
+      tls = { ca: certificates.caCert, keyStoreFile };
+    }
     const jvm = [
       ...jvmFlags(options.heap ?? '256m'),
       `-Dlog4j2.configurationFile=${jars.log4jConfig}`,
@@ -352,6 +381,7 @@ export async function startKafka(options: StartKafkaOptions = {}): Promise<Kafka
         await freePort(HOST),
         await freePort(HOST),
       ] as [number, number, number];
+      const sslPort = tls === null ? 0 : await freePort(HOST);
       await writeFile(
         propertiesFile,
         properties({
@@ -359,6 +389,7 @@ export async function startKafka(options: StartKafkaOptions = {}): Promise<Kafka
           brokerPort,
           saslPort,
           controllerPort,
+          ssl: tls === null ? null : { port: sslPort, keyStoreFile: tls.keyStoreFile },
           partitions: options.partitions ?? 1,
           sasl,
           extra: options.properties ?? {},
@@ -388,6 +419,7 @@ export async function startKafka(options: StartKafkaOptions = {}): Promise<Kafka
         saslPort,
         sasl,
         scram,
+        ssl: tls === null ? null : { port: sslPort, ca: tls.ca },
         javaArgs: [...jvm, 'kafka.Kafka', propertiesFile],
         classArchive: join(jars.dir, '..', 'broker-classes.jsa'),
       });
