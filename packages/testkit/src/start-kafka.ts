@@ -402,8 +402,8 @@ export async function startKafka(options: StartKafkaOptions = {}): Promise<Kafka
         ...jvm,
         'kafka.tools.StorageTool',
         'format',
-        '--cluster-id',
-        clusterId,
+        // One argument: a random id may start with '-', which would read as an option.
+        `--cluster-id=${clusterId}`,
         '--config',
         propertiesFile,
         ...['SCRAM-SHA-256', 'SCRAM-SHA-512'].flatMap((mechanism) => [
