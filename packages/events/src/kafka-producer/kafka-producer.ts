@@ -498,17 +498,18 @@ export class KafkaProducer {
   }
 
   /**
-   * Fetches metadata for `topics` (merged into what is known) from any broker; returns the
-   * first topic's error code.
+   * Fetches metadata for `topics` and every topic already known (so all of them are current
+   * afterwards) from any broker; returns the first topic's error code.
    */
   async #fetchMetadata(topics: readonly string[]): Promise<number> {
     const connection = await this.#anyConnection();
     const api = KAFKA_APIS.metadata;
     const version = connection.versionOf(api);
+    const wanted = [...new Set([...topics, ...this.#topics.keys()])];
     const response = await connection.request(
       api,
       version,
-      encodeMetadataRequest(version, topics, this.#allowAutoTopicCreation),
+      encodeMetadataRequest(version, wanted, this.#allowAutoTopicCreation),
       (reader) => decodeMetadataResponse(version, reader),
     );
     for (const broker of response.brokers) {
