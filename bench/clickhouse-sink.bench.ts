@@ -5,18 +5,25 @@
 // The server is the test kit's: Debian's clickhouse-server (18.16 on Debian 12) on a loopback
 // port, sharing this machine's cores with the benchmark. Tables are the sink's `legacy18` flavour.
 //
-// Throughput (rows/s, median of --runs; a fresh table each run):
+// Throughput (rows/s, median of --runs; a fresh table each run), with the CPU time Node and the
+// server spent per row and how many cores they kept busy together (their CPU time over the wall
+// time: 2 on two idle cores when both work at once, near 1 when they take turns or share one):
 // - raw client, TSV: `@clickhouse/client` inserting the same TabSeparated bytes the sink sends,
 //   encoded before the clock starts, in inserts of the same size: the server's and the HTTP
 //   path's ceiling, the baseline.
 // - raw client, JSONEachRow: the same rows as pre-built objects, the way the client is usually
 //   used (`insert({ values, format: 'JSONEachRow' })`).
 // - sink.deliver: records already read from the spool, delivered 50,000 at a time: the sink's own
-//   cost (JSON.parse, the store's row mapping, TSV encoding) plus the insert.
+//   cost (transcoding each event's JSON to its TSV line, streamed into the insert while the server
+//   parses) plus the insert.
 // - spool → SinkRunner → sink: everything appended and synced first, then the runner drains it
 //   with the batches the gateway gives its ClickHouse sink (BULK_BATCHES: at most 50,000 records
 //   read 8 MiB at a time, each batch one insert), and with SinkRunner's defaults (4,096 records
-//   / 1 MiB) to show what the batch size costs.
+//   / 1 MiB) to show what the batch size costs. The same drain into a sink that drops the records
+//   shows what reading the spool costs by itself.
+// Encoding in Node (µs per row, median of --runs, no server): the JSON.parse path the sink takes
+// for records the transcoder declines (JSON.parse, the store's row mapping, TSV cells) against
+// EventTsvTranscoder, which writes the same bytes from the JSON directly.
 // Lag: events appended at each steady --rate (events/s) for --seconds while SinkRunner drains
 // with the gateway's batches;
 // a poller reads `count()` every 20 ms and, since events arrive in order, dates each event's
@@ -37,10 +44,14 @@ import {
   legacy18TableDdl,
   SinkRunner,
   Spool,
+  type BatchSink,
   type SpoolRecord,
 } from '@portcullis/events';
 import { startClickHouse, type ClickHouseServer } from '@portcullis/testkit';
+import { columnsOf } from '../packages/events/src/sinks/clickhouse-sink.js';
+import { encodeEventTsv, EventTsvTranscoder } from '../packages/events/src/sinks/event-tsv.js';
 import { formatBenchTable, median } from './support/bench-table.js';
+import { cpuTimeUs } from './support/proc-stats.js';
 import { sampleStatementEvent } from './support/sample-events.js';
 
 const arg = (name: string, fallback: number): number => {
@@ -85,6 +96,32 @@ async function withDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** One timed run: rows/s, CPU µs per row of Node and of the server, and cores busy together. */
+interface Run {
+  readonly rate: number;
+  readonly nodeUs: number;
+  readonly serverUs: number;
+  readonly cores: number;
+}
+
+/** Times `work`, which moves EVENTS rows. */
+async function timed(work: () => Promise<void>): Promise<Run> {
+  const node0 = process.cpuUsage();
+  const server0 = cpuTimeUs([server.pid]);
+  const started = performance.now();
+  await work();
+  const seconds = (performance.now() - started) / 1000;
+  const node = process.cpuUsage(node0);
+  const nodeUs = node.user + node.system;
+  const serverUs = cpuTimeUs([server.pid]) - server0;
+  return {
+    rate: EVENTS / seconds,
+    nodeUs: nodeUs / EVENTS,
+    serverUs: serverUs / EVENTS,
+    cores: (nodeUs + serverUs) / 1e6 / seconds,
+  };
 }
 
 function sinkFor(table: string, deadLetterDir: string): ClickHouseSink {
@@ -135,78 +172,115 @@ function records(from: number, to: number): SpoolRecord[] {
   return out;
 }
 
-async function rawTsv(bodies: readonly Buffer[]): Promise<number> {
+async function rawTsv(bodies: readonly Buffer[]): Promise<Run> {
   const table = await freshTable();
   const client = createClient({ url: server.url, log: { level: ClickHouseLogLevel.OFF } });
-  const started = performance.now();
-  for (const body of bodies) {
-    await client.insert({
-      table,
-      values: Readable.from([body], { objectMode: false }),
-      format: 'TabSeparated',
-    });
-  }
-  const seconds = (performance.now() - started) / 1000;
+  const run = await timed(async () => {
+    for (const body of bodies) {
+      await client.insert({
+        table,
+        values: Readable.from([body], { objectMode: false }),
+        format: 'TabSeparated',
+      });
+    }
+  });
   await client.close();
   if ((await rowCount(table)) !== EVENTS) throw new Error('raw TSV insert lost rows');
   await dropTable(table);
-  return EVENTS / seconds;
+  return run;
 }
 
-async function rawJson(rows: readonly object[][]): Promise<number> {
+async function rawJson(rows: readonly object[][]): Promise<Run> {
   const table = await freshTable();
   const client = createClient({ url: server.url, log: { level: ClickHouseLogLevel.OFF } });
-  const started = performance.now();
-  for (const values of rows) await client.insert({ table, values, format: 'JSONEachRow' });
-  const seconds = (performance.now() - started) / 1000;
+  const run = await timed(async () => {
+    for (const values of rows) await client.insert({ table, values, format: 'JSONEachRow' });
+  });
   await client.close();
   if ((await rowCount(table)) !== EVENTS) throw new Error('raw JSON insert lost rows');
   await dropTable(table);
-  return EVENTS / seconds;
+  return run;
 }
 
-async function sinkDeliver(): Promise<number> {
+async function sinkDeliver(): Promise<Run> {
   const table = await freshTable();
   const batches: SpoolRecord[][] = [];
   for (let i = 0; i < EVENTS; i += INSERT_ROWS) {
     batches.push(records(i, Math.min(EVENTS, i + INSERT_ROWS)));
   }
-  const rate = await withDir(async (dir) => {
+  const run = await withDir(async (dir) => {
     const sink = sinkFor(table, dir);
     await sink.ensureTable();
-    const started = performance.now();
-    for (const batch of batches) await sink.deliver(batch);
-    const seconds = (performance.now() - started) / 1000;
+    const result = await timed(async () => {
+      for (const batch of batches) await sink.deliver(batch);
+    });
     await sink.close();
-    return EVENTS / seconds;
+    return result;
   });
   if ((await rowCount(table)) !== EVENTS) throw new Error('sink lost rows');
   await dropTable(table);
-  return rate;
+  return run;
 }
 
-/** Appends every event to a spool and syncs it, then drains it into the table; rows/s of the drain. */
-async function spoolDrain(batches: 'small' | 'bulk'): Promise<{ rate: number; inserts: number }> {
+/**
+ * Appends every event to a spool and syncs it, then drains it into the table (or, with `drop`,
+ * into a sink that drops the records); the drain's run and the inserts it made.
+ */
+async function spoolDrain(
+  batches: 'small' | 'bulk',
+  drop = false,
+): Promise<{ run: Run; inserts: number }> {
   const table = await freshTable();
   const result = await withDir(async (dir) => {
     const spool = await Spool.open({ dir: join(dir, 'spool'), maxBytes: 8 * 1024 ** 3 });
     for (const line of LINES) spool.append(line);
     await spool.flush();
-    const sink = sinkFor(table, dir);
-    await sink.ensureTable();
-    const started = performance.now();
+    let dropped = 0;
+    const sink: ClickHouseSink | BatchSink = drop
+      ? {
+          name: 'drop',
+          deliver: async (records) => {
+            dropped += records.length;
+          },
+          close: async () => {},
+        }
+      : sinkFor(table, dir);
+    if (sink instanceof ClickHouseSink) await sink.ensureTable();
     const runner = new SinkRunner(spool, sink, batches === 'bulk' ? BULK_BATCHES : {});
-    await runner.start();
-    while (runner.stats.lagRecords > 0) await sleep(5);
-    const seconds = (performance.now() - started) / 1000;
-    const inserts = sink.stats.inserts;
+    const run = await timed(async () => {
+      await runner.start();
+      while (runner.stats.lagRecords > 0) await sleep(5);
+    });
+    const inserts = sink instanceof ClickHouseSink ? sink.stats.inserts : 0;
     await runner.stop();
     await spool.close();
-    return { rate: EVENTS / seconds, inserts };
+    if (drop && dropped !== EVENTS) throw new Error('spool drain lost records');
+    return { run, inserts };
   });
-  if ((await rowCount(table)) !== EVENTS) throw new Error('spool drain lost rows');
+  if (!drop && (await rowCount(table)) !== EVENTS) throw new Error('spool drain lost rows');
   await dropTable(table);
   return result;
+}
+
+/** µs per row Node spends encoding LINES: the JSON.parse path and the transcoder. */
+function encodingCost(): { parsePath: number; transcoder: number } {
+  const columns = columnsOf('legacy18');
+  const payloads = LINES.map((line) => Buffer.from(line));
+  let started = performance.now();
+  for (const payload of payloads) {
+    Buffer.byteLength(encodeEventTsv(JSON.parse(payload.toString('utf8')), columns));
+  }
+  const parsePath = ((performance.now() - started) * 1000) / EVENTS;
+  const transcoder = new EventTsvTranscoder(columns);
+  const out = Buffer.allocUnsafe(4 * 1024 * 1024);
+  started = performance.now();
+  let at = 0;
+  for (const payload of payloads) {
+    if (out.length - at < transcoder.maxLineBytes(payload.length)) at = 0;
+    at = transcoder.transcode(payload, out, at);
+    if (at < 0) throw new Error('the transcoder declined a sample event');
+  }
+  return { parsePath, transcoder: ((performance.now() - started) * 1000) / EVENTS };
 }
 
 function percentile(sorted: readonly number[], p: number): number {
@@ -286,40 +360,71 @@ async function main(): Promise<void> {
         `(${AVG_BYTES.toFixed(0)} B JSON, ${tsvBytes.toFixed(0)} B TSV each), inserts of ` +
         `${INSERT_ROWS} rows, ${RUNS} run(s), medians\n`,
     );
-    const cases: [string, () => Promise<number>, string][] = [
-      ['raw client, pre-built TSV (baseline)', () => rawTsv(bodies), ''],
-      ['raw client, pre-built JSONEachRow objects', () => rawJson(jsonRows), ''],
-      ['ClickHouseSink.deliver (50k records/call)', sinkDeliver, ''],
+    const cases: [string, () => Promise<Run>][] = [
+      ['raw client, pre-built TSV (baseline)', () => rawTsv(bodies)],
+      ['raw client, pre-built JSONEachRow objects', () => rawJson(jsonRows)],
+      ['ClickHouseSink.deliver (50k records/call)', sinkDeliver],
+    ];
+    const row = (label: string, runs: readonly Run[], inserts = ''): string[] => [
+      label,
+      median(runs.map((r) => r.rate)).toFixed(0),
+      `${((median(runs.map((r) => r.rate)) / GOAL_ROWS) * 100).toFixed(0)}%`,
+      median(runs.map((r) => r.nodeUs)).toFixed(1),
+      median(runs.map((r) => r.serverUs)).toFixed(1),
+      median(runs.map((r) => r.cores)).toFixed(2),
+      inserts,
     ];
     const rows: string[][] = [];
     for (const [label, run] of cases) {
-      const rates: number[] = [];
-      for (let r = 0; r < RUNS; r++) rates.push(await run());
-      rows.push([
-        label,
-        median(rates).toFixed(0),
-        `${((median(rates) / GOAL_ROWS) * 100).toFixed(0)}%`,
-        '',
-      ]);
+      const runs: Run[] = [];
+      for (let r = 0; r < RUNS; r++) runs.push(await run());
+      rows.push(row(label, runs));
     }
     for (const batches of ['small', 'bulk'] as const) {
-      const rates: number[] = [];
+      const runs: Run[] = [];
       const inserts: number[] = [];
       for (let r = 0; r < RUNS; r++) {
         const result = await spoolDrain(batches);
-        rates.push(result.rate);
+        runs.push(result.run);
         inserts.push(result.inserts);
       }
-      rows.push([
-        batches === 'bulk'
-          ? "spool → SinkRunner → sink, the gateway's batches (≤ 50,000 rec, 8 MiB reads)"
-          : 'spool → SinkRunner → sink, default batches (≤ 4,096 rec, 1 MiB reads)',
-        median(rates).toFixed(0),
-        `${((median(rates) / GOAL_ROWS) * 100).toFixed(0)}%`,
-        String(median(inserts)),
-      ]);
+      rows.push(
+        row(
+          batches === 'bulk'
+            ? "spool → SinkRunner → sink, the gateway's batches (≤ 50,000 rec, 8 MiB reads)"
+            : 'spool → SinkRunner → sink, default batches (≤ 4,096 rec, 1 MiB reads)',
+          runs,
+          String(median(inserts)),
+        ),
+      );
     }
-    console.log(formatBenchTable(['path', 'rows/s', 'of goal', 'inserts'], rows));
+    const dropRuns: Run[] = [];
+    for (let r = 0; r < RUNS; r++) dropRuns.push((await spoolDrain('bulk', true)).run);
+    rows.push(row("spool → SinkRunner → a sink that drops them, the gateway's batches", dropRuns));
+    console.log(
+      formatBenchTable(
+        ['path', 'rows/s', 'of goal', 'node µs/row', 'server µs/row', 'cores busy', 'inserts'],
+        rows,
+      ),
+    );
+
+    const costs: { parsePath: number; transcoder: number }[] = [];
+    for (let r = 0; r < RUNS; r++) costs.push(encodingCost());
+    console.log(
+      `\nencoding in Node, µs per row (${EVENTS} events, no server), medians of ${RUNS} run(s)\n`,
+    );
+    console.log(
+      formatBenchTable(
+        ['encoder', 'µs/row'],
+        [
+          [
+            'JSON.parse + row mapping + TSV cells',
+            median(costs.map((c) => c.parsePath)).toFixed(2),
+          ],
+          ['EventTsvTranscoder', median(costs.map((c) => c.transcoder)).toFixed(2)],
+        ],
+      ),
+    );
 
     console.log(
       `\nappend → queryable, steady rate for ${SECONDS} s (spool → SinkRunner → sink, ` +

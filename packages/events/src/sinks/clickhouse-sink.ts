@@ -332,8 +332,6 @@ const LEGACY18_TYPES: Readonly<Record<keyof EventRow, string>> = {
   hash: 'String',
 };
 
-type Column = TsvColumn;
-
 function kindOf(type: string): TsvKind {
   if (type === 'Array(String)') return TsvKind.TextArray;
   if (type === 'Nullable(String)') return TsvKind.NullableText;
@@ -343,13 +341,13 @@ function kindOf(type: string): TsvKind {
 }
 
 /** A `legacy18` column's ClickHouse type. */
-function legacyType({ field, kind }: Column): string {
+function legacyType({ field, kind }: TsvColumn): string {
   return kind === TsvKind.TimeMicros ? 'UInt32' : LEGACY18_TYPES[field];
 }
 
 /** The columns of a flavour, in the order the sink writes them. */
-export function columnsOf(flavour: ClickHouseSchemaFlavour): readonly Column[] {
-  const columns: Column[] = [];
+export function columnsOf(flavour: ClickHouseSchemaFlavour): readonly TsvColumn[] {
+  const columns: TsvColumn[] = [];
   for (const [field, type] of Object.entries(LEGACY18_TYPES) as [keyof EventRow, string][]) {
     if (field === 'time') {
       columns.push({ name: 'time', field, kind: TsvKind.Time });
@@ -396,8 +394,8 @@ interface EncodedRow {
 }
 
 /**
- * Decides insert boundaries one row at a time, as {@link planInserts} does for a list, so a
- * delivery can start an insert before it has encoded the rows of the next.
+ * Decides insert boundaries one row at a time, as {@link planInserts} does for a list, so an
+ * insert can start before the rows after it are encoded.
  */
 class InsertPlanner {
   readonly #maxRows: number;
@@ -530,8 +528,10 @@ class StreamedInsert {
     this.#resolve();
   }
 
-  abandon(error?: Error): void {
-    this.body.destroy(error);
+  /** Ends the body unfinished: a request sending it fails (premature close), none is made. */
+  abandon(): void {
+    // Without an error: an 'error' event on a body nobody reads yet would go unhandled.
+    this.body.destroy();
     this.#resolve();
   }
 }
@@ -624,7 +624,7 @@ export class ClickHouseSink implements BatchSink {
   readonly deadLetters: DeadLetterFile;
   readonly #client: ClickHouseClient;
   readonly #quotedTable: string;
-  readonly #columns: readonly Column[];
+  readonly #columns: readonly TsvColumn[];
   readonly #insertQuery: string;
   readonly #maxRows: number;
   readonly #maxBytes: number;
@@ -960,7 +960,7 @@ export class ClickHouseSink implements BatchSink {
       else current?.finish();
       queue.end();
     } catch (error) {
-      current?.abandon(error instanceof Error ? error : new Error(String(error)));
+      current?.abandon();
       queue.end(error);
     }
   }
