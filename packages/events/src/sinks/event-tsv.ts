@@ -428,6 +428,13 @@ const enum Ch {
   RightBrace = 0x7d,
 }
 
+/** Bytes a JSON string's scan must look at: its end, escapes, control characters, `'`. */
+const STRING_BYTE = new Uint8Array(256);
+for (let b = 0; b < 0x20; b++) STRING_BYTE[b] = 1;
+STRING_BYTE[Ch.Quote] = 1;
+STRING_BYTE[Ch.Backslash] = 1;
+STRING_BYTE[Ch.Apostrophe] = 1;
+
 /** Deeper nesting than this (only possible in fields the mapping ignores) is left to JSON.parse. */
 const MAX_DEPTH = 32;
 /** Room for a column besides its string text: a tab and a number (String(double) ≤ 24) or a time. */
@@ -1013,11 +1020,9 @@ export class EventTsvTranscoder {
     for (;;) {
       if (p >= length) return -1;
       const b = json[p++]!;
-      // Letters and most text first: nothing above the backslash needs a look.
-      if (b > Ch.Backslash) {
-        high |= b;
-        continue;
-      }
+      high |= b;
+      // One look-up for most bytes, which need nothing.
+      if (STRING_BYTE[b] === 0) continue;
       if (b === Ch.Quote) break;
       if (b === Ch.Backslash) {
         flags |= ESCAPED;
@@ -1042,8 +1047,7 @@ export class EventTsvTranscoder {
       } else if (b < 0x20) {
         return -1;
       } else {
-        if (b === Ch.Apostrophe) flags |= APOSTROPHE;
-        high |= b;
+        flags |= APOSTROPHE;
       }
     }
     this.#sawHighBytes |= high;
