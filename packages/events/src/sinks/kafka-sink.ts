@@ -503,61 +503,66 @@ export class KafkaSink implements BatchSink {
       inFlight = sending;
       chunk = this.#newChunk(this.#sets[0] === chunk.set ? 1 : 0);
     };
-    const fields = this.#fields;
-    for (let i = first; i < records.length; i++) {
-      const { payload, sequence } = records[i]!;
-      const native = this.#format === 'native' && scanNativeEvent(payload, fields);
-      const built = native ? null : buildKafkaMessage(payload, this.#format, this.#ocsf);
-      const size =
-        built?.kind === 'event' && typeof built.value === 'string'
-          ? Buffer.byteLength(built.value)
-          : payload.length;
-      let topic = this.#topic;
-      let partition: number;
-      if (native) {
-        partition = partitionOfKey(payload, partitions, fields.sessionStart, fields.sessionEnd);
-      } else if (built!.kind === 'event') {
-        partition = this.#producer.partitionOf((built as KafkaEventMessage).key, partitions);
-      } else {
-        topic = this.#deadLetterTopic;
-        if (deadPartitions < 0) {
-          try {
-            deadPartitions = await this.#producer.partitionCount(topic);
-          } catch (err) {
-            if (inFlight !== null) await Promise.allSettled([inFlight]);
-            throw this.#wrap(err, 'connecting', topic);
+    try {
+      const fields = this.#fields;
+      for (let i = first; i < records.length; i++) {
+        const { payload, sequence } = records[i]!;
+        const native = this.#format === 'native' && scanNativeEvent(payload, fields);
+        const built = native ? null : buildKafkaMessage(payload, this.#format, this.#ocsf);
+        const size =
+          built?.kind === 'event' && typeof built.value === 'string'
+            ? Buffer.byteLength(built.value)
+            : payload.length;
+        let topic = this.#topic;
+        let partition: number;
+        if (native) {
+          partition = partitionOfKey(payload, partitions, fields.sessionStart, fields.sessionEnd);
+        } else if (built!.kind === 'event') {
+          partition = this.#producer.partitionOf((built as KafkaEventMessage).key, partitions);
+        } else {
+          topic = this.#deadLetterTopic;
+          if (deadPartitions < 0) {
+            try {
+              deadPartitions = await this.#producer.partitionCount(topic);
+            } catch (err) {
+              throw this.#wrap(err, 'connecting', topic);
+            }
           }
+          partition = this.#producer.partitionOf(null, deadPartitions);
         }
-        partition = this.#producer.partitionOf(null, deadPartitions);
+        let batch = chunk.set.batch(topic, partition);
+        const full =
+          chunk.bytes + size > this.#maxRequestBytes ||
+          batch.byteLength + size + RECORD_OVERHEAD > this.#maxBatchBytes;
+        if (full && chunk.lastSequence >= 0) {
+          await flush();
+          batch = chunk.set.batch(topic, partition);
+        }
+        if (native) {
+          appendNative(batch, payload, fields);
+          chunk.events++;
+        } else if (built!.kind === 'event') {
+          appendBuilt(batch, built as KafkaEventMessage, size);
+          chunk.events++;
+        } else {
+          const reason = (built as KafkaDeadLetter).reason;
+          this.#logger.warn(
+            { sink: this.name, sequence, reason },
+            'spooled record is not a publishable event; sending it to the dead-letter topic',
+          );
+          appendDeadLetter(batch, payload, sequence, reason);
+          chunk.dead++;
+        }
+        chunk.bytes += size;
+        chunk.lastSequence = sequence;
       }
-      let batch = chunk.set.batch(topic, partition);
-      const full =
-        chunk.bytes + size > this.#maxRequestBytes ||
-        batch.byteLength + size + RECORD_OVERHEAD > this.#maxBatchBytes;
-      if (full && chunk.lastSequence >= 0) {
-        await flush();
-        batch = chunk.set.batch(topic, partition);
-      }
-      if (native) {
-        appendNative(batch, payload, fields);
-        chunk.events++;
-      } else if (built!.kind === 'event') {
-        appendBuilt(batch, built as KafkaEventMessage, size);
-        chunk.events++;
-      } else {
-        const reason = (built as KafkaDeadLetter).reason;
-        this.#logger.warn(
-          { sink: this.name, sequence, reason },
-          'spooled record is not a publishable event; sending it to the dead-letter topic',
-        );
-        appendDeadLetter(batch, payload, sequence, reason);
-        chunk.dead++;
-      }
-      chunk.bytes += size;
-      chunk.lastSequence = sequence;
+      await flush();
+      await inFlight;
+    } catch (err) {
+      // Nothing may still be sending from a set the next delivery clears and refills.
+      if (inFlight !== null) await Promise.allSettled([inFlight]);
+      throw err;
     }
-    await flush();
-    await inFlight;
   }
 
   /** Closes the producer; later deliveries fail. */
