@@ -149,8 +149,9 @@ export class SinkRunner {
   async #loop(reader: SpoolReader): Promise<void> {
     let delay = this.#retryDelayMs;
     let lastDelivery = 0;
+    let next = reader.read();
     for (;;) {
-      let batch = await reader.read();
+      let batch = await next;
       if (batch === null || this.#stopping) return;
       if (this.#lingerMs > 0 && batch.records.length < this.#maxRecords) {
         // A backlog fills the batch from what is on disk already; only a trickle waits.
@@ -162,11 +163,17 @@ export class SinkRunner {
         }
       }
       lastDelivery = Date.now();
+      // The next batch is read from disk while this one is delivered, so the sink never waits
+      // for the spool. Its records are delivered only after this batch, so acknowledgements stay
+      // in order; a failure here is thrown where it is awaited (the catch only stops an
+      // unhandled-rejection report meanwhile).
+      next = reader.read();
+      next.catch(() => undefined);
       for (;;) {
         try {
           await this.#sink.deliver(batch.records);
           this.#pendingAck = batch.lastSequence;
-          await this.#ackSoon();
+          this.#ackSoon();
           this.#delivered += batch.records.length;
           this.#batches++;
           this.#lastError = null;
@@ -200,19 +207,27 @@ export class SinkRunner {
     return { records, firstSequence: batch.firstSequence, lastSequence };
   }
 
-  /** Acknowledges now when the interval has passed, else once it has (one timer at a time). */
-  async #ackSoon(): Promise<void> {
+  /**
+   * Acknowledges when the interval has passed, else once it has (one timer at a time). The
+   * acknowledgement (two fsyncs) runs beside the next delivery, not before it: until it is
+   * durable, a crash only means delivering those records again.
+   */
+  #ackSoon(): void {
     const wait = this.#lastAckAt + this.#ackIntervalMs - Date.now();
-    if (wait <= 0) {
-      await this.#ack();
+    if (wait > 0) {
+      this.#ackTimer ??= setTimeout(() => {
+        this.#ackTimer = null;
+        this.#ackInBackground();
+      }, wait);
       return;
     }
-    this.#ackTimer ??= setTimeout(() => {
-      this.#ackTimer = null;
-      this.#ack().catch((err: unknown) =>
-        this.#logger.warn({ err, sink: this.#sink.name }, 'acknowledging the spool failed'),
-      );
-    }, wait);
+    this.#ackInBackground();
+  }
+
+  #ackInBackground(): void {
+    this.#ack().catch((err: unknown) =>
+      this.#logger.warn({ err, sink: this.#sink.name }, 'acknowledging the spool failed'),
+    );
   }
 
   /** Acknowledges everything stored so far. */
