@@ -11,10 +11,12 @@
 // kafkajs: 4 MB of JSON per request with gzip, 900 kB without) sending the same messages
 // pre-encoded (keys, values and headers built before the clock starts), no spool; and the sink's
 // own producer (KafkaProducer.sendRecords) sending the same pre-built records in the same
-// requests, no spool. The sink rows run SinkRunner with its defaults, as the gateway does (1 MiB
-// read from the spool per delivery); the "read first" rows hand the sink the same batches from
-// memory, without the runner reading the spool between deliveries. Each run writes to a new 4-partition topic. Figures are
-// medians of --runs runs; the broker shares this machine's cores, so they vary with its load.
+// requests, no spool. The sink rows run SinkRunner with STREAM_BATCHES, as the gateway runs its
+// Kafka sink (up to 20,000 records read 8 MiB at a time, the next batch read while one is
+// delivered); the "read first" rows hand the sink the same batches from memory, without the
+// runner reading the spool between deliveries. Each run writes to a new 4-partition topic.
+// Figures are medians of --runs runs; the broker shares this machine's cores, so they vary with
+// its load.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +27,7 @@ import {
   KafkaSink,
   type ProducerRecord,
   SinkRunner,
+  STREAM_BATCHES,
   Spool,
   type KafkaEventMessage,
   type KafkaSinkCompression,
@@ -78,7 +81,7 @@ async function sinkRun(
       format,
       compression,
     });
-    const runner = new SinkRunner(spool, sink);
+    const runner = new SinkRunner(spool, sink, STREAM_BATCHES);
     const started = performance.now();
     await runner.start();
     while (runner.stats.lagRecords > 0) await new Promise((resolve) => setTimeout(resolve, 2));
@@ -93,7 +96,7 @@ async function sinkRun(
 }
 
 /**
- * The sink alone: the same spool batches the runner would hand it (1 MiB each), read into memory
+ * The sink alone: the same spool batches the runner would hand it (STREAM_BATCHES), read into memory
  * before the clock starts, delivered one after another; the difference to the spool → KafkaSink
  * rows is what reading the spool in between costs.
  */
@@ -103,7 +106,7 @@ async function deliverRun(compression: KafkaSinkCompression): Promise<number> {
     const spool = await Spool.open({ dir, maxBytes: 8 * 1024 ** 3 });
     for (const line of LINES) spool.append(line);
     await spool.flush();
-    const reader = await spool.openReader('kafka', { maxRecords: 4096 });
+    const reader = await spool.openReader('kafka', STREAM_BATCHES);
     const batches: SpoolRecord[][] = [];
     for (let batch = await reader.poll(); batch !== null; batch = await reader.poll()) {
       batches.push([...batch.records]);

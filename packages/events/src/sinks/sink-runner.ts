@@ -57,6 +57,16 @@ export const BULK_BATCHES = {
   lingerMs: 1_000,
 } as const;
 
+/**
+ * Batches for sinks that stream (Kafka): up to 20,000 records read 8 MiB at a time, with no
+ * lingering, so an event leaves as soon as it is durable. A backlog drains in reads of 8 MiB
+ * instead of 1 MiB, which costs less per record; the benchmark measures the Kafka sink with these.
+ */
+export const STREAM_BATCHES = {
+  maxRecords: 20_000,
+  readBytes: 8 * 1024 * 1024,
+} as const;
+
 /** What a runner has done, for metrics and `portcullis` status output. */
 export interface SinkRunnerStats {
   readonly delivered: number;

@@ -5,6 +5,7 @@ import {
   ClickHouseSink,
   KafkaSink,
   BULK_BATCHES,
+  STREAM_BATCHES,
   SinkRunner,
   Spool,
   SpoolEventSink,
@@ -213,7 +214,7 @@ export class EventPipeline {
         const bulk = sink.name === STORE_SINK || sink.name === CLICKHOUSE_SINK;
         const runner = new SinkRunner(spool, sink, {
           logger,
-          ...(bulk ? BULK_BATCHES : {}),
+          ...(bulk ? BULK_BATCHES : sink.name === KAFKA_SINK ? STREAM_BATCHES : {}),
         });
         await runner.start();
         runners.push({ name: sink.name, runner });
