@@ -1,7 +1,7 @@
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { compressRecords } from './compress-records.js';
-import { crc32c } from './crc32c.js';
+import { crc32c } from '../spool/crc32c.js';
 import { decodeWithKafkaJs, type KafkaJsRecordBatch } from './kafkajs-internals.fixture.js';
 import {
   RECORD_BATCH_HEADER_BYTES,

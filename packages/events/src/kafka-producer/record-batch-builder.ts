@@ -1,4 +1,4 @@
-import { crc32c } from './crc32c.js';
+import { crc32c } from '../spool/crc32c.js';
 import { varintSize, writeVarint, writeVarlong } from './zigzag-varint.js';
 
 /** Bytes of a record batch's header (magic 2), before the records. */

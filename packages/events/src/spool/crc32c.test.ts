@@ -1,5 +1,7 @@
+import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { kafkaJsCrc32c } from '../kafka-producer/kafkajs-internals.fixture.js';
 import { crc32c } from './crc32c.js';
 
 /** Bit-at-a-time reference, straight from the definition. */
@@ -37,5 +39,18 @@ describe('crc32c', () => {
         expect(crc32c(y, 0, y.length, crc32c(x))).toBe(crc32c(whole));
       }),
     );
+  });
+
+  it('gives the same result at every alignment of the input, as kafkajs computes it', () => {
+    const backing = randomBytes(4096 + 16);
+    for (let offset = 0; offset < 8; offset++) {
+      const view = backing.subarray(offset, offset + 4096);
+      const whole = reference(view);
+      expect(crc32c(view)).toBe(whole);
+      expect(kafkaJsCrc32c(view)).toBe(whole);
+      for (const cut of [1, 7, 8, 9, 1000, 4095]) {
+        expect(crc32c(view, cut, view.length, crc32c(view, 0, cut))).toBe(whole);
+      }
+    }
   });
 });
