@@ -11,8 +11,6 @@
 // - raw client, TSV: `@clickhouse/client` inserting the same TabSeparated bytes the sink sends,
 //   encoded before the clock starts, in inserts of the same size: the server's and the HTTP
 //   path's ceiling, the baseline.
-// - raw client, JSONEachRow: the same rows as pre-built objects, the way the client is usually
-//   used (`insert({ values, format: 'JSONEachRow' })`).
 // - sink.deliver: records already read from the spool, delivered 50,000 at a time: the sink's own
 //   cost (transcoding each event's JSON to its TSV line, streamed into the insert while the server
 //   parses) plus the insert.
@@ -21,6 +19,9 @@
 //   read 8 MiB at a time, each batch one insert), and with SinkRunner's defaults (4,096 records
 //   / 1 MiB) to show what the batch size costs. The same drain into a sink that drops the records
 //   shows what reading the spool costs by itself.
+// - raw client, JSONEachRow: the same rows as pre-built objects, the way the client is usually
+//   used (`insert({ values, format: 'JSONEachRow' })`); measured last, as its hundreds of MB of
+//   objects leave a heap that slows whatever runs after it.
 // Encoding in Node (µs per row, median of --runs, no server): the JSON.parse path the sink takes
 // for records the transcoder declines (JSON.parse, the store's row mapping, TSV cells) against
 // EventTsvTranscoder, which writes the same bytes from the JSON directly.
@@ -293,25 +294,25 @@ async function spoolDrain(
   return result;
 }
 
-/** µs per row Node spends encoding LINES: the JSON.parse path and the transcoder. */
+/** µs per row Node spends encoding LINES: the transcoder, then (making garbage) the JSON.parse path. */
 function encodingCost(): { parsePath: number; transcoder: number } {
   const columns = columnsOf('legacy18');
   const payloads = LINES.map((line) => Buffer.from(line));
-  let started = performance.now();
-  for (const payload of payloads) {
-    Buffer.byteLength(encodeEventTsv(JSON.parse(payload.toString('utf8')), columns));
-  }
-  const parsePath = ((performance.now() - started) * 1000) / EVENTS;
   const transcoder = new EventTsvTranscoder(columns);
   const out = Buffer.allocUnsafe(4 * 1024 * 1024);
-  started = performance.now();
+  let started = performance.now();
   let at = 0;
   for (const payload of payloads) {
     if (out.length - at < transcoder.maxLineBytes(payload.length)) at = 0;
     at = transcoder.transcode(payload, out, at);
     if (at < 0) throw new Error('the transcoder declined a sample event');
   }
-  return { parsePath, transcoder: ((performance.now() - started) * 1000) / EVENTS };
+  const transcoded = ((performance.now() - started) * 1000) / EVENTS;
+  started = performance.now();
+  for (const payload of payloads) {
+    Buffer.byteLength(encodeEventTsv(JSON.parse(payload.toString('utf8')), columns));
+  }
+  return { parsePath: ((performance.now() - started) * 1000) / EVENTS, transcoder: transcoded };
 }
 
 function percentile(sorted: readonly number[], p: number): number {
@@ -380,19 +381,6 @@ async function main(): Promise<void> {
         `(${AVG_BYTES.toFixed(0)} B JSON, ${tsvBytes.toFixed(0)} B TSV each), inserts of ` +
         `${INSERT_ROWS} rows, ${RUNS} run(s), medians\n`,
     );
-    // Each case's input is made for it and let go after it, so no case pays (in garbage
-    // collection) for another's heap: the JSONEachRow objects alone are hundreds of MB.
-    const cases: [string, () => () => Promise<Run>][] = [
-      ['raw client, pre-built TSV (baseline)', () => () => rawTsv(bodies)],
-      [
-        'raw client, pre-built JSONEachRow objects',
-        () => {
-          const rows = jsonRows();
-          return () => rawJson(rows);
-        },
-      ],
-      ['ClickHouseSink.deliver (50k records/call)', () => sinkDeliver],
-    ];
     const row = (label: string, runs: readonly Run[], inserts = ''): string[] => [
       label,
       median(runs.map((r) => r.rate)).toFixed(0),
@@ -402,13 +390,14 @@ async function main(): Promise<void> {
       median(runs.map((r) => r.cores)).toFixed(2),
       inserts,
     ];
-    const rows: string[][] = [];
-    for (const [label, prepare] of cases) {
-      const run = prepare();
+    const repeat = async (run: () => Promise<Run>): Promise<Run[]> => {
       const runs: Run[] = [];
       for (let r = 0; r < RUNS; r++) runs.push(await run());
-      rows.push(row(label, runs));
-    }
+      return runs;
+    };
+    const rows: string[][] = [];
+    rows.push(row('raw client, pre-built TSV (baseline)', await repeat(() => rawTsv(bodies))));
+    rows.push(row('ClickHouseSink.deliver (50k records/call)', await repeat(sinkDeliver)));
     for (const batches of ['small', 'bulk'] as const) {
       const runs: Run[] = [];
       const inserts: number[] = [];
@@ -427,9 +416,15 @@ async function main(): Promise<void> {
         ),
       );
     }
-    const dropRuns: Run[] = [];
-    for (let r = 0; r < RUNS; r++) dropRuns.push((await spoolDrain('bulk', true)).run);
-    rows.push(row("spool → SinkRunner → a sink that drops them, the gateway's batches", dropRuns));
+    const dropped = await repeat(async () => (await spoolDrain('bulk', true)).run);
+    rows.push(row("spool → SinkRunner → a sink that drops them, the gateway's batches", dropped));
+    {
+      // Last: its hundreds of MB of row objects leave a heap that slows whatever runs after it.
+      const json = jsonRows();
+      rows.push(
+        row('raw client, pre-built JSONEachRow objects', await repeat(() => rawJson(json))),
+      );
+    }
     console.log(
       formatBenchTable(
         ['path', 'rows/s', 'of goal', 'node µs/row', 'server µs/row', 'cores busy', 'inserts'],
