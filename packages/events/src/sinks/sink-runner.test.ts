@@ -79,6 +79,39 @@ describe('SinkRunner', () => {
     await spool.close();
   });
 
+  it('with alignBatches, a backlog is delivered in batches that end at multiples of maxRecords', async () => {
+    const { spool } = await openSpool();
+    for (let i = 0; i < 57; i++) spool.append(JSON.stringify({ i }));
+    await spool.flush();
+    const batches: [number, number][] = [];
+    const sink: BatchSink = {
+      name: 'aligned',
+      async deliver(records: readonly SpoolRecord[]) {
+        batches.push([records[0]!.sequence, records.at(-1)!.sequence]);
+      },
+      async close() {},
+    };
+    // Reads of 3 records (readBytes), joined up to the next multiple of 10.
+    const runner = new SinkRunner(spool, sink, {
+      maxRecords: 10,
+      readBytes: 30,
+      lingerMs: 50,
+      alignBatches: true,
+    });
+    await runner.start();
+    await until(() => runner.stats.lagRecords === 0);
+    await runner.stop();
+    await spool.close();
+    const first = batches[0]![0];
+    expect(batches.flatMap(([a, b]) => [a, b])).toEqual(
+      Array.from({ length: batches.length }, (_, k) => {
+        const start = k === 0 ? first : Math.floor(first / 10) * 10 + k * 10;
+        const end = Math.min(Math.floor(first / 10) * 10 + (k + 1) * 10 - 1, first + 56);
+        return [start, end];
+      }).flat(),
+    );
+  });
+
   it('delivers every record in order and acknowledges it', async () => {
     const { spool } = await openSpool();
     const { sink, stored, state } = recordingSink('test');

@@ -42,19 +42,28 @@ export interface SinkRunnerOptions {
    * batch, a backlog and a stopping runner do not wait.
    */
   readonly lingerMs?: number;
+  /**
+   * End deliveries where the record sequence reaches a multiple of `maxRecords` (default false),
+   * so a sink that cuts its writes at those multiples (ClickHouseSink's inserts) gets whole ones
+   * instead of a large and a small write per delivery. After a start mid-way the first delivery
+   * is shorter.
+   */
+  readonly alignBatches?: boolean;
 }
 
 /**
  * Batches for sinks that pay a fixed cost per delivery (a ClickHouse insert makes a new data
- * part, and parts are merged later): up to 50,000 records read 8 MiB at a time, and under a
- * steady trickle at most one delivery a second, so a busy gateway makes a few large inserts
- * instead of one small one per spool flush. The gateway runs its store and ClickHouse sinks with
+ * part, and parts are merged later): up to 50,000 records read 8 MiB at a time, ending at
+ * multiples of 50,000 (ClickHouseSink's insert boundaries), and under a steady trickle at most
+ * one delivery a second, so a busy gateway makes a few large inserts instead of one small one
+ * per spool flush. The gateway runs its store and ClickHouse sinks with
  * these; the benchmark measures them the same way.
  */
 export const BULK_BATCHES = {
   maxRecords: 50_000,
   readBytes: 8 * 1024 * 1024,
   lingerMs: 1_000,
+  alignBatches: true,
 } as const;
 
 /**
@@ -94,6 +103,7 @@ export class SinkRunner {
   readonly #readBytes: number | undefined;
   readonly #ackIntervalMs: number;
   readonly #lingerMs: number;
+  readonly #alignBatches: boolean;
   /** Highest sequence stored by the sink and not yet acknowledged. */
   #pendingAck: number | null = null;
   #lastAckAt = 0;
@@ -119,6 +129,7 @@ export class SinkRunner {
     this.#readBytes = options.readBytes;
     this.#ackIntervalMs = options.ackIntervalMs ?? 200;
     this.#lingerMs = options.lingerMs ?? 0;
+    this.#alignBatches = options.alignBatches ?? false;
   }
 
   get stats(): SinkRunnerStats {
@@ -159,15 +170,15 @@ export class SinkRunner {
   async #loop(reader: SpoolReader): Promise<void> {
     let delay = this.#retryDelayMs;
     let lastDelivery = 0;
-    let next = reader.read();
+    let next = reader.read(this.#room(reader.nextSequence));
     for (;;) {
       let batch = await next;
       if (batch === null || this.#stopping) return;
-      if (this.#lingerMs > 0 && batch.records.length < this.#maxRecords) {
+      if (this.#lingerMs > 0 && !this.#full(batch)) {
         // A backlog fills the batch from what is on disk already; only a trickle waits.
         batch = await this.#gather(reader, batch);
         const wait = lastDelivery + this.#lingerMs - Date.now();
-        if (batch.records.length < this.#maxRecords && wait > 0) {
+        if (!this.#full(batch) && wait > 0) {
           await this.#sleep(wait);
           if (!this.#stopping) batch = await this.#gather(reader, batch);
         }
@@ -177,7 +188,7 @@ export class SinkRunner {
       // for the spool. Its records are delivered only after this batch, so acknowledgements stay
       // in order; a failure here is thrown where it is awaited (the catch only stops an
       // unhandled-rejection report meanwhile).
-      next = reader.read();
+      next = reader.read(this.#room(reader.nextSequence));
       next.catch(() => undefined);
       for (;;) {
         try {
@@ -204,17 +215,37 @@ export class SinkRunner {
     }
   }
 
-  /** `batch` joined by the records that became durable since, up to about `maxRecords`. */
+  /** `batch` joined by the records that became durable since, until it is full. */
   async #gather(reader: SpoolReader, batch: SpoolBatch): Promise<SpoolBatch> {
-    let records = batch.records;
-    let lastSequence = batch.lastSequence;
-    while (records.length < this.#maxRecords) {
-      const more = await reader.poll();
+    while (!this.#full(batch)) {
+      const more = await reader.poll(this.#room(batch.lastSequence + 1, batch.records.length));
       if (more === null) break;
-      records = records.concat(more.records);
-      lastSequence = more.lastSequence;
+      batch = {
+        records: batch.records.concat(more.records),
+        firstSequence: batch.firstSequence,
+        lastSequence: more.lastSequence,
+      };
     }
-    return { records, firstSequence: batch.firstSequence, lastSequence };
+    return batch;
+  }
+
+  /**
+   * Records a delivery that holds `held` so far and continues at `sequence` may still take: up to
+   * `maxRecords`, and with `alignBatches` up to the next multiple of it.
+   */
+  #room(sequence: number, held = 0): number {
+    const room = this.#maxRecords - held;
+    return this.#alignBatches
+      ? Math.min(room, this.#maxRecords - (sequence % this.#maxRecords))
+      : room;
+  }
+
+  /** True when nothing more may join `batch`. */
+  #full(batch: SpoolBatch): boolean {
+    return (
+      this.#room(batch.lastSequence + 1, batch.records.length) <= 0 ||
+      (this.#alignBatches && (batch.lastSequence + 1) % this.#maxRecords === 0)
+    );
   }
 
   /**

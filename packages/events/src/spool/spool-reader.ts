@@ -101,15 +101,18 @@ export class SpoolReader implements AsyncIterable<SpoolBatch> {
     return this.#nextSequence;
   }
 
-  /** The next batch, waiting for records when caught up; null once the reader or spool closed. */
-  async read(): Promise<SpoolBatch | null> {
+  /**
+   * The next batch, waiting for records when caught up; null once the reader or spool closed.
+   * `maxRecords` lowers the reader's own limit for this batch.
+   */
+  async read(maxRecords?: number): Promise<SpoolBatch | null> {
     for (;;) {
       if (this.#closed || this.#host.isClosed()) {
         await this.close();
         return null;
       }
       const durable = this.#host.durableSequence();
-      const batch = await this.#guarded();
+      const batch = await this.#guarded(maxRecords);
       if (batch !== null) return batch;
       await new Promise<void>((resolve) => {
         this.#wake = resolve;
@@ -119,10 +122,10 @@ export class SpoolReader implements AsyncIterable<SpoolBatch> {
     }
   }
 
-  /** The next batch if one is durable now; null when caught up or closed. */
-  async poll(): Promise<SpoolBatch | null> {
+  /** The next batch if one is durable now; null when caught up or closed. As `read` otherwise. */
+  async poll(maxRecords?: number): Promise<SpoolBatch | null> {
     if (this.#closed || this.#host.isClosed()) return null;
-    return this.#guarded();
+    return this.#guarded(maxRecords);
   }
 
   /** Persists the consumer's position: everything up to `sequence` is done with. */
@@ -153,18 +156,18 @@ export class SpoolReader implements AsyncIterable<SpoolBatch> {
     };
   }
 
-  async #guarded(): Promise<SpoolBatch | null> {
+  async #guarded(maxRecords = this.#maxRecords): Promise<SpoolBatch | null> {
     if (this.#busy) throw new Error(`spool reader ${this.name} is already reading`);
     this.#busy = true;
     try {
-      return await this.#readSome();
+      return await this.#readSome(Math.max(1, Math.min(maxRecords, this.#maxRecords)));
     } finally {
       this.#busy = false;
       if (this.#closed) await this.#closeFile();
     }
   }
 
-  async #readSome(): Promise<SpoolBatch | null> {
+  async #readSome(maxRecords: number): Promise<SpoolBatch | null> {
     for (;;) {
       if (this.#closed) return null;
       const segment = this.#segment ?? this.#pickSegment();
@@ -183,7 +186,6 @@ export class SpoolReader implements AsyncIterable<SpoolBatch> {
       const records: SpoolRecord[] = [];
       let bytes = 0;
       const want = this.#nextSequence;
-      const maxRecords = this.#maxRecords;
       const maxBytes = this.#readBytes;
       scanWindow(
         window,

@@ -38,6 +38,20 @@ describe('Spool', () => {
     await again.close();
   });
 
+  it('hands back at most the records a read or poll asks for, then carries on after them', async () => {
+    const spool = await Spool.open({ dir: await tempDir() });
+    for (let i = 1; i <= 7; i++) spool.append(`r${i}`);
+    await spool.flush();
+    const reader = await spool.openReader('kafka', { maxRecords: 4 });
+    const sequences = async (batch: Promise<{ records: readonly { sequence: number }[] } | null>) =>
+      (await batch)?.records.map((r) => r.sequence) ?? null;
+    expect(await sequences(reader.read(2))).toEqual([1, 2]);
+    expect(await sequences(reader.poll(100))).toEqual([3, 4, 5, 6]);
+    expect(await sequences(reader.poll(0))).toEqual([7]);
+    expect(await reader.poll()).toBeNull();
+    await spool.close();
+  });
+
   it('makes records durable within the batch delay without a flush', async () => {
     const spool = await Spool.open({ dir: await tempDir(), batchDelayMs: 2 });
     const reader = await spool.openReader('a');
