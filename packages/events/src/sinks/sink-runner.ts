@@ -113,7 +113,8 @@ export class SinkRunner {
   #reader: SpoolReader | null = null;
   #running: Promise<void> | null = null;
   #stopping = false;
-  #wake: (() => void) | null = null;
+  /** Wakes the sleeps in progress (a retry's and a linger's may overlap). */
+  readonly #wakers = new Set<() => void>();
   #delivered = 0;
   #batches = 0;
   #failures = 0;
@@ -155,7 +156,7 @@ export class SinkRunner {
   /** Stops after the delivery in flight (if any), closes the consumer and the sink. */
   async stop(): Promise<void> {
     this.#stopping = true;
-    this.#wake?.();
+    for (const wake of this.#wakers) wake();
     await this.#reader?.close();
     await this.#running;
     if (this.#ackTimer !== null) clearTimeout(this.#ackTimer);
@@ -169,26 +170,15 @@ export class SinkRunner {
 
   async #loop(reader: SpoolReader): Promise<void> {
     let delay = this.#retryDelayMs;
-    let lastDelivery = 0;
-    let next = reader.read(this.#room(reader.nextSequence));
+    let next = this.#nextBatch(reader, 0);
     for (;;) {
-      let batch = await next;
+      const batch = await next;
       if (batch === null || this.#stopping) return;
-      if (this.#lingerMs > 0 && !this.#full(batch)) {
-        // A backlog fills the batch from what is on disk already; only a trickle waits.
-        batch = await this.#gather(reader, batch);
-        const wait = lastDelivery + this.#lingerMs - Date.now();
-        if (!this.#full(batch) && wait > 0) {
-          await this.#sleep(wait);
-          if (!this.#stopping) batch = await this.#gather(reader, batch);
-        }
-      }
-      lastDelivery = Date.now();
-      // The next batch is read from disk while this one is delivered, so the sink never waits
-      // for the spool. Its records are delivered only after this batch, so acknowledgements stay
-      // in order; a failure here is thrown where it is awaited (the catch only stops an
-      // unhandled-rejection report meanwhile).
-      next = reader.read(this.#room(reader.nextSequence));
+      // The next batch is read (and gathered) while this one is delivered, so the sink never
+      // waits for the spool. Its records are delivered only after this batch, so
+      // acknowledgements stay in order; a failure there is thrown where it is awaited (the catch
+      // only stops an unhandled-rejection report meanwhile).
+      next = this.#nextBatch(reader, Date.now());
       next.catch(() => undefined);
       for (;;) {
         try {
@@ -213,6 +203,25 @@ export class SinkRunner {
         }
       }
     }
+  }
+
+  /**
+   * The batch to deliver after the one that started at `lastDelivery` (ms): one read, and with
+   * `lingerMs` what else is durable until it is full, waiting out the linger under a trickle.
+   */
+  async #nextBatch(reader: SpoolReader, lastDelivery: number): Promise<SpoolBatch | null> {
+    let batch = await reader.read(this.#room(reader.nextSequence));
+    if (batch === null || this.#stopping || this.#lingerMs === 0 || this.#full(batch)) {
+      return batch;
+    }
+    // A backlog fills the batch from what is on disk already; only a trickle waits.
+    batch = await this.#gather(reader, batch);
+    const wait = lastDelivery + this.#lingerMs - Date.now();
+    if (!this.#full(batch) && wait > 0) {
+      await this.#sleep(wait);
+      if (!this.#stopping) batch = await this.#gather(reader, batch);
+    }
+    return batch;
   }
 
   /** `batch` joined by the records that became durable since, until it is full. */
@@ -287,15 +296,13 @@ export class SinkRunner {
 
   #sleep(ms: number): Promise<void> {
     return new Promise((resolveSleep) => {
-      const timer = setTimeout(() => {
-        this.#wake = null;
-        resolveSleep();
-      }, ms);
-      this.#wake = () => {
+      const wake = (): void => {
         clearTimeout(timer);
-        this.#wake = null;
+        this.#wakers.delete(wake);
         resolveSleep();
       };
+      const timer = setTimeout(wake, ms);
+      this.#wakers.add(wake);
     });
   }
 }
