@@ -26,6 +26,7 @@ import {
   type PartitionMetadata,
 } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readKafkaTopic, type ConsumedMessage } from './support/read-kafka-topic.js';
 
 let kafka: KafkaServer;
 let client: Kafka;
@@ -51,53 +52,9 @@ function producerFor(options: Partial<KafkaProducerOptions> = {}): KafkaProducer
   return producer;
 }
 
-interface Consumed {
-  partition: number;
-  offset: number;
-  key: Buffer | null;
-  value: Buffer | null;
-  timestamp: string;
-  headers: Record<string, string>;
-}
-
-/** Every message in `topic` now (up to each partition's high watermark). */
-async function readTopic(topic: string): Promise<Consumed[]> {
-  const offsets = await admin.fetchTopicOffsets(topic);
-  const total = offsets.reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
-  const out: Consumed[] = [];
-  if (total === 0) return out;
-  const consumer = client.consumer({ groupId: `it-${randomUUID()}`, maxWaitTimeInMs: 100 });
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topic, fromBeginning: true });
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`read ${out.length}/${total}`)), 30_000);
-      void consumer.run({
-        eachBatch: async ({ batch }) => {
-          for (const m of batch.messages) {
-            const headers: Record<string, string> = {};
-            for (const [k, v] of Object.entries(m.headers ?? {})) headers[k] = String(v);
-            out.push({
-              partition: batch.partition,
-              offset: Number(m.offset),
-              key: m.key,
-              value: m.value,
-              timestamp: m.timestamp,
-              headers,
-            });
-          }
-          if (out.length >= total) {
-            clearTimeout(timer);
-            resolve();
-          }
-        },
-      });
-    });
-  } finally {
-    await consumer.disconnect();
-  }
-  return out.sort((a, b) => a.partition - b.partition || a.offset - b.offset);
-}
+/** Every message in `topic` now, in partition and offset order. */
+const readTopic = (topic: string): Promise<ConsumedMessage[]> =>
+  readKafkaTopic(client, admin, topic);
 
 const kafkajsPartitioner = Partitioners.DefaultPartitioner();
 
@@ -134,7 +91,7 @@ function recordsFor(count: number, keys: number): ProducerRecord[] {
 
 function expectReadBack(
   sent: readonly ProducerRecord[],
-  got: readonly Consumed[],
+  got: readonly ConsumedMessage[],
   partitions: number,
 ) {
   expect(got).toHaveLength(sent.length);

@@ -21,6 +21,7 @@ import { freePort, startKafka, type KafkaServer } from '@portcullis/testkit';
 import { Kafka, logLevel, type Admin } from 'kafkajs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { sessionOf } from '../packages/events/src/ocsf/session-events.fixture.js';
+import { readKafkaTopic } from './support/read-kafka-topic.js';
 
 let kafka: KafkaServer;
 let client: Kafka;
@@ -86,44 +87,17 @@ interface Consumed {
   partition: number;
   key: string;
   value: string;
-  headers: Record<string, string>;
+  headers: Readonly<Record<string, string>>;
 }
 
 /** Every message in `topic` now (up to each partition's high watermark), in partition order. */
 async function readTopic(topic: string): Promise<Consumed[]> {
-  const offsets = await admin.fetchTopicOffsets(topic);
-  const total = offsets.reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
-  const out: Consumed[] = [];
-  if (total === 0) return out;
-  const consumer = client.consumer({ groupId: `it-${randomUUID()}`, maxWaitTimeInMs: 100 });
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topic, fromBeginning: true });
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`read ${out.length}/${total}`)), 30_000);
-      void consumer.run({
-        eachBatch: async ({ batch }) => {
-          for (const m of batch.messages) {
-            const headers: Record<string, string> = {};
-            for (const [k, v] of Object.entries(m.headers ?? {})) headers[k] = String(v);
-            out.push({
-              partition: batch.partition,
-              key: String(m.key),
-              value: String(m.value),
-              headers,
-            });
-          }
-          if (out.length >= total) {
-            clearTimeout(timer);
-            resolve();
-          }
-        },
-      });
-    });
-  } finally {
-    await consumer.disconnect();
-  }
-  return out;
+  return (await readKafkaTopic(client, admin, topic)).map((m) => ({
+    partition: m.partition,
+    key: String(m.key),
+    value: String(m.value),
+    headers: m.headers,
+  }));
 }
 
 /** Checks that each session's events appear in `seq` order (first occurrence of each id). */
