@@ -591,6 +591,13 @@ const eventKafka = z.strictObject({
     .default('native')
     .describe('native: the event JSON; ocsf: OCSF 1.3.0 Datastore Activity (6005) for SIEMs.'),
   compression: z.enum(['gzip', 'none']).default('gzip'),
+  gzipLevel: z
+    .number()
+    .int()
+    .min(1)
+    .max(9)
+    .default(1)
+    .describe('gzip level: 1 is fastest (the default), 9 smallest.'),
   ssl: z.boolean().default(false).describe('TLS to the brokers (system CAs).'),
   sasl: z
     .strictObject({

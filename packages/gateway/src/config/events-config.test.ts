@@ -60,6 +60,7 @@ describe('events configuration', () => {
       topic: 'portcullis.events',
       format: 'native',
       compression: 'gzip',
+      gzipLevel: 1,
       ssl: false,
       sasl: { mechanism: 'scram-sha-512', username: 'p', password: 'kafka-secret' },
     });
@@ -127,6 +128,7 @@ describe('events configuration', () => {
       [{ file: { keep: -1 } }, 'events.file.keep'],
       [{ path: 'a.jsonl', file: { path: 'b.jsonl' } }, 'events.file.path'],
       [{ flushIntervalMs: 0 }, 'events.flushIntervalMs'],
+      [{ kafka: { brokers: ['k:9092'], gzipLevel: 10 } }, 'events.kafka.gzipLevel'],
     ];
     for (const [events, key] of cases) {
       expect(messageOf(() => resolveEvents(events))).toContain(key);

@@ -151,6 +151,7 @@ export interface EventsConfig {
     readonly topic: string;
     readonly format: 'native' | 'ocsf';
     readonly compression: 'gzip' | 'none';
+    readonly gzipLevel: number;
     readonly ssl: boolean;
     readonly sasl: {
       readonly mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512';
@@ -553,6 +554,7 @@ function resolveEvents(
             topic: ev.kafka.topic,
             format: ev.kafka.format,
             compression: ev.kafka.compression,
+            gzipLevel: ev.kafka.gzipLevel,
             ssl: ev.kafka.ssl,
             sasl:
               ev.kafka.sasl === undefined

@@ -96,6 +96,7 @@ export async function createLocalSinks(
         topic: kafka.topic,
         format: kafka.format,
         compression: kafka.compression,
+        gzipLevel: kafka.gzipLevel,
         ssl: kafka.ssl,
         ...(kafka.sasl === null
           ? {}
