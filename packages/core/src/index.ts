@@ -3,3 +3,4 @@ export * from './identity.js';
 export * from './logger.js';
 export * from './session-event.js';
 export * from './policy.js';
+export * from './scram-client.js';

@@ -1,14 +1,11 @@
-import { createHash, createHmac, pbkdf2, randomBytes, timingSafeEqual } from 'node:crypto';
-import { promisify } from 'node:util';
-
-const pbkdf2Async = promisify(pbkdf2);
+import { createHash } from 'node:crypto';
+import { PortcullisError, ScramClient } from '@portcullis/core';
 
 /**
  * Most PBKDF2 iterations a server may ask for. PostgreSQL's default is 4096; a hostile or
  * misconfigured server asking for billions would tie up a thread-pool thread for minutes.
  */
 export const MAX_SCRAM_ITERATIONS = 1_000_000;
-import { PortcullisError } from '@portcullis/core';
 
 /** The md5 password answer: `'md5' + md5(md5(password + user) + salt)`. */
 export function md5PasswordResponse(user: string, password: string, salt: Buffer): string {
@@ -17,30 +14,29 @@ export function md5PasswordResponse(user: string, password: string, salt: Buffer
 }
 
 /**
- * The client side of SCRAM-SHA-256 (RFC 5802/7677) as PostgreSQL speaks it: no channel binding
- * and a placeholder user name (`*`) in the client-first message, since the server ignores it
- * and uses the startup user.
+ * The client side of SCRAM-SHA-256 (RFC 5802/7677) as PostgreSQL speaks it: no channel binding,
+ * a placeholder user name (`*`) in the client-first message, since the server ignores it and
+ * uses the startup user, and the password SASLprep'd as the server hashed it. The exchange is
+ * core's {@link ScramClient}; its errors become `PCL_ERR_UPSTREAM_AUTH`.
  */
 export class ScramSha256Client {
-  readonly #password: string;
-  readonly #clientNonce: string;
-  readonly #user: string;
-  #clientFirstBare = '';
-  #expectedServerSignature: Buffer | null = null;
+  readonly #scram: ScramClient;
 
   /**
    * `nonce` is for tests; by default 18 random bytes, base64. `user` is the SCRAM user name
    * sent in client-first-message (default `*`; PostgreSQL ignores it, other servers and the
    * RFC test vectors do not); `,` and `=` in it are escaped as RFC 5802 requires.
    */
-  constructor(
-    password: string,
-    nonce: string = randomBytes(18).toString('base64'),
-    user: string = '*',
-  ) {
-    this.#password = password;
-    this.#clientNonce = nonce;
-    this.#user = user.replaceAll('=', '=3D').replaceAll(',', '=2C');
+  constructor(password: string, nonce?: string, user = '*') {
+    this.#scram = new ScramClient({
+      mechanism: 'SCRAM-SHA-256',
+      user,
+      password: saslPrep(password),
+      ...(nonce === undefined ? {} : { nonce }),
+      // PostgreSQL 16 lets `scram_iterations` go down to 1.
+      minIterations: 1,
+      maxIterations: MAX_SCRAM_ITERATIONS,
+    });
   }
 
   /** The mechanism name to put in SASLInitialResponse. */
@@ -50,66 +46,24 @@ export class ScramSha256Client {
 
   /** client-first-message. */
   clientFirst(): string {
-    this.#clientFirstBare = `n=${this.#user},r=${this.#clientNonce}`;
-    return `n,,${this.#clientFirstBare}`;
+    return this.#scram.clientFirst();
   }
 
-  /**
-   * Takes server-first-message, returns client-final-message. Async because key derivation
-   * (PBKDF2) runs on the thread pool rather than blocking every other session.
-   */
+  /** Takes server-first-message, returns client-final-message (PBKDF2 on the thread pool). */
   async clientFinal(serverFirst: string): Promise<string> {
-    const attrs = parseAttributes(serverFirst);
-    const nonce = attrs.get('r');
-    const salt = attrs.get('s');
-    const iterations = Number(attrs.get('i'));
-    if (
-      nonce === undefined ||
-      salt === undefined ||
-      !Number.isInteger(iterations) ||
-      iterations < 1
-    ) {
-      throw scramError('server-first-message is malformed');
+    try {
+      return await this.#scram.clientFinal(serverFirst);
+    } catch (err) {
+      throw scramError(err);
     }
-    if (iterations > MAX_SCRAM_ITERATIONS) {
-      throw scramError(
-        `server asks for ${iterations} iterations, over the limit of ${MAX_SCRAM_ITERATIONS}`,
-      );
-    }
-    if (!nonce.startsWith(this.#clientNonce) || nonce.length === this.#clientNonce.length) {
-      throw scramError('server nonce does not extend the client nonce');
-    }
-    const saltedPassword = await pbkdf2Async(
-      saslPrep(this.#password),
-      Buffer.from(salt, 'base64'),
-      iterations,
-      32,
-      'sha256',
-    );
-    const clientKey = hmac(saltedPassword, 'Client Key');
-    const storedKey = createHash('sha256').update(clientKey).digest();
-    const clientFinalWithoutProof = `c=biws,r=${nonce}`;
-    const authMessage = `${this.#clientFirstBare},${serverFirst},${clientFinalWithoutProof}`;
-    const clientSignature = hmac(storedKey, authMessage);
-    const proof = Buffer.alloc(clientKey.length);
-    for (let i = 0; i < proof.length; i++) proof[i] = clientKey[i]! ^ clientSignature[i]!;
-    this.#expectedServerSignature = hmac(hmac(saltedPassword, 'Server Key'), authMessage);
-    return `${clientFinalWithoutProof},p=${proof.toString('base64')}`;
   }
 
   /** Checks server-final-message; throws unless the server proved it knows the password. */
   verifyServerFinal(serverFinal: string): void {
-    const attrs = parseAttributes(serverFinal);
-    const error = attrs.get('e');
-    if (error !== undefined) throw scramError(`server rejected the exchange: ${error}`);
-    const signature = Buffer.from(attrs.get('v') ?? '', 'base64');
-    const expected = this.#expectedServerSignature;
-    if (
-      expected === null ||
-      signature.length !== expected.length ||
-      !timingSafeEqual(signature, expected)
-    ) {
-      throw scramError('server signature does not match');
+    try {
+      this.#scram.verifyServerFinal(serverFinal);
+    } catch (err) {
+      throw scramError(err);
     }
   }
 }
@@ -133,19 +87,7 @@ function saslPrep(password: string): string {
   return password.replace(NON_ASCII_SPACE, ' ').replace(MAPPED_TO_NOTHING, '').normalize('NFKC');
 }
 
-function hmac(key: Buffer, data: string): Buffer {
-  return createHmac('sha256', key).update(data).digest();
-}
-
-function parseAttributes(message: string): Map<string, string> {
-  const attrs = new Map<string, string>();
-  for (const part of message.split(',')) {
-    const eq = part.indexOf('=');
-    if (eq === 1) attrs.set(part[0]!, part.slice(2));
-  }
-  return attrs;
-}
-
-function scramError(message: string): PortcullisError {
+function scramError(err: unknown): PortcullisError {
+  const message = err instanceof Error ? err.message : String(err);
   return new PortcullisError('PCL_ERR_UPSTREAM_AUTH', `SCRAM-SHA-256: ${message}`);
 }

@@ -1,5 +1,6 @@
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import { ScramClient } from '@portcullis/core';
 import { decodeApiVersionsResponse, encodeApiVersionsRequest } from './api-versions.js';
 import { FrameDecoder } from './frame-decoder.js';
 import { chooseVersion, KAFKA_APIS, type ApiVersionRange, type KafkaApi } from './kafka-apis.js';
@@ -12,7 +13,6 @@ import {
   encodeSaslAuthenticateRequest,
   encodeSaslHandshakeRequest,
 } from './sasl-messages.js';
-import { ScramClient } from './scram-client.js';
 
 /** SASL credentials: the mechanisms Kafka brokers commonly enable with user names and passwords. */
 export interface KafkaSasl {
@@ -321,15 +321,15 @@ export class KafkaConnection {
       await exchange(Buffer.from(`\u0000${sasl.username}\u0000${sasl.password}`, 'utf8'));
       return;
     }
-    const scram = new ScramClient(
-      sasl.mechanism === 'scram-sha-256' ? 'SCRAM-SHA-256' : 'SCRAM-SHA-512',
-      sasl.username,
-      sasl.password,
-    );
-    const serverFirst = await exchange(Buffer.from(scram.firstMessage(), 'utf8'));
+    const scram = new ScramClient({
+      mechanism: sasl.mechanism === 'scram-sha-256' ? 'SCRAM-SHA-256' : 'SCRAM-SHA-512',
+      user: sasl.username,
+      password: sasl.password,
+    });
+    const serverFirst = await exchange(Buffer.from(scram.clientFirst(), 'utf8'));
     let clientFinal: string;
     try {
-      clientFinal = await scram.finalMessage(serverFirst.toString('utf8'));
+      clientFinal = await scram.clientFinal(serverFirst.toString('utf8'));
     } catch (err) {
       throw authFailure(err instanceof Error ? err.message : String(err));
     }

@@ -3,7 +3,7 @@ import { promisify } from 'node:util';
 
 const pbkdf2Async = promisify(pbkdf2);
 
-/** The SCRAM variants Kafka offers. */
+/** The SCRAM variants the gateway speaks (PostgreSQL offers the first, Kafka both). */
 export type ScramMechanism = 'SCRAM-SHA-256' | 'SCRAM-SHA-512';
 
 const DIGEST = {
@@ -11,13 +11,22 @@ const DIGEST = {
   'SCRAM-SHA-512': { hash: 'sha512', bytes: 64 },
 } as const;
 
-/** Kafka refuses fewer; far more would make a hostile server burn this process's CPU. */
-const MIN_ITERATIONS = 4096;
-const MAX_ITERATIONS = 1_000_000;
-
-/** `=` and `,` are escaped in a SCRAM user name (RFC 5802 §5.1). */
-function saslName(username: string): string {
-  return username.replaceAll('=', '=3D').replaceAll(',', '=2C');
+/** Options of a {@link ScramClient}. */
+export interface ScramClientOptions {
+  readonly mechanism: ScramMechanism;
+  /** The SCRAM user name; `=` and `,` are escaped as RFC 5802 §5.1 requires. */
+  readonly user: string;
+  /** The password as the server hashed it (a caller that needs SASLprep applies it first). */
+  readonly password: string;
+  /** For tests; by default 18 random bytes, base64. */
+  readonly nonce?: string;
+  /** Fewest PBKDF2 iterations accepted from the server (default 4096). */
+  readonly minIterations?: number;
+  /**
+   * Most iterations accepted (default 1,000,000): a hostile or misconfigured server asking for
+   * billions would tie up a thread-pool thread for minutes.
+   */
+  readonly maxIterations?: number;
 }
 
 function attributes(message: string): Map<string, string> {
@@ -30,56 +39,62 @@ function attributes(message: string): Map<string, string> {
 }
 
 /**
- * The client side of a SCRAM exchange (RFC 5802, with SHA-256/512 as in RFC 7677), as Kafka
- * runs it: no channel binding, no authorization id. Pure: it produces and checks messages; the
- * connection carries them. The password is used to derive keys and is not kept or shown.
+ * The client side of a SCRAM exchange (RFC 5802, with SHA-256/512 as in RFC 7677): no channel
+ * binding, no authorization id. Pure: it produces and checks messages; the connection carries
+ * them. The password is used to derive keys and is never put in an error. Errors are plain
+ * `Error`s saying what the server got wrong; callers wrap them in their own.
  */
 export class ScramClient {
-  readonly #mechanism: ScramMechanism;
-  readonly #password: string;
-  readonly #clientFirstBare: string;
+  readonly #options: ScramClientOptions;
   readonly #nonce: string;
+  readonly #clientFirstBare: string;
   #serverSignature: Buffer | null = null;
 
-  constructor(mechanism: ScramMechanism, username: string, password: string, nonce?: string) {
-    this.#mechanism = mechanism;
-    this.#password = password;
-    this.#nonce = nonce ?? randomBytes(24).toString('base64url');
-    this.#clientFirstBare = `n=${saslName(username)},r=${this.#nonce}`;
+  constructor(options: ScramClientOptions) {
+    this.#options = options;
+    this.#nonce = options.nonce ?? randomBytes(18).toString('base64');
+    const user = options.user.replaceAll('=', '=3D').replaceAll(',', '=2C');
+    this.#clientFirstBare = `n=${user},r=${this.#nonce}`;
+  }
+
+  get mechanism(): ScramMechanism {
+    return this.#options.mechanism;
   }
 
   /** client-first-message: `n,,n=user,r=nonce`. */
-  firstMessage(): string {
+  clientFirst(): string {
     return `n,,${this.#clientFirstBare}`;
   }
 
   /**
    * client-final-message for the server's first message (`r=…,s=…,i=…`): checks the server's
    * nonce extends ours and the iteration count is sane, derives the keys (PBKDF2 on the thread
-   * pool) and returns `c=biws,r=…,p=proof`. Throws an Error saying what the server got wrong.
+   * pool, so other sessions are not blocked) and returns `c=biws,r=…,p=proof`.
    */
-  async finalMessage(serverFirst: string): Promise<string> {
+  async clientFinal(serverFirst: string): Promise<string> {
     const fields = attributes(serverFirst);
     const error = fields.get('e');
     if (error !== undefined) throw new Error(`the server refused the first message: ${error}`);
     const nonce = fields.get('r');
     const salt = fields.get('s');
-    const iterations = Number(fields.get('i'));
+    const count = fields.get('i');
+    const iterations = Number(count);
+    const { minIterations = 4096, maxIterations = 1_000_000 } = this.#options;
     if (nonce === undefined || !nonce.startsWith(this.#nonce) || nonce === this.#nonce) {
       throw new Error("the server's nonce does not extend the client's");
     }
     if (salt === undefined || salt === '') throw new Error('the server sent no salt');
-    if (!Number.isSafeInteger(iterations) || iterations < MIN_ITERATIONS) {
-      throw new Error(`the server asked for ${fields.get('i') ?? 'no'} iterations`);
+    if (!Number.isSafeInteger(iterations) || iterations < minIterations) {
+      throw new Error(`the server asked for ${count ?? 'no'} iterations`);
     }
-    if (iterations > MAX_ITERATIONS) {
-      throw new Error(`the server asked for ${iterations} iterations, over ${MAX_ITERATIONS}`);
+    if (iterations > maxIterations) {
+      throw new Error(`the server asked for ${iterations} iterations, over ${maxIterations}`);
     }
-    const { hash, bytes } = DIGEST[this.#mechanism];
+    const { hash, bytes } = DIGEST[this.#options.mechanism];
     const hmac = (key: Buffer, text: string): Buffer =>
       createHmac(hash, key).update(text, 'utf8').digest();
     const salted = await pbkdf2Async(
-      this.#password,
+      this.#options.password,
       Buffer.from(salt, 'base64'),
       iterations,
       bytes,
