@@ -15,8 +15,9 @@
 //   cost (transcoding each event's JSON to its TSV line, streamed into the insert while the server
 //   parses) plus the insert.
 // - spool → SinkRunner → sink: everything appended and synced first, then the runner drains it
-//   with the batches the gateway gives its ClickHouse sink (BULK_BATCHES: at most 50,000 records
-//   read 8 MiB at a time, each batch one insert), and with SinkRunner's defaults (4,096 records
+//   with the batches the gateway gives its ClickHouse sink (CLICKHOUSE_BATCHES: at most 50,000
+//   records read 8 MiB at a time, ending at multiples of 50,000, each batch one insert, two in
+//   flight), and with SinkRunner's defaults (4,096 records
 //   / 1 MiB) to show what the batch size costs. The same drain into a sink that drops the records
 //   shows what reading the spool costs by itself.
 // - raw client, JSONEachRow: the same rows as pre-built objects, the way the client is usually
@@ -39,7 +40,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createClient, ClickHouseLogLevel } from '@clickhouse/client';
 import type { SessionEvent } from '@portcullis/core';
 import {
-  BULK_BATCHES,
+  CLICKHOUSE_BATCHES,
   ClickHouseSink,
   eventToRow,
   legacy18TableDdl,
@@ -278,7 +279,7 @@ async function spoolDrain(
         }
       : sinkFor(table, dir);
     if (sink instanceof ClickHouseSink) await sink.ensureTable();
-    const runner = new SinkRunner(spool, sink, batches === 'bulk' ? BULK_BATCHES : {});
+    const runner = new SinkRunner(spool, sink, batches === 'bulk' ? CLICKHOUSE_BATCHES : {});
     const run = await timed(async () => {
       await runner.start();
       while (runner.stats.lagRecords > 0) await sleep(5);
@@ -329,7 +330,7 @@ async function steadyLag(
     const spool = await Spool.open({ dir: join(dir, 'spool'), maxBytes: 8 * 1024 ** 3 });
     const sink = sinkFor(table, dir);
     await sink.ensureTable();
-    const runner = new SinkRunner(spool, sink, BULK_BATCHES);
+    const runner = new SinkRunner(spool, sink, CLICKHOUSE_BATCHES);
     await runner.start();
     const appendedAt = new Float64Array(total);
     const lags: number[] = [];

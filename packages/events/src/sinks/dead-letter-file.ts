@@ -33,6 +33,8 @@ export class DeadLetterFile {
   readonly path: string;
   readonly #dir: string;
   #madeDir = false;
+  /** Appends run one at a time, so concurrent deliveries never interleave their lines. */
+  #appending: Promise<void> = Promise.resolve();
 
   constructor(dir: string, sinkName: string) {
     if (!/^[A-Za-z0-9._-]+$/.test(sinkName)) {
@@ -43,8 +45,14 @@ export class DeadLetterFile {
   }
 
   /** Appends `entries` as JSON lines and syncs the file. A no-op for an empty list. */
-  async append(entries: readonly DeadLetterEntry[]): Promise<void> {
-    if (entries.length === 0) return;
+  append(entries: readonly DeadLetterEntry[]): Promise<void> {
+    if (entries.length === 0) return Promise.resolve();
+    const next = this.#appending.then(() => this.#write(entries));
+    this.#appending = next.catch(() => undefined);
+    return next;
+  }
+
+  async #write(entries: readonly DeadLetterEntry[]): Promise<void> {
     if (!this.#madeDir) {
       await mkdir(this.#dir, { recursive: true });
       this.#madeDir = true;

@@ -1,5 +1,6 @@
 export {
   BULK_BATCHES,
+  CLICKHOUSE_BATCHES,
   STREAM_BATCHES,
   SinkRunner,
   type BatchSink,

@@ -112,6 +112,38 @@ describe('SinkRunner', () => {
     );
   });
 
+  it('with maxInFlight 2, delivers the next batch while one is stored, and acknowledges in order', async () => {
+    const { spool } = await openSpool();
+    for (let i = 0; i < 20; i++) spool.append(JSON.stringify({ i }));
+    await spool.flush();
+    const started: number[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const sink: BatchSink = {
+      name: 'parallel',
+      async deliver(records: readonly SpoolRecord[]) {
+        started.push(records[0]!.sequence);
+        if (started.length === 1) await gate;
+      },
+      async close() {},
+    };
+    const runner = new SinkRunner(spool, sink, {
+      maxRecords: 10,
+      maxInFlight: 2,
+      ackIntervalMs: 0,
+    });
+    await runner.start();
+    await until(() => started.length === 2);
+    // The second batch is stored, the first is not: nothing may be acknowledged yet.
+    await new Promise((r) => setTimeout(r, 50));
+    expect(spool.consumers().get('parallel') ?? 0).toBe(0);
+    release();
+    await until(() => runner.stats.lagRecords === 0);
+    expect(runner.stats.delivered).toBe(20);
+    await runner.stop();
+    await spool.close();
+  });
+
   it('delivers every record in order and acknowledges it', async () => {
     const { spool } = await openSpool();
     const { sink, stored, state } = recordingSink('test');

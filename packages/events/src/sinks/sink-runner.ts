@@ -49,6 +49,13 @@ export interface SinkRunnerOptions {
    * is shorter.
    */
   readonly alignBatches?: boolean;
+  /**
+   * Deliveries that may be in progress at once (default 1). With more, the next batch goes to
+   * the sink while the last one is still being stored, for sinks whose `deliver` may run
+   * concurrently and whose writes need no order (ClickHouse inserts); acknowledgements still
+   * follow the spool's order, so nothing is acknowledged before everything before it is stored.
+   */
+  readonly maxInFlight?: number;
 }
 
 /**
@@ -65,6 +72,13 @@ export const BULK_BATCHES = {
   lingerMs: 1_000,
   alignBatches: true,
 } as const;
+
+/**
+ * {@link BULK_BATCHES} with two deliveries in flight: the gateway's ClickHouse sink encodes and
+ * sends the next insert while the server still finishes the last one. (The embedded store's
+ * hash chains need its deliveries one at a time.)
+ */
+export const CLICKHOUSE_BATCHES = { ...BULK_BATCHES, maxInFlight: 2 } as const;
 
 /**
  * Batches for sinks that stream (Kafka): up to 20,000 records read 8 MiB at a time, with no
@@ -87,6 +101,15 @@ export interface SinkRunnerStats {
   readonly lagRecords: number;
 }
 
+/** A delivery the runner has handed to its sink. */
+interface InFlight {
+  readonly lastSequence: number;
+  /** True once stored, false when given up (stopping); null while in progress. */
+  stored: boolean | null;
+  /** Settles when the delivery is stored or given up. */
+  done: Promise<void>;
+}
+
 /**
  * Drains a spool into one sink: reads batches as the sink's consumer, delivers them, and
  * acknowledges only after the sink stored them. A failing sink is retried with exponential
@@ -104,6 +127,7 @@ export class SinkRunner {
   readonly #ackIntervalMs: number;
   readonly #lingerMs: number;
   readonly #alignBatches: boolean;
+  readonly #maxInFlight: number;
   /** Highest sequence stored by the sink and not yet acknowledged. */
   #pendingAck: number | null = null;
   #lastAckAt = 0;
@@ -131,6 +155,7 @@ export class SinkRunner {
     this.#ackIntervalMs = options.ackIntervalMs ?? 200;
     this.#lingerMs = options.lingerMs ?? 0;
     this.#alignBatches = options.alignBatches ?? false;
+    this.#maxInFlight = Math.max(1, options.maxInFlight ?? 1);
   }
 
   get stats(): SinkRunnerStats {
@@ -169,38 +194,67 @@ export class SinkRunner {
   }
 
   async #loop(reader: SpoolReader): Promise<void> {
-    let delay = this.#retryDelayMs;
-    let next = this.#nextBatch(reader, 0);
-    for (;;) {
-      const batch = await next;
-      if (batch === null || this.#stopping) return;
-      // The next batch is read (and gathered) while this one is delivered, so the sink never
-      // waits for the spool. Its records are delivered only after this batch, so
-      // acknowledgements stay in order; a failure there is thrown where it is awaited (the catch
-      // only stops an unhandled-rejection report meanwhile).
-      next = this.#nextBatch(reader, Date.now());
-      next.catch(() => undefined);
+    const inFlight: InFlight[] = [];
+    // Acknowledges the stored deliveries at the head of the queue, in order, as they finish.
+    const advance = (): void => {
+      while (inFlight[0]?.stored === true) {
+        this.#pendingAck = inFlight.shift()!.lastSequence;
+        this.#ackSoon();
+      }
+    };
+    try {
+      let next = this.#nextBatch(reader, 0);
       for (;;) {
-        try {
-          await this.#sink.deliver(batch.records);
-          this.#pendingAck = batch.lastSequence;
-          this.#ackSoon();
-          this.#delivered += batch.records.length;
-          this.#batches++;
-          this.#lastError = null;
-          delay = this.#retryDelayMs;
-          break;
-        } catch (err) {
-          this.#failures++;
-          this.#lastError = err instanceof Error ? err.message : String(err);
-          this.#logger.warn(
-            { err, sink: this.#sink.name, retryInMs: delay },
-            'event sink delivery failed; retrying',
-          );
-          await this.#sleep(delay);
-          if (this.#stopping) return;
-          delay = Math.min(delay * 2, this.#maxRetryDelayMs);
+        const batch = await next;
+        if (batch === null || this.#stopping) return;
+        // The next batch is read (and gathered) while this one is delivered, so the sink never
+        // waits for the spool. Its records are delivered only after this batch, so
+        // acknowledgements stay in order; a failure there is thrown where it is awaited (the
+        // catch only stops an unhandled-rejection report meanwhile).
+        next = this.#nextBatch(reader, Date.now());
+        next.catch(() => undefined);
+        const delivery: InFlight = {
+          lastSequence: batch.lastSequence,
+          stored: null,
+          done: Promise.resolve(),
+        };
+        delivery.done = this.#deliver(batch).then((stored) => {
+          delivery.stored = stored;
+          advance();
+        });
+        inFlight.push(delivery);
+        while (inFlight.length >= this.#maxInFlight) {
+          await inFlight[0]!.done;
+          // Stopping: a later delivery may have stored its records, but acknowledging them
+          // would skip this batch's; they are delivered again after a restart.
+          if (inFlight[0]?.stored === false) return;
         }
+      }
+    } finally {
+      await Promise.all(inFlight.map((delivery) => delivery.done));
+    }
+  }
+
+  /** Delivers `batch`, retrying with backoff until it is stored (true) or the runner stops. */
+  async #deliver(batch: SpoolBatch): Promise<boolean> {
+    let delay = this.#retryDelayMs;
+    for (;;) {
+      try {
+        await this.#sink.deliver(batch.records);
+        this.#delivered += batch.records.length;
+        this.#batches++;
+        this.#lastError = null;
+        return true;
+      } catch (err) {
+        this.#failures++;
+        this.#lastError = err instanceof Error ? err.message : String(err);
+        this.#logger.warn(
+          { err, sink: this.#sink.name, retryInMs: delay },
+          'event sink delivery failed; retrying',
+        );
+        await this.#sleep(delay);
+        if (this.#stopping) return false;
+        delay = Math.min(delay * 2, this.#maxRetryDelayMs);
       }
     }
   }

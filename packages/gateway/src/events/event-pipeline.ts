@@ -5,12 +5,14 @@ import {
   ClickHouseSink,
   KafkaSink,
   BULK_BATCHES,
+  CLICKHOUSE_BATCHES,
   STREAM_BATCHES,
   SinkRunner,
   Spool,
   SpoolEventSink,
   type BatchSink,
   type KafkaSinkOptions,
+  type SinkRunnerOptions,
 } from '@portcullis/events';
 import type { EventsConfig } from '../config/load-config.js';
 import { loadChainKey } from './chain-key.js';
@@ -211,12 +213,7 @@ export class EventPipeline {
           : names.map((name) => options.remote!.sink(name));
       store = storeOf(sinks);
       for (const sink of sinks) {
-        // Stores pay a fixed cost per insert (a new data part): hand them large batches.
-        const bulk = sink.name === STORE_SINK || sink.name === CLICKHOUSE_SINK;
-        const runner = new SinkRunner(spool, sink, {
-          logger,
-          ...(bulk ? BULK_BATCHES : sink.name === KAFKA_SINK ? STREAM_BATCHES : {}),
-        });
+        const runner = new SinkRunner(spool, sink, { logger, ...batchesFor(sink.name) });
         await runner.start();
         runners.push({ name: sink.name, runner });
       }
@@ -312,4 +309,13 @@ export class EventPipeline {
     })();
     return this.#closing;
   }
+}
+
+/** How each sink reads the spool; see the constants' comments. */
+function batchesFor(sink: string): SinkRunnerOptions {
+  // Stores pay a fixed cost per insert (a new data part): hand them large batches.
+  if (sink === STORE_SINK) return BULK_BATCHES;
+  if (sink === CLICKHOUSE_SINK) return CLICKHOUSE_BATCHES;
+  if (sink === KAFKA_SINK) return STREAM_BATCHES;
+  return {};
 }
