@@ -17,15 +17,9 @@ import {
   type ProducerRecord,
 } from '@portcullis/events';
 import { freePort, startKafka, type KafkaServer } from '@portcullis/testkit';
-import {
-  Kafka,
-  logLevel,
-  Partitioners,
-  type Admin,
-  type PartitionerArgs,
-  type PartitionMetadata,
-} from 'kafkajs';
+import { Kafka, logLevel, type Admin } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { kafkajsPartition } from '../packages/events/src/kafka-producer/kafkajs-internals.fixture.js';
 import { readKafkaTopic, type ConsumedMessage } from './support/read-kafka-topic.js';
 
 let kafka: KafkaServer;
@@ -55,23 +49,6 @@ function producerFor(options: Partial<KafkaProducerOptions> = {}): KafkaProducer
 /** Every message in `topic` now, in partition and offset order. */
 const readTopic = (topic: string): Promise<ConsumedMessage[]> =>
   readKafkaTopic(client, admin, topic);
-
-const kafkajsPartitioner = Partitioners.DefaultPartitioner();
-
-function kafkajsPartition(key: string, partitions: number): number {
-  const partitionMetadata: PartitionMetadata[] = Array.from({ length: partitions }, (_, i) => ({
-    partitionId: i,
-    leader: 1,
-    partitionErrorCode: 0,
-    replicas: [1],
-    isr: [1],
-  }));
-  return kafkajsPartitioner({
-    topic: 't',
-    partitionMetadata,
-    message: { key, value: null },
-  } as PartitionerArgs);
-}
 
 const T0 = 1_760_000_000_000;
 

@@ -1,6 +1,7 @@
 // kafkajs's own record-batch decoder and CRC-32C, loaded from its sources (the package has no
 // `exports` map, so they resolve) and typed here: the oracle the encoder's tests decode with.
 import { createRequire } from 'node:module';
+import { Partitioners, type PartitionerArgs } from 'kafkajs';
 
 const require = createRequire(import.meta.url);
 
@@ -41,3 +42,21 @@ export function decodeWithKafkaJs(batch: Buffer): Promise<KafkaJsRecordBatch> {
 export const kafkaJsCrc32c = require('kafkajs/src/protocol/recordBatch/crc32C') as (
   bytes: Buffer,
 ) => number;
+
+const defaultPartitioner = Partitioners.DefaultPartitioner();
+
+/** The partition kafkajs's DefaultPartitioner picks for `key` among `partitions` (the oracle). */
+export function kafkajsPartition(key: string | Buffer, partitions: number): number {
+  const partitionMetadata = Array.from({ length: partitions }, (_, partitionId) => ({
+    partitionId,
+    leader: 1,
+    partitionErrorCode: 0,
+    replicas: [1],
+    isr: [1],
+  }));
+  return defaultPartitioner({
+    topic: 't',
+    partitionMetadata,
+    message: { key, value: null },
+  } as PartitionerArgs);
+}

@@ -1,24 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { Partitioners, type PartitionerArgs } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
+import { kafkajsPartition } from './kafkajs-internals.fixture.js';
 import { murmur2, partitionOfKey, partitionOfStringKey } from './murmur2-partition.js';
-
-const kafkajs = Partitioners.DefaultPartitioner();
-
-function kafkajsPartition(key: string | Buffer, partitions: number): number {
-  const partitionMetadata = Array.from({ length: partitions }, (_, partitionId) => ({
-    partitionId,
-    leader: 1,
-    partitionErrorCode: 0,
-    replicas: [1],
-    isr: [1],
-  }));
-  return kafkajs({
-    topic: 't',
-    partitionMetadata,
-    message: { key, value: null },
-  } as PartitionerArgs);
-}
 
 describe('murmur2 partitioning', () => {
   it("matches the Java client's murmur2 on known keys", () => {
