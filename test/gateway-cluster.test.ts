@@ -1,12 +1,10 @@
 // The multi-process gateway as shipped: the built CLI (`portcullis start --processes 2`) from a
 // YAML file, sessions spread over worker processes, cancels routed to the worker that owns the
 // session, and one event file that every worker appends to.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { SessionEvent } from '@portcullis/core';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,64 +17,30 @@ import {
   sleep,
   superuserQuery,
 } from './support/gateway-fixture.js';
+import { CLI, startCliCluster, type CliCluster } from './support/cli-cluster.js';
 import { sendCancelRequest } from './support/raw-pg-client.js';
 
 const DB = 'it_gateway_cluster';
-const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
-const CLI = join(ROOT, 'packages/cli/dist/bin.js');
 const TOKEN = newToken('cluster');
 
 let dir: string;
-let cli: ChildProcess;
-let exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-let output = '';
+let cluster: CliCluster | undefined;
 let port = 0;
-/** The HTTP API's base URL, from the CLI's output. */
-let httpBase = '';
 
-/** Starts `portcullis start` and resolves with the port it prints once it is listening. */
+/** Starts `portcullis start --processes 2` and resolves with the port it prints once listening. */
 async function startCli(configFile: string): Promise<number> {
-  const pgServer = sharedPostgres();
-  cli = spawn(process.execPath, [CLI, 'start', '--config', configFile, '--processes', '2'], {
+  cluster = await startCliCluster({
+    configFile,
     cwd: dir,
+    processes: 2,
     env: {
-      ...process.env,
       CLUSTER_TOKEN: TOKEN,
-      CLUSTER_UPSTREAM_PASSWORD: pgServer.roles.scram.password,
+      CLUSTER_UPSTREAM_PASSWORD: sharedPostgres().roles.scram.password,
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  exited = new Promise((resolveExit) =>
-    cli.once('exit', (code, signal) => resolveExit({ code, signal })),
-  );
-  cli.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-  return new Promise<number>((resolvePort, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`the CLI did not report listening within 30 s:\n${output}`)),
-      30_000,
-    );
-    cli.stdout!.on('data', (chunk: Buffer) => {
-      output += chunk.toString('utf8');
-      const match =
-        /Portcullis is listening on postgresql:\/\/([^:\s]+):(\d+) \((\d+) processes\)/.exec(
-          output,
-        );
-      const api = /HTTP API on (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
-      if (match !== null && api !== null) {
-        clearTimeout(timer);
-        expect(match[1]).toBe('127.0.0.1');
-        expect(match[3]).toBe('2');
-        httpBase = api[1]!;
-        resolvePort(Number(match[2]));
-      }
-    });
-    void exited.then(({ code, signal }) => {
-      clearTimeout(timer);
-      reject(
-        new Error(`the CLI exited (code ${code}, signal ${signal}) before listening:\n${output}`),
-      );
-    });
-  });
+  expect(cluster.host).toBe('127.0.0.1');
+  expect(cluster.processes).toBe(2);
+  return cluster.port;
 }
 
 function yamlConfig(): string {
@@ -164,11 +128,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
-  if (cli !== undefined && cli.exitCode === null && cli.signalCode === null) {
-    cli.kill('SIGTERM');
-    await Promise.race([exited, sleep(10_000)]);
-    if (cli.exitCode === null && cli.signalCode === null) cli.kill('SIGKILL');
-  }
+  await cluster?.stop();
   if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   await dropSharedDatabase(DB);
 });
@@ -194,9 +154,9 @@ describe('portcullis start --processes 2', () => {
   });
 
   it('serves health, readiness and metrics summed over both workers on the primary', async () => {
-    expect((await fetch(`${httpBase}/healthz`)).status).toBe(200);
-    expect((await fetch(`${httpBase}/readyz`)).status).toBe(200);
-    const text = await (await fetch(`${httpBase}/metrics`)).text();
+    expect((await fetch(`${cluster!.httpBase}/healthz`)).status).toBe(200);
+    expect((await fetch(`${cluster!.httpBase}/readyz`)).status).toBe(200);
+    const text = await (await fetch(`${cluster!.httpBase}/metrics`)).text();
     const count = (kind: string): number =>
       Number(
         new RegExp(
@@ -247,12 +207,12 @@ describe('portcullis start --processes 2', () => {
       for (const client of open)
         client.on('error', (err: Error & { code?: string }) => shutdownErrors.push(err.code ?? ''));
 
-      cli.kill('SIGTERM');
+      cluster!.child.kill('SIGTERM');
       const exit = await Promise.race([
-        exited,
+        cluster!.exited,
         sleep(20_000).then(() => ({ code: -1, signal: null })),
       ]);
-      expect(exit, output).toEqual({ code: 0, signal: null });
+      expect(exit, cluster!.output()).toEqual({ code: 0, signal: null });
       expect(shutdownErrors.filter((code) => code === '57P01')).toHaveLength(open.length);
       await Promise.all(open.map((c) => c.end().catch(() => undefined)));
 

@@ -2,12 +2,10 @@
 // the same `state.url` see one set of requests, so a DELETE held on one is approved or denied
 // through the other's API; a multi-process gateway holds in its workers and releases through
 // its primary's API; and one person's flood of held statements stops at the configured cap.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { startOidcProvider, type OidcProviderServer } from '@portcullis/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,12 +25,11 @@ import {
   type GatewayFixture,
   type TokenSpec,
 } from './support/gateway-fixture.js';
+import { CLI, startCliCluster, type CliCluster } from './support/cli-cluster.js';
 import { personCredential, testIdpOidc } from './support/oidc-login.js';
 
 const DB = 'it_pg_approvals_shared';
 const STATE_DB = 'it_pg_approvals_shared_state';
-const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
-const CLI = join(ROOT, 'packages/cli/dist/bin.js');
 const FLOOD: TokenSpec = {
   token: newToken('flood'),
   subject: 'user-flood',
@@ -206,8 +203,7 @@ describe('two gateways sharing one state database', () => {
 describe('a multi-process gateway on the shared state database', () => {
   const TOKEN = newToken('cluster');
   let dir: string;
-  let cli: ChildProcess;
-  let output = '';
+  let cluster: CliCluster | undefined;
   let port = 0;
   let base = '';
 
@@ -248,48 +244,22 @@ describe('a multi-process gateway on the shared state database', () => {
     const file = join(dir, 'portcullis.yaml');
     // JSON is YAML.
     await writeFile(file, JSON.stringify(config, null, 2), { mode: 0o600 });
-    cli = spawn(process.execPath, [CLI, 'start', '--config', file, '--processes', '2'], {
+    cluster = await startCliCluster({
+      configFile: file,
       cwd: dir,
+      processes: 2,
       env: {
-        ...process.env,
         CLUSTER_TOKEN: TOKEN,
         UPSTREAM_PASSWORD: pgServer.roles.scram.password,
         STATE_URL: sharedStateUrl(STATE_DB),
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
     });
-    cli.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-    await new Promise<void>((resolveStarted, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`the CLI did not report listening within 30 s:\n${output}`)),
-        30_000,
-      );
-      cli.stdout!.on('data', (chunk: Buffer) => {
-        output += chunk.toString('utf8');
-        const match =
-          /Portcullis is listening on postgresql:\/\/[^:\s]+:(\d+) \(2 processes\)/.exec(output);
-        const api = /HTTP API on (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
-        if (match !== null && api !== null) {
-          clearTimeout(timer);
-          port = Number(match[1]);
-          base = api[1]!;
-          resolveStarted();
-        }
-      });
-      cli.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`the CLI exited (code ${code}) before listening:\n${output}`));
-      });
-    });
+    port = cluster.port;
+    base = cluster.httpBase;
   });
 
   afterAll(async () => {
-    if (cli !== undefined && cli.exitCode === null && cli.signalCode === null) {
-      const exited = new Promise((r) => cli.once('exit', r));
-      cli.kill('SIGTERM');
-      await Promise.race([exited, sleep(10_000)]);
-      if (cli.exitCode === null && cli.signalCode === null) cli.kill('SIGKILL');
-    }
+    await cluster?.stop();
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   });
 
