@@ -166,6 +166,35 @@ describe('every style (property)', () => {
     );
   });
 
+  it('partial keeps separators in the masked part, wherever the value sits in its buffer', () => {
+    // Digit-heavy text, so the four-bytes-at-a-time path sees whole digit words, mixed words
+    // and non-ASCII bytes at every alignment.
+    const char = fc.constantFrom(...'0123456789012345-. @/()+xZ_é€😀'.match(/./gu)!);
+    fc.assert(
+      fc.property(
+        fc.array(char, { maxLength: 40 }),
+        fc.nat(8),
+        fc.nat(7),
+        fc.boolean(),
+        (chars, keepLast, offset, keepSeparators) => {
+          const text = chars.join('');
+          const bytes = Buffer.from(text);
+          const src = new Uint8Array(offset + bytes.length + 3).subarray(1);
+          src.set(bytes, offset);
+          const masker = createMasker({ kind: 'partial', keepLast, keepSeparators });
+          const out = new Uint8Array(masker.maxOutput(bytes.length) + 5).subarray(3);
+          const end = masker.write(src, offset, offset + bytes.length, out, 1);
+          const kept = Math.min(keepLast, chars.length >> 1);
+          const head = chars
+            .slice(0, chars.length - kept)
+            .map((c) => (keepSeparators && ' -.@/()+'.includes(c) ? c : '*'));
+          const expected = head.join('') + chars.slice(chars.length - kept).join('');
+          expect(Buffer.from(out.subarray(1, end)).toString()).toBe(expected);
+        },
+      ),
+    );
+  });
+
   it('partial keeps at most half and at most keepLast code points of the tail', () => {
     fc.assert(
       fc.property(fc.string({ unit: 'grapheme', maxLength: 30 }), fc.nat(8), (text, keepLast) => {

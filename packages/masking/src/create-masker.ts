@@ -2,6 +2,7 @@ import type { KeyObject } from 'node:crypto';
 import { PortcullisError } from '@portcullis/core';
 import { countCodePoints, sequenceLength } from './count-code-points.js';
 import { HmacSha256 } from './hmac-sha256.js';
+import { ViewCache } from './output-writer.js';
 import {
   DEFAULT_HASH_LENGTH,
   DEFAULT_HASH_PREFIX,
@@ -38,6 +39,7 @@ export interface MaskerOptions {
 }
 
 const STAR = 0x2a;
+const STARS = 0x2a2a2a2a;
 const BASE32 = new TextEncoder().encode('abcdefghijklmnopqrstuvwxyz234567');
 
 /** ASCII separators `partial` keeps in the masked part. */
@@ -171,6 +173,10 @@ class PartialMasker extends BaseMasker {
     const cut = end - Math.min(this.#keepLast, (end - start) >> 1);
     const from = pos;
     let i = start;
+    if (cut - start >= 8) {
+      i = maskWords(src, start, cut, out, pos, map);
+      pos += i - start;
+    }
     for (; i < cut; i++) {
       const b = src[i]!;
       if (b >= 0x80) break;
@@ -208,6 +214,41 @@ class PartialMasker extends BaseMasker {
     while (i < end) out[pos++] = src[i++]!;
     return pos;
   }
+}
+
+const partialSource = new ViewCache();
+const partialOutput = new ViewCache();
+
+/**
+ * The ASCII words of `src[i, cut)`, four bytes at a time, mapped through `map` into `out` at
+ * `pos`; returns where it stopped (a non-ASCII byte, or fewer than four bytes left). A word of
+ * four digits, most of a card or account number, is one load, one test and one store.
+ */
+function maskWords(
+  src: Uint8Array,
+  i: number,
+  cut: number,
+  out: Uint8Array,
+  pos: number,
+  map: Uint8Array,
+): number {
+  const sv = partialSource.of(src);
+  const ov = partialOutput.of(out);
+  for (; i + 4 <= cut; i += 4, pos += 4) {
+    const x = sv.getInt32(i);
+    if ((x & 0x80808080) !== 0) break;
+    // Every byte 0x30–0x39: its high nibble is 3, and still 3 after adding 6 (no carries:
+    // the bytes are ASCII).
+    if ((((x & 0xf0f0f0f0) ^ 0x30303030) | (((x + 0x06060606) & 0xf0f0f0f0) ^ 0x30303030)) === 0) {
+      ov.setInt32(pos, STARS);
+    } else {
+      out[pos] = map[x >>> 24]!;
+      out[pos + 1] = map[(x >>> 16) & 0x7f]!;
+      out[pos + 2] = map[(x >>> 8) & 0x7f]!;
+      out[pos + 3] = map[x & 0x7f]!;
+    }
+  }
+  return i;
 }
 
 class FixedFormatMasker extends BaseMasker {

@@ -193,6 +193,24 @@ export function sourceView(src: Uint8Array): DataView {
   return lastSourceView;
 }
 
+/**
+ * A DataView of all of one Uint8Array at its own offsets, rebuilt only when the array changes:
+ * the values a masker sees come from one chunk after another, and the output it writes into
+ * changes only when a writer grows.
+ */
+export class ViewCache {
+  #bytes: Uint8Array = EMPTY;
+  #view: DataView = EMPTY_VIEW;
+
+  of(bytes: Uint8Array): DataView {
+    if (bytes !== this.#bytes) {
+      this.#bytes = bytes;
+      this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    }
+    return this.#view;
+  }
+}
+
 /** Reads a big-endian Int32. */
 export function readInt32(src: Uint8Array, at: number): number {
   return (src[at]! << 24) | (src[at + 1]! << 16) | (src[at + 2]! << 8) | src[at + 3]!;
