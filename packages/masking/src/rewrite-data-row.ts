@@ -1,5 +1,6 @@
 import { PortcullisError } from '@portcullis/core';
 import type { ContentDetector } from './content-detector.js';
+import type { Masker } from './create-masker.js';
 import { Op, type RowPlan } from './row-plan.js';
 import { OutputWriter, readInt32, sourceView, writeInt32 } from './output-writer.js';
 import { jsonStringMaxLength, writeJsonString } from './write-json-string.js';
@@ -237,6 +238,7 @@ function maskValue(
   w: OutputWriter,
   p: number,
 ): number {
+  if (op === RULE) return writeWithMasker(src, vs, ve, plan.maskers[col]!, w, p);
   const length = ve - vs;
   const detector = plan.detector;
   // Binary jsonb: a version byte, then the JSON text.
@@ -245,20 +247,16 @@ function maskValue(
     const found = detector!.scan(src, vs + jsonb, ve, plan.hints[col]!);
     plan.hints[col] = detector!.covering;
     if (found === 0) return NO_CHANGE;
+    // One finding covering the value: its masker writes it, as writeMasked would.
+    const masker = op === DETECT ? detector!.coveringMasker : null;
+    if (masker !== null && !masker.nulls) return writeWithMasker(src, vs, ve, masker, w, p);
   }
   w.copyTo(p);
   w.ensure(4);
   const at = w.pos;
-  let outLength: number;
   switch (op) {
     case NULL:
       return -1;
-    case RULE: {
-      const masker = plan.maskers[col]!;
-      w.ensure(4 + masker.maxOutput(length));
-      outLength = masker.write(src, vs, ve, w.buf, at + 4) - at - 4;
-      break;
-    }
     case RULE_JSON:
     case RULE_JSONB: {
       const masker = plan.maskers[col]!;
@@ -267,22 +265,29 @@ function maskValue(
       const n = masker.write(src, vs + jsonb, ve, scratch, 0);
       w.ensure(4 + 1 + jsonStringMaxLength(n));
       if (op === RULE_JSONB) w.buf[at + 4] = 1;
-      outLength =
+      const outLength =
         writeJsonString(scratch, 0, n, w.buf, at + 4 + (op === RULE_JSONB ? 1 : 0)) - at - 4;
-      break;
-    }
-    case DETECT: {
-      // One finding covering the value: its masker writes it, as writeMasked would.
-      const masker = detector!.coveringMasker;
-      if (masker === null) return writeDetected(src, vs, ve, jsonb, op, detector!, w, at);
-      if (masker.nulls) return -1;
-      w.ensure(4 + masker.maxOutput(length));
-      outLength = masker.write(src, vs, ve, w.buf, at + 4) - at - 4;
-      break;
+      return unlessSame(src, vs, length, w, at, outLength);
     }
     default:
       return writeDetected(src, vs, ve, jsonb, op, detector!, w, at);
   }
+}
+
+/** As {@link maskValue}, for a value that `masker` writes whole (a rule, or a covering finding). */
+function writeWithMasker(
+  src: Uint8Array,
+  vs: number,
+  ve: number,
+  masker: Masker,
+  w: OutputWriter,
+  p: number,
+): number {
+  w.copyTo(p);
+  const length = ve - vs;
+  w.ensure(4 + masker.maxOutput(length));
+  const at = w.pos;
+  const outLength = masker.write(src, vs, ve, w.buf, at + 4) - at - 4;
   return unlessSame(src, vs, length, w, at, outLength);
 }
 
