@@ -23,11 +23,18 @@ const NOT_TLD_LIST =
   );
 const NOT_TLDS = new Set(NOT_TLD_LIST.map((ext) => letterCode(Buffer.from(ext), 0, ext.length)));
 /**
- * Length and first letter of each entry of {@link NOT_TLDS}, as `length * 32 + letter`: most
- * real TLDs (`com`, `org`, `io`) miss here and skip the set look-up.
+ * Length, first and last letter of each entry of {@link NOT_TLDS} (see {@link tldHint}): real
+ * TLDs (`com`, `org`, `io`) miss here and skip the set look-up.
  */
-const NOT_TLD_HINT = new Uint8Array(8 * 32);
-for (const ext of NOT_TLD_LIST) NOT_TLD_HINT[ext.length * 32 + (ext.charCodeAt(0) & 31)] = 1;
+const NOT_TLD_HINT = new Uint8Array(8 * 32 * 32);
+for (const ext of NOT_TLD_LIST) {
+  NOT_TLD_HINT[tldHint(ext.length, ext.charCodeAt(0), ext.charCodeAt(ext.length - 1))] = 1;
+}
+
+/** A TLD's slot in {@link NOT_TLD_HINT}: letters are case-folded by their low five bits. */
+function tldHint(length: number, first: number, last: number): number {
+  return (((length << 5) | (first & 31)) << 5) | (last & 31);
+}
 
 /** Up to six ASCII letters, case-folded, packed five bits each (no string allocated per email). */
 function letterCode(src: Uint8Array, start: number, end: number): number {
@@ -147,6 +154,8 @@ function validTld(src: Uint8Array, labelStart: number, end: number): boolean {
   }
   if (tldLength > 6) return true;
   // An ASCII TLD can only match an entry of its length and first letter.
-  if (bits < 0x80 && NOT_TLD_HINT[tldLength * 32 + (src[labelStart]! & 31)] === 0) return true;
+  if (bits < 0x80 && NOT_TLD_HINT[tldHint(tldLength, src[labelStart]!, src[end - 1]!)] === 0) {
+    return true;
+  }
   return !NOT_TLDS.has(letterCode(src, labelStart, end));
 }
