@@ -40,6 +40,10 @@ export interface MaskerOptions {
 
 const STAR = 0x2a;
 const STARS = 0x2a2a2a2a;
+
+// Word access to the values maskers read and the outputs they write into.
+const maskedSource = new ViewCache();
+const maskedOutput = new ViewCache();
 const BASE32 = new TextEncoder().encode('abcdefghijklmnopqrstuvwxyz234567');
 
 /** ASCII separators `partial` keeps in the masked part. */
@@ -137,9 +141,16 @@ class RedactMasker extends BaseMasker {
   readonly kind = 'redact';
   readonly #marker: Uint8Array;
 
+  /** The marker as a big-endian word when it has four bytes, else 0 (a marker has no NUL). */
+  readonly #word: number;
+
   constructor(marker: Uint8Array) {
     super();
     this.#marker = marker;
+    this.#word =
+      marker.length === 4
+        ? (marker[0]! << 24) | (marker[1]! << 16) | (marker[2]! << 8) | marker[3]!
+        : 0;
   }
 
   maxOutput(): number {
@@ -147,7 +158,10 @@ class RedactMasker extends BaseMasker {
   }
 
   write(_src: Uint8Array, _start: number, _end: number, out: Uint8Array, pos: number): number {
-    return writeBytes(this.#marker, out, pos);
+    // The default four-byte marker is one store.
+    if (this.#word === 0) return writeBytes(this.#marker, out, pos);
+    maskedOutput.of(out).setInt32(pos, this.#word);
+    return pos + 4;
   }
 }
 
@@ -216,9 +230,6 @@ class PartialMasker extends BaseMasker {
   }
 }
 
-const partialSource = new ViewCache();
-const partialOutput = new ViewCache();
-
 /**
  * The ASCII words of `src[i, cut)`, four bytes at a time, mapped through `map` into `out` at
  * `pos`; returns where it stopped (a non-ASCII byte, or fewer than four bytes left). A word of
@@ -232,8 +243,8 @@ function maskWords(
   pos: number,
   map: Uint8Array,
 ): number {
-  const sv = partialSource.of(src);
-  const ov = partialOutput.of(out);
+  const sv = maskedSource.of(src);
+  const ov = maskedOutput.of(out);
   for (; i + 4 <= cut; i += 4, pos += 4) {
     const x = sv.getInt32(i);
     if ((x & 0x80808080) !== 0) break;
