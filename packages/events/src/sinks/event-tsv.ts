@@ -259,6 +259,24 @@ const layout = (() => {
     while (table[i] !== -1) i = (i + 1) & 255;
     table[i] = keyId;
   });
+  // Each key with its closing quote as little-endian 32-bit words, for comparing four bytes at a
+  // time; the last word's unused bytes are masked off.
+  const quoted = encoded.map((bytes) => Buffer.concat([bytes, Buffer.from('"')]));
+  const keyWordAt = new Int32Array(keys.length + 1);
+  quoted.forEach(
+    (bytes, keyId) => (keyWordAt[keyId + 1] = keyWordAt[keyId]! + Math.ceil(bytes.length / 4)),
+  );
+  const keyWords = new Int32Array(keyWordAt[keys.length]!);
+  const keyLastMask = new Int32Array(keys.length);
+  quoted.forEach((bytes, keyId) => {
+    const padded = Buffer.alloc(Math.ceil(bytes.length / 4) * 4);
+    bytes.copy(padded);
+    for (let w = 0; w < padded.length / 4; w++) {
+      keyWords[keyWordAt[keyId]! + w] = padded.readInt32LE(w * 4);
+    }
+    const tail = bytes.length % 4;
+    keyLastMask[keyId] = tail === 0 ? -1 : (1 << (tail * 8)) - 1;
+  });
   const slot = (path: string): number => {
     const found = slots.get(path);
     if (found === undefined) throw new Error(`no slot ${path}`);
@@ -268,6 +286,10 @@ const layout = (() => {
     contextCount: contexts.length,
     keyCount: keys.length,
     keyBytes: encoded,
+    keyLength: Int32Array.from(encoded, (bytes) => bytes.length),
+    keyWordAt,
+    keyWords,
+    keyLastMask,
     keyTable: table,
     memberSlot,
     slotCount: slotKinds.length,
@@ -434,6 +456,25 @@ for (let b = 0; b < 0x20; b++) STRING_BYTE[b] = 1;
 STRING_BYTE[Ch.Quote] = 1;
 STRING_BYTE[Ch.Backslash] = 1;
 STRING_BYTE[Ch.Apostrophe] = 1;
+
+/**
+ * Whether any of the four bytes of `word` is one a string's scan must look at ({@link
+ * STRING_BYTE}): a byte equal to `"`, `\\` or `'`, or below 0x20, found with the classic
+ * "has a zero byte" test, `(x - 0x01…) & ~x & 0x80…`, on the word XORed with each. The test can
+ * also flag a byte above a real match (a borrow), never miss one, so a flagged word is only
+ * looked at byte by byte.
+ */
+function needsLook(word: number): boolean {
+  const quote = word ^ 0x22222222;
+  const backslash = word ^ 0x5c5c5c5c;
+  const apostrophe = word ^ 0x27272727;
+  const flagged =
+    ((quote - 0x01010101) & ~quote) |
+    ((backslash - 0x01010101) & ~backslash) |
+    ((apostrophe - 0x01010101) & ~apostrophe) |
+    ((word - 0x20202020) & ~word);
+  return (flagged & 0x80808080) !== 0;
+}
 
 /** Deeper nesting than this (only possible in fields the mapping ignores) is left to JSON.parse. */
 const MAX_DEPTH = 32;
@@ -681,18 +722,6 @@ function plan(
   }
 }
 
-/** Copies `json[start, end)`. */
-function copy(json: Uint8Array, start: number, end: number, out: Uint8Array, pos: number): number {
-  const size = end - start;
-  if (size > 48) {
-    // set() throws where a byte-wise write would fall off the end; the caller checks the end.
-    if (pos + size <= out.length) out.set(json.subarray(start, end), pos);
-    return pos + size;
-  }
-  for (let i = start; i < end; i++) out[pos++] = json[i]!;
-  return pos;
-}
-
 /** Writes an {@link Absent}; -1 for `Decline`. */
 function writeAbsent(absent: Absent, out: Uint8Array, pos: number): number {
   switch (absent) {
@@ -759,6 +788,12 @@ export class EventTsvTranscoder {
   /** Per context and previous key: the key id that came next last time (see #key). */
   readonly #predictions = new Int16Array(layout.contextCount * (layout.keyCount + 2)).fill(-1);
   #json: Uint8Array = new Uint8Array(0);
+  /** `#json`'s ArrayBuffer read four bytes at a time; `#json[i]` is at `#base + i` there. */
+  #view: DataView = new DataView(new ArrayBuffer(0));
+  #base = 0;
+  /** The last output buffer and its view (a sink writes many lines into one). */
+  #out: Uint8Array | null = null;
+  #outView: DataView = new DataView(new ArrayBuffer(0));
   #length = 0;
   #sawHighBytes = 0;
   // The value the last scan read.
@@ -797,7 +832,12 @@ export class EventTsvTranscoder {
    * should have {@link EventTsvTranscoder.maxLineBytes} of room; with less it may decline.
    */
   transcode(json: Uint8Array, out: Uint8Array, offset: number): number {
+    // Every write below stays within the room this asks for (the words of `copy` need that).
+    if (offset < 0 || out.length - offset < this.maxLineBytes(json.length)) return -1;
     this.#json = json;
+    // Records of one spool read share an ArrayBuffer, and so one view.
+    if (json.buffer !== this.#view.buffer) this.#view = new DataView(json.buffer);
+    this.#base = json.byteOffset;
     this.#length = json.length;
     this.#tag.fill(Tag.Absent);
     this.#elementCount = 0;
@@ -807,10 +847,13 @@ export class EventTsvTranscoder {
     p = this.#object(p, layout.top, 0);
     if (p < 0 || this.#space(p) !== this.#length) return -1;
     // JSON.parse of a Buffer's text sees invalid UTF-8 as U+FFFD; only valid text is copied as is.
-    if (this.#sawHighBytes & 0x80 && !isUtf8(json)) return -1;
+    if (this.#sawHighBytes & 0x80808080 && !isUtf8(json)) return -1;
     if (!this.#shapeOk()) return -1;
-    const end = this.#write(out, offset);
-    return end > out.length ? -1 : end;
+    if (out !== this.#out) {
+      this.#out = out;
+      this.#outView = new DataView(out.buffer, out.byteOffset, out.byteLength);
+    }
+    return this.#write(out, offset);
   }
 
   /** The event id of the line last written (`String(event.id)`). */
@@ -931,13 +974,21 @@ export class EventTsvTranscoder {
     const json = this.#json;
     const length = this.#length;
     if (predicted >= 0) {
-      const bytes = layout.keyBytes[predicted]!;
-      const size = bytes.length;
-      let j = 0;
-      while (j < size && json[p + j] === bytes[j]) j++;
-      if (j === size && json[p + size] === Ch.Quote) {
-        this.#vEnd = p + size;
-        return predicted;
+      // The key and its closing quote, four bytes at a time (near the end, the hash below).
+      const words = layout.keyWords;
+      const last = layout.keyWordAt[predicted + 1]! - 1;
+      let w = layout.keyWordAt[predicted]!;
+      if (p + (last - w + 1) * 4 <= length) {
+        const view = this.#view;
+        let at = this.#base + p;
+        while (w < last && view.getInt32(at, true) === words[w]) {
+          w++;
+          at += 4;
+        }
+        if (w === last && (view.getInt32(at, true) & layout.keyLastMask[predicted]!) === words[w]) {
+          this.#vEnd = p + layout.keyLength[predicted]!;
+          return predicted;
+        }
       }
     }
     const start = p;
@@ -1013,11 +1064,20 @@ export class EventTsvTranscoder {
   /** A string whose text starts at `p`; records its span and flags. */
   #string(p: number): number {
     const json = this.#json;
+    const view = this.#view;
+    const base = this.#base;
     const length = this.#length;
     const start = p;
     let flags = 0;
     let high = 0;
     for (;;) {
+      // Four bytes at a time while none needs a look; then byte by byte up to the one that does.
+      while (p + 4 <= length) {
+        const word = view.getInt32(base + p, true);
+        if (needsLook(word)) break;
+        high |= word;
+        p += 4;
+      }
       if (p >= length) return -1;
       const b = json[p++]!;
       high |= b;
@@ -1220,26 +1280,23 @@ export class EventTsvTranscoder {
     const time = this.#numberAt(SLOT_TIME);
     this.#timeUs = time;
     for (let i = 0; i < count; i++) {
-      if (i > 0) out[pos++] = Ch.Tab;
       let slot = slots[i]!;
-      let op = ops[i] as Op;
-      if (op === Op.ApprovalId) {
-        // `approval?.id ?? approvalDecision?.id ?? ''`
-        if (tags[slot]! <= Tag.Null) slot = SLOT_DECISION_ID;
-        op = Op.Value;
-      }
+      const op = ops[i] as Op;
+      // `approval?.id ?? approvalDecision?.id ?? ''`
+      if (op === Op.ApprovalId && tags[slot]! <= Tag.Null) slot = SLOT_DECISION_ID;
       switch (op) {
+        case Op.ApprovalId:
         case Op.Value: {
           const tag = tags[slot] as Tag;
           if (tag === Tag.String) {
             pos =
               flags[slot]! & ESCAPED
                 ? writeEscaped(json, starts[slot]!, ends[slot]!, false, out, pos)
-                : copy(json, starts[slot]!, ends[slot]!, out, pos);
+                : this.#copy(starts[slot]!, ends[slot]!, out, pos);
           } else if (tag === Tag.Number) {
             pos =
               flags[slot]! & PLAIN
-                ? copy(json, starts[slot]!, ends[slot]!, out, pos)
+                ? this.#copy(starts[slot]!, ends[slot]!, out, pos)
                 : writeNumber(this.#numberAt(slot), out, pos);
           } else if (tag <= Tag.Null) {
             pos = writeAbsent(defaults[i] as Absent, out, pos);
@@ -1287,8 +1344,32 @@ export class EventTsvTranscoder {
           return -1;
       }
       if (pos < 0) return -1;
+      out[pos++] = Ch.Tab;
     }
-    out[pos++] = Ch.Newline;
+    // The last column's tab becomes the line's end.
+    out[pos - 1] = Ch.Newline;
+    return pos;
+  }
+
+  /**
+   * Copies `#json[start, end)` to `out` at `pos`: a long run with set(), a short one four bytes
+   * at a time. `transcode` only writes where {@link EventTsvTranscoder.maxLineBytes} leaves room,
+   * so the words never fall off the end.
+   */
+  #copy(start: number, end: number, out: Uint8Array, pos: number): number {
+    const json = this.#json;
+    const size = end - start;
+    if (size > 48) {
+      out.set(json.subarray(start, end), pos);
+      return pos + size;
+    }
+    const from = this.#view;
+    const to = this.#outView;
+    let i = start;
+    for (let at = this.#base + i; i + 4 <= end; i += 4, at += 4, pos += 4) {
+      to.setInt32(pos, from.getInt32(at, true), true);
+    }
+    for (; i < end; i++) out[pos++] = json[i]!;
     return pos;
   }
 
@@ -1325,7 +1406,7 @@ export class EventTsvTranscoder {
       pos =
         elements[at + 3]! & (ESCAPED | APOSTROPHE)
           ? writeEscaped(this.#json, start, end, true, out, pos)
-          : copy(this.#json, start, end, out, pos);
+          : this.#copy(start, end, out, pos);
       out[pos++] = Ch.Apostrophe;
     }
     out[pos++] = Ch.RightBracket;
