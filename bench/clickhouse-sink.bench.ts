@@ -123,8 +123,8 @@ interface Run {
   readonly cores: number;
 }
 
-/** Times `work`, which moves EVENTS rows. */
-async function timed(work: () => Promise<void>): Promise<Run> {
+/** Times `work`, which moves `rows` rows. */
+async function timed(work: () => Promise<void>, rows = EVENTS): Promise<Run> {
   const node0 = process.cpuUsage();
   const server0 = cpuTimeUs([server.pid]);
   const started = performance.now();
@@ -134,9 +134,9 @@ async function timed(work: () => Promise<void>): Promise<Run> {
   const nodeUs = node.user + node.system;
   const serverUs = cpuTimeUs([server.pid]) - server0;
   return {
-    rate: EVENTS / seconds,
-    nodeUs: nodeUs / EVENTS,
-    serverUs: serverUs / EVENTS,
+    rate: rows / seconds,
+    nodeUs: nodeUs / rows,
+    serverUs: serverUs / rows,
     cores: (nodeUs + serverUs) / 1e6 / seconds,
   };
 }
@@ -257,7 +257,10 @@ async function sinkDeliver(): Promise<Run> {
 
 /**
  * Appends every event to a spool and syncs it, then drains it into the table (or, with `drop`,
- * into a sink that drops the records); the drain's run and the inserts it made.
+ * into a sink that drops the records); the drain's run and the inserts it made. With the
+ * gateway's batches the clock stops once the last full batch is stored: the records after it
+ * (one, as the sequences start at 1) wait out the batches' linger by design, which is latency
+ * (the lag table), not throughput. They are still delivered and counted before the run ends.
  */
 async function spoolDrain(
   batches: 'small' | 'bulk',
@@ -266,7 +269,12 @@ async function spoolDrain(
   const table = await freshTable();
   const result = await withDir(async (dir) => {
     const spool = await Spool.open({ dir: join(dir, 'spool'), maxBytes: 8 * 1024 ** 3 });
-    for (const line of LINES) spool.append(line);
+    let first = 0;
+    let last = 0;
+    for (const line of LINES) {
+      last = spool.append(line);
+      first ||= last;
+    }
     await spool.flush();
     let dropped = 0;
     const sink: ClickHouseSink | BatchSink = drop
@@ -279,11 +287,16 @@ async function spoolDrain(
         }
       : sinkFor(table, dir);
     if (sink instanceof ClickHouseSink) await sink.ensureTable();
-    const runner = new SinkRunner(spool, sink, batches === 'bulk' ? CLICKHOUSE_BATCHES : {});
+    const options = batches === 'bulk' ? CLICKHOUSE_BATCHES : {};
+    const lastFull =
+      batches === 'bulk' ? last - ((last + 1) % CLICKHOUSE_BATCHES.maxRecords) : last;
+    const timedRows = lastFull - first + 1;
+    const runner = new SinkRunner(spool, sink, options);
     const run = await timed(async () => {
       await runner.start();
-      while (runner.stats.lagRecords > 0) await sleep(5);
-    });
+      while (runner.stats.delivered < timedRows) await sleep(1);
+    }, timedRows);
+    while (runner.stats.delivered < EVENTS) await sleep(5);
     const inserts = sink instanceof ClickHouseSink ? sink.stats.inserts : 0;
     await runner.stop();
     await spool.close();
