@@ -54,6 +54,15 @@ export function isDigit(b: number | undefined): boolean {
   return b !== undefined && b >= 0x30 && b <= 0x39;
 }
 
+/**
+ * True when the four bytes packed in `x` (as a DataView's `getInt32` reads them) are all ASCII
+ * digits: every high nibble is 3, and still 3 after adding 6 to each byte (no byte carries into
+ * the next once the first test holds).
+ */
+export function isFourDigits(x: number): boolean {
+  return (((x & 0xf0f0f0f0) ^ 0x30303030) | (((x + 0x06060606) & 0xf0f0f0f0) ^ 0x30303030)) === 0;
+}
+
 /** True for ASCII letters, digits and `_` (a regular expression's `\w`). */
 export function isWord(b: number | undefined): boolean {
   return b !== undefined && (CHAR_CLASS[b]! & WORD) !== 0;

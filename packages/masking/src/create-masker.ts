@@ -1,5 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import { PortcullisError } from '@portcullis/core';
+import { isFourDigits } from './char-class.js';
 import { countCodePoints, sequenceLength } from './count-code-points.js';
 import { HmacSha256 } from './hmac-sha256.js';
 import { ViewCache } from './output-writer.js';
@@ -248,9 +249,7 @@ function maskWords(
   for (; i + 4 <= cut; i += 4, pos += 4) {
     const x = sv.getInt32(i);
     if ((x & 0x80808080) !== 0) break;
-    // Every byte 0x30–0x39: its high nibble is 3, and still 3 after adding 6 (no carries:
-    // the bytes are ASCII).
-    if ((((x & 0xf0f0f0f0) ^ 0x30303030) | (((x + 0x06060606) & 0xf0f0f0f0) ^ 0x30303030)) === 0) {
+    if (isFourDigits(x)) {
       ov.setInt32(pos, STARS);
     } else {
       out[pos] = map[x >>> 24]!;

@@ -1,4 +1,5 @@
-import { numberEndsAt, numberStartsAt } from './char-class.js';
+import { isFourDigits, numberEndsAt, numberStartsAt } from './char-class.js';
+import { ViewCache } from './output-writer.js';
 import type { SpanList } from './span-list.js';
 
 const MAX_GROUPS = 8;
@@ -6,6 +7,8 @@ const MAX_GROUPS = 8;
 // byte range. Module-level: detection is synchronous and never re-entered.
 const DIGITS = 64;
 const digits = new Uint8Array(DIGITS);
+const digitWords = new DataView(digits.buffer);
+const sources = new ViewCache();
 const groupFirst = new Int32Array(MAX_GROUPS + 1);
 const groupStart = new Int32Array(MAX_GROUPS);
 const groupEnd = new Int32Array(MAX_GROUPS);
@@ -24,6 +27,7 @@ export function detectCard(
   spans: SpanList,
   kind: number,
 ): void {
+  const words = sources.of(src);
   let i = start;
   while (i < end) {
     // `(b - 0x30) >>> 0 > 9`: not a digit, in one unsigned compare.
@@ -40,6 +44,16 @@ export function detectCard(
       groupStart[groups] = j;
       groupFirst[groups] = count;
       while (j < end) {
+        // Four digits at a time while they last: a card number is mostly runs of them.
+        if (j + 4 <= end && count + 4 <= DIGITS) {
+          const x = words.getInt32(j);
+          if (isFourDigits(x)) {
+            digitWords.setInt32(count, x - 0x30303030);
+            count += 4;
+            j += 4;
+            continue;
+          }
+        }
         const d = (src[j]! - 0x30) >>> 0;
         if (d > 9) break;
         if (count < DIGITS) digits[count] = d;
