@@ -102,7 +102,7 @@ function parseRun(src: Uint8Array, at: number, end: number): number {
     const open = src[j] === OPEN;
     if (open) j++;
     const digitsStart = j;
-    while (j < end && isDigit(src[j])) j++;
+    while (j < end && (src[j]! - 0x30) >>> 0 <= 9) j++;
     if (j === digitsStart || (open && (j >= end || src[j] !== CLOSE))) break;
     const digits = j - digitsStart;
     if (open) j++;
@@ -115,10 +115,11 @@ function parseRun(src: Uint8Array, at: number, end: number): number {
     gSep[groups] = sep;
     groups++;
     if (j >= end) break;
-    const b = src[j];
-    const next = j + 1 < end ? src[j + 1] : undefined;
-    if (isSeparator(b) && (isDigit(next) || next === OPEN)) {
-      sep = b!;
+    const b = src[j]!;
+    // -1 past the end: neither a digit nor a parenthesis.
+    const next = j + 1 < end ? src[j + 1]! : -1;
+    if (isSeparator(b) && ((next - 0x30) >>> 0 <= 9 || next === OPEN)) {
+      sep = b;
       j++;
     } else if (b === OPEN || (open && isDigit(b))) {
       sep = 0;
