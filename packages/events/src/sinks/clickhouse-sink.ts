@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { setImmediate as yieldToIo } from 'node:timers/promises';
 import { createClient, ClickHouseLogLevel, type ClickHouseClient } from '@clickhouse/client';
 import { PortcullisError, silentLogger, type Logger, type SessionEvent } from '@portcullis/core';
-import type { SpoolRecord } from '../spool/spool-reader.js';
+import { SpoolReadRecord, type SpoolRecord } from '../spool/spool-reader.js';
 import type { EventRow } from '../store/event-row.js';
 import { runMigrations, type MigrationTarget } from '../store/run-migrations.js';
 import { eventStoreMigrations, MIN_CLICKHOUSE_VERSION } from '../store/schema.js';
@@ -390,7 +390,8 @@ interface EncodedRow {
   readonly start: number;
   /** The line's length in UTF-8. */
   readonly bytes: number;
-  readonly payload: Buffer;
+  /** The spool record, for the dead-letter file. */
+  readonly record: SpoolRecord;
 }
 
 /**
@@ -852,10 +853,14 @@ export class ClickHouseSink implements BatchSink {
    * goes to `dead`, and null is returned).
    */
   #encodeRecord(record: SpoolRecord, dead: DeadLetterEntry[]): EncodedRow | null {
-    const payload = record.payload;
-    this.#reserve(this.#transcoder.maxLineBytes(payload.length));
+    // A record straight from the spool is read where it lies, without a view of its own.
+    const read = record instanceof SpoolReadRecord;
+    const json = read ? record.buffer : record.payload;
+    const from = read ? record.start : 0;
+    const to = read ? record.end : json.length;
+    this.#reserve(this.#transcoder.maxLineBytes(to - from));
     const start = this.#chunkUsed;
-    const end = this.#transcoder.transcode(payload, this.#chunk, start);
+    const end = this.#transcoder.transcode(json, this.#chunk, start, from, to);
     if (end >= 0) {
       this.#chunkUsed = end;
       const lookup = this.#skipStoredIds;
@@ -866,9 +871,10 @@ export class ClickHouseSink implements BatchSink {
         chunk: this.#chunk,
         start,
         bytes: end - start,
-        payload,
+        record,
       };
     }
+    const payload = record.payload;
     let event: SessionEvent;
     let line: string;
     try {
@@ -896,7 +902,7 @@ export class ClickHouseSink implements BatchSink {
       chunk: this.#chunk,
       start: at,
       bytes,
-      payload,
+      record,
     };
   }
 
@@ -1030,7 +1036,7 @@ export class ClickHouseSink implements BatchSink {
     if (failure === null) return;
     const row = rows[0]!;
     dead.push(
-      this.#deadLetter(row.sequence, row.payload, {
+      this.#deadLetter(row.sequence, row.record.payload, {
         reason: 'rejected',
         code: failure.clickhouseCode,
         message: truncate(failure.message, 4000),

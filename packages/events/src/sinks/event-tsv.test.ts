@@ -39,14 +39,26 @@ function oracle(
   };
 }
 
-/** Transcodes `json` in both flavours; fails on any line that differs from the oracle's. */
+/** Bytes around a record in a spool read buffer: quotes, braces and a high byte to mislead. */
+const AROUND = Buffer.from('"}\\\u00ff', 'latin1');
+
+/**
+ * Transcodes `json` in both flavours; fails on any line that differs from the oracle's. Each
+ * time also as a spool record is read, lying at an odd offset between other bytes: the same
+ * line, or a decline both ways.
+ */
 function check(json: Buffer, offset = 3): { transcoded: number; declined: number } {
   let transcoded = 0;
   let declined = 0;
+  const inBuffer = Buffer.concat([AROUND.subarray(0, 3), json, AROUND]);
   for (const flavour of FLAVOURS) {
     const transcoder = TRANSCODERS[flavour];
     const out = Buffer.alloc(offset + transcoder.maxLineBytes(json.length));
+    const inPlace = Buffer.alloc(out.length);
+    const inPlaceEnd = transcoder.transcode(inBuffer, inPlace, offset, 3, 3 + json.length);
     const end = transcoder.transcode(json, out, offset);
+    expect(inPlaceEnd, 'transcoded in place').toBe(end);
+    expect(inPlace.subarray(offset, inPlaceEnd).equals(out.subarray(offset, end))).toBe(true);
     if (end < 0) {
       declined++;
       continue;

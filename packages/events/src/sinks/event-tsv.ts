@@ -827,27 +827,33 @@ export class EventTsvTranscoder {
   }
 
   /**
-   * Writes the line (newline included) for the event JSON `json` into `out` at `offset` and
-   * returns where it ends, or -1 when it declines (nothing meaningful is written then). `out`
-   * should have {@link EventTsvTranscoder.maxLineBytes} of room; with less it may decline.
+   * Writes the line (newline included) for the event JSON `json[start, end)` into `out` at
+   * `offset` and returns where it ends, or -1 when it declines (nothing meaningful is written
+   * then). `out` needs {@link EventTsvTranscoder.maxLineBytes} of room, or it declines.
    */
-  transcode(json: Uint8Array, out: Uint8Array, offset: number): number {
-    // Every write below stays within the room this asks for (the words of `copy` need that).
-    if (offset < 0 || out.length - offset < this.maxLineBytes(json.length)) return -1;
+  transcode(
+    json: Uint8Array,
+    out: Uint8Array,
+    offset: number,
+    start = 0,
+    end = json.length,
+  ): number {
+    // Every write below stays within the room this asks for (the words of `#copy` need that).
+    if (offset < 0 || out.length - offset < this.maxLineBytes(end - start)) return -1;
     this.#json = json;
     // Records of one spool read share an ArrayBuffer, and so one view.
     if (json.buffer !== this.#view.buffer) this.#view = new DataView(json.buffer);
     this.#base = json.byteOffset;
-    this.#length = json.length;
+    this.#length = end;
     this.#tag.fill(Tag.Absent);
     this.#elementCount = 0;
     this.#sawHighBytes = 0;
-    let p = this.#space(0);
+    let p = this.#space(start);
     if (json[p] !== Ch.LeftBrace) return -1;
     p = this.#object(p, layout.top, 0);
     if (p < 0 || this.#space(p) !== this.#length) return -1;
     // JSON.parse of a Buffer's text sees invalid UTF-8 as U+FFFD; only valid text is copied as is.
-    if (this.#sawHighBytes & 0x80808080 && !isUtf8(json)) return -1;
+    if (this.#sawHighBytes & 0x80808080 && !isUtf8(json.subarray(start, end))) return -1;
     if (!this.#shapeOk()) return -1;
     if (out !== this.#out) {
       this.#out = out;
