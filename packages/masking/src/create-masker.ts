@@ -1,6 +1,5 @@
 import type { KeyObject } from 'node:crypto';
 import { PortcullisError } from '@portcullis/core';
-import { isFourDigits } from './char-class.js';
 import { countCodePoints, sequenceLength } from './count-code-points.js';
 import { HmacSha256 } from './hmac-sha256.js';
 import { ViewCache } from './output-writer.js';
@@ -40,7 +39,6 @@ export interface MaskerOptions {
 }
 
 const STAR = 0x2a;
-const STARS = 0x2a2a2a2a;
 
 // Word access to the values maskers read and the outputs they write into.
 const maskedSource = new ViewCache();
@@ -54,6 +52,8 @@ for (const c of ' -.@/()+') SEPARATOR[c.charCodeAt(0)] = 1;
 /** `partial` replacement of each ASCII byte in the masked part: `*`, or the byte for separators. */
 const PARTIAL_KEEP_SEPARATORS = new Uint8Array(128);
 const PARTIAL_STARS = new Uint8Array(128).fill(STAR);
+/** Every ASCII byte as it is: `partial`'s kept tail. */
+const IDENTITY = Uint8Array.from({ length: 128 }, (_, b) => b);
 for (let b = 0; b < 128; b++) PARTIAL_KEEP_SEPARATORS[b] = SEPARATOR[b] === 1 ? b : STAR;
 
 /** `fixed-format` replacement of each ASCII byte. */
@@ -183,29 +183,23 @@ class PartialMasker extends BaseMasker {
   }
 
   write(src: Uint8Array, start: number, end: number, out: Uint8Array, pos: number): number {
-    // One pass for ASCII (the common case): code points are bytes, so the cut is known up front.
+    // ASCII (the common case): code points are bytes, so the cut is known up front.
     const map = this.#separators ? PARTIAL_KEEP_SEPARATORS : PARTIAL_STARS;
     const cut = end - Math.min(this.#keepLast, (end - start) >> 1);
-    const from = pos;
-    let i = start;
-    if (cut - start >= 8) {
-      i = maskWords(src, start, cut, out, pos, map);
-      pos += i - start;
+    let high: number;
+    if (cut - start >= 4 && (end - cut >= 4 || end === cut)) {
+      const sv = maskedSource.of(src);
+      const ov = maskedOutput.of(out);
+      high =
+        mapWords(sv, start, cut, ov, pos, map) |
+        mapWords(sv, cut, end, ov, pos + (cut - start), IDENTITY);
+    } else {
+      high =
+        mapBytes(src, start, cut, out, pos, map) |
+        mapBytes(src, cut, end, out, pos + (cut - start), IDENTITY);
     }
-    for (; i < cut; i++) {
-      const b = src[i]!;
-      if (b >= 0x80) break;
-      out[pos++] = map[b]!;
-    }
-    if (i === cut) {
-      for (; i < end; i++) {
-        const b = src[i]!;
-        if (b >= 0x80) break;
-        out[pos++] = b;
-      }
-      if (i === end) return pos;
-    }
-    return this.#writeUtf8(src, start, end, out, from);
+    if ((high & 0x80808080) === 0) return pos + (end - start);
+    return this.#writeUtf8(src, start, end, out, pos);
   }
 
   /** The general case: count code points (validating), then mask all but the kept tail. */
@@ -232,33 +226,54 @@ class PartialMasker extends BaseMasker {
 }
 
 /**
- * The ASCII words of `src[i, cut)`, four bytes at a time, mapped through `map` into `out` at
- * `pos`; returns where it stopped (a non-ASCII byte, or fewer than four bytes left). A word of
- * four digits, most of a card or account number, is one load, one test and one store.
+ * Writes `src[from, to)` (none, or four bytes or more) at `pos` of the output `ov` views, each
+ * byte through `map` (128 entries); returns the OR of the words read, so bit 7 of some byte set
+ * means the value is not ASCII and the output is garbage. A word per step, the last one
+ * overlapping the one before (a byte maps on its own, so writing it twice is harmless), and no
+ * branch on the bytes: a column mixes formats (`4111 1111…`, `4111-1111…`) in no order a
+ * branch predictor could learn.
  */
-function maskWords(
+function mapWords(
+  sv: DataView,
+  from: number,
+  to: number,
+  ov: DataView,
+  pos: number,
+  map: Uint8Array,
+): number {
+  const last = to - from - 4;
+  let high = 0;
+  for (let k = 0; k <= last + 3; k += 4) {
+    if (k > last) k = last;
+    const x = sv.getInt32(from + k);
+    high |= x;
+    ov.setInt32(
+      pos + k,
+      (map[(x >>> 24) & 0x7f]! << 24) |
+        (map[(x >>> 16) & 0x7f]! << 16) |
+        (map[(x >>> 8) & 0x7f]! << 8) |
+        map[x & 0x7f]!,
+    );
+  }
+  return high;
+}
+
+/** {@link mapWords} a byte at a time, for pieces shorter than a word. */
+function mapBytes(
   src: Uint8Array,
-  i: number,
-  cut: number,
+  from: number,
+  to: number,
   out: Uint8Array,
   pos: number,
   map: Uint8Array,
 ): number {
-  const sv = maskedSource.of(src);
-  const ov = maskedOutput.of(out);
-  for (; i + 4 <= cut; i += 4, pos += 4) {
-    const x = sv.getInt32(i);
-    if ((x & 0x80808080) !== 0) break;
-    if (isFourDigits(x)) {
-      ov.setInt32(pos, STARS);
-    } else {
-      out[pos] = map[x >>> 24]!;
-      out[pos + 1] = map[(x >>> 16) & 0x7f]!;
-      out[pos + 2] = map[(x >>> 8) & 0x7f]!;
-      out[pos + 3] = map[x & 0x7f]!;
-    }
+  let high = 0;
+  for (let i = from; i < to; i++) {
+    const b = src[i]!;
+    high |= b;
+    out[pos++] = map[b & 0x7f]!;
   }
-  return i;
+  return high;
 }
 
 class FixedFormatMasker extends BaseMasker {
