@@ -164,6 +164,49 @@ describe('detectCard', () => {
     );
   });
 
+  it('agrees with the reference on Luhn-valid numbers of every length (property)', () => {
+    const luhnValid = fc
+      .tuple(
+        fc.constantFrom(
+          '4',
+          '51',
+          '55',
+          '2221',
+          '34',
+          '37',
+          '36',
+          '3530',
+          '6011',
+          '62',
+          '50',
+          '67',
+        ),
+        fc.integer({ min: 13, max: 19 }),
+        fc.array(fc.integer({ min: 0, max: 9 }), { minLength: 19, maxLength: 19 }),
+      )
+      .map(([prefix, length, fill]) => {
+        const body = (prefix + fill.join('')).slice(0, length - 1);
+        for (let check = 0; check <= 9; check++) {
+          const n = body + check;
+          if (referenceLuhnValid(n)) return n;
+        }
+        throw new Error('unreachable');
+      });
+    const text = fc
+      .tuple(luhnValid, fc.constantFrom('', ' ', '-'), fc.integer({ min: 2, max: 6 }))
+      .map(([n, sep, group]) =>
+        Buffer.from(n.replace(new RegExp(`(\\d{${group}})(?=\\d)`, 'g'), `$1${sep}`)),
+      );
+    fc.assert(
+      fc.property(text, (bytes) => {
+        expect(run(detectCard, bytes, 0, bytes.length)).toEqual(
+          run(referenceDetectCard, bytes, 0, bytes.length),
+        );
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
   it('agrees with the reference on digit runs (property)', () => {
     const part = fc.oneof(
       fc.constantFrom(' ', '-', '.', '/', 'a', ':', '\u00e9'),
@@ -183,3 +226,14 @@ describe('detectCard', () => {
     );
   });
 });
+
+/** Luhn over a string of digits, the textbook way. */
+function referenceLuhnValid(n: string): boolean {
+  let sum = 0;
+  for (let k = 0; k < n.length; k++) {
+    let d = Number(n[n.length - 1 - k]);
+    if (k % 2 === 1 && (d *= 2) > 9) d -= 9;
+    sum += d;
+  }
+  return sum % 10 === 0;
+}
