@@ -2,7 +2,7 @@ import type { KeyObject } from 'node:crypto';
 import { PortcullisError } from '@portcullis/core';
 import { countCodePoints, sequenceLength } from './count-code-points.js';
 import { HmacSha256 } from './hmac-sha256.js';
-import { ViewCache } from './output-writer.js';
+import { ViewCache, valueWords } from './output-writer.js';
 import {
   DEFAULT_HASH_LENGTH,
   DEFAULT_HASH_PREFIX,
@@ -39,10 +39,6 @@ export interface MaskerOptions {
 }
 
 const STAR = 0x2a;
-
-// Word access to the values maskers read and the outputs they write into.
-const maskedSource = new ViewCache();
-const maskedOutput = new ViewCache();
 const BASE32 = new TextEncoder().encode('abcdefghijklmnopqrstuvwxyz234567');
 
 /** ASCII separators `partial` keeps in the masked part. */
@@ -52,9 +48,12 @@ for (const c of ' -.@/()+') SEPARATOR[c.charCodeAt(0)] = 1;
 /** `partial` replacement of each ASCII byte in the masked part: `*`, or the byte for separators. */
 const PARTIAL_KEEP_SEPARATORS = new Uint8Array(128);
 const PARTIAL_STARS = new Uint8Array(128).fill(STAR);
+for (let b = 0; b < 128; b++) PARTIAL_KEEP_SEPARATORS[b] = SEPARATOR[b] === 1 ? b : STAR;
 /** Every ASCII byte as it is: `partial`'s kept tail. */
 const IDENTITY = Uint8Array.from({ length: 128 }, (_, b) => b);
-for (let b = 0; b < 128; b++) PARTIAL_KEEP_SEPARATORS[b] = SEPARATOR[b] === 1 ? b : STAR;
+
+/** Word access to the outputs maskers write into (a writer's buffer, until it grows). */
+const outputWords = new ViewCache();
 
 /** `fixed-format` replacement of each ASCII byte. */
 const FIXED = new Uint8Array(128);
@@ -161,7 +160,7 @@ class RedactMasker extends BaseMasker {
   write(_src: Uint8Array, _start: number, _end: number, out: Uint8Array, pos: number): number {
     // The default four-byte marker is one store.
     if (this.#word === 0) return writeBytes(this.#marker, out, pos);
-    maskedOutput.of(out).setInt32(pos, this.#word);
+    outputWords.of(out).setInt32(pos, this.#word);
     return pos + 4;
   }
 }
@@ -188,8 +187,8 @@ class PartialMasker extends BaseMasker {
     const cut = end - Math.min(this.#keepLast, (end - start) >> 1);
     let high: number;
     if (cut - start >= 4 && (end - cut >= 4 || end === cut)) {
-      const sv = maskedSource.of(src);
-      const ov = maskedOutput.of(out);
+      const sv = valueWords.of(src);
+      const ov = outputWords.of(out);
       high =
         mapWords(sv, start, cut, ov, pos, map) |
         mapWords(sv, cut, end, ov, pos + (cut - start), IDENTITY);

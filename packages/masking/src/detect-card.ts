@@ -1,5 +1,5 @@
 import { isFourDigits, numberEndsAt, numberStartsAt } from './char-class.js';
-import { ViewCache } from './output-writer.js';
+import { valueWords } from './output-writer.js';
 import type { SpanList } from './span-list.js';
 
 const MAX_GROUPS = 8;
@@ -8,7 +8,6 @@ const MAX_GROUPS = 8;
 const DIGITS = 64;
 const digits = new Uint8Array(DIGITS);
 const digitWords = new DataView(digits.buffer);
-const sources = new ViewCache();
 const groupFirst = new Int32Array(MAX_GROUPS + 1);
 const groupStart = new Int32Array(MAX_GROUPS);
 const groupEnd = new Int32Array(MAX_GROUPS);
@@ -27,7 +26,7 @@ export function detectCard(
   spans: SpanList,
   kind: number,
 ): void {
-  const words = sources.of(src);
+  const words = valueWords.of(src);
   let i = start;
   while (i < end) {
     // `(b - 0x30) >>> 0 > 9`: not a digit, in one unsigned compare.

@@ -1,5 +1,5 @@
 import { CHAR_CLASS, Cls } from './char-class.js';
-import { ViewCache } from './output-writer.js';
+import { valueWords } from './output-writer.js';
 import type { SpanList } from './span-list.js';
 
 const LOCAL = new Uint8Array(256);
@@ -13,9 +13,6 @@ for (let b = 0; b < 256; b++) {
   LOCAL[b] = alnum || '._%+-'.includes(String.fromCharCode(b)) ? 1 : 0;
   TLD[b] = (c & (Cls.Upper | Cls.Lower | Cls.High)) !== 0 ? 1 : 0;
 }
-
-/** Word access to the values scanned (a chunk's, one after another). */
-const sources = new ViewCache();
 
 /** True when the four bytes packed in `x` (as `getInt32` reads them) may all be in a local part. */
 function allLocal(x: number): boolean {
@@ -73,7 +70,7 @@ export function detectEmail(
   // it starts (what walking back from the `@` would find).
   let at = start;
   let run = start;
-  const words = sources.of(src);
+  const words = valueWords.of(src);
   // Four bytes at a time while all are local-part bytes (an `@` is not one).
   while (at + 4 <= end && allLocal(words.getInt32(at))) at += 4;
   for (; at < end; at++) {
