@@ -77,8 +77,13 @@ export class OutputWriter {
   /** Writes a big-endian Int32 at the current position. */
   int32(value: number): void {
     this.ensure(4);
-    writeInt32(this.buf, this.pos, value);
+    this.int32At(this.pos, value);
     this.pos += 4;
+  }
+
+  /** Overwrites four bytes already made room for at `at` with a big-endian Int32: one store. */
+  int32At(at: number, value: number): void {
+    this.#out.setInt32(this.#outBase + at, value);
   }
 
   /** Writes one byte. */
@@ -220,12 +225,4 @@ export const valueWords = new ViewCache();
 /** Reads a big-endian Int32. */
 export function readInt32(src: Uint8Array, at: number): number {
   return (src[at]! << 24) | (src[at + 1]! << 16) | (src[at + 2]! << 8) | src[at + 3]!;
-}
-
-/** Writes a big-endian Int32. */
-export function writeInt32(out: Uint8Array, at: number, value: number): void {
-  out[at] = value >>> 24;
-  out[at + 1] = value >>> 16;
-  out[at + 2] = value >>> 8;
-  out[at + 3] = value;
 }

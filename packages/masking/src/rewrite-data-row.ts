@@ -2,7 +2,7 @@ import { PortcullisError } from '@portcullis/core';
 import type { ContentDetector } from './content-detector.js';
 import type { Masker } from './create-masker.js';
 import { Op, type RowPlan } from './row-plan.js';
-import { OutputWriter, readInt32, sourceView, writeInt32 } from './output-writer.js';
+import { OutputWriter, readInt32, sourceView } from './output-writer.js';
 import { jsonStringMaxLength, writeJsonString } from './write-json-string.js';
 
 /** A DataRow that masking changed. Counts only: the values themselves are never reported. */
@@ -203,7 +203,7 @@ function rewriteRow(
       lengthAt = frameStart >= 0 ? w.pos - (p - frameStart - 1) : w.base + 1;
     }
     const at = w.pos;
-    writeInt32(w.buf, at, outLength);
+    w.int32At(at, outLength);
     w.pos = at + 4 + Math.max(outLength, 0);
     w.pending = ve;
     plan.hit[col] = 1;
@@ -219,7 +219,7 @@ function rewriteRow(
     w.copyTo(end);
     w.buf[w.base] = DATA_ROW;
   }
-  writeInt32(w.buf, lengthAt, w.pos + (end - w.pending) - lengthAt);
+  w.int32At(lengthAt, w.pos + (end - w.pending) - lengthAt);
   return changed;
 }
 
