@@ -221,8 +221,3 @@ export class ViewCache {
  * {@link sourceView}, it holds on to the last array until another one comes.
  */
 export const valueWords = new ViewCache();
-
-/** Reads a big-endian Int32. */
-export function readInt32(src: Uint8Array, at: number): number {
-  return (src[at]! << 24) | (src[at + 1]! << 16) | (src[at + 2]! << 8) | src[at + 3]!;
-}

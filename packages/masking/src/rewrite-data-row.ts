@@ -2,7 +2,7 @@ import { PortcullisError } from '@portcullis/core';
 import type { ContentDetector } from './content-detector.js';
 import type { Masker } from './create-masker.js';
 import { Op, type RowPlan } from './row-plan.js';
-import { OutputWriter, readInt32, sourceView } from './output-writer.js';
+import { OutputWriter, sourceView } from './output-writer.js';
 import { jsonStringMaxLength, writeJsonString } from './write-json-string.js';
 
 /** A DataRow that masking changed. Counts only: the values themselves are never reported. */
@@ -103,9 +103,10 @@ export function rewriteDataRows(
   let frames = 0;
   let rewrittenFrames = 0;
   let maskedValues = 0;
+  const view = sourceView(chunk);
   while (pos + 5 <= end) {
     const type = chunk[pos]!;
-    const length = readInt32(chunk, pos + 1);
+    const length = view.getInt32(pos + 1);
     if (length < 4) malformed(`frame length ${length}`);
     const frameEnd = pos + 1 + length;
     if (frameEnd > end) break;
@@ -161,7 +162,8 @@ function rewriteRow(
   frameStart: number,
 ): number {
   if (end - start < 2) malformed('no column count');
-  const count = (src[start]! << 8) | src[start + 1]!;
+  const view = sourceView(src);
+  const count = view.getUint16(start);
   if (count !== plan.columnCount) {
     malformed(`${count} columns where the result set has ${plan.columnCount}`);
   }
@@ -172,7 +174,6 @@ function rewriteRow(
   let lengthAt = -1;
   const savedPos = w.pos;
   const savedPending = w.pending;
-  const view = sourceView(src);
   let p = start + 2;
   for (let col = 0; col <= last; col++) {
     if (p + 4 > end) malformed('truncated column length');
