@@ -2,6 +2,8 @@
 //
 //   npm run bench:clickhouse -- [--events 200000] [--runs 3] [--rate 2000,10000] [--seconds 10]
 //
+// It runs the build (`tsc -b` first), as the gateway does: the sink's encoding thread would
+// otherwise load its TypeScript through tsx, which runs it slower.
 // The server is the test kit's: Debian's clickhouse-server (18.16 on Debian 12) on a loopback
 // port, sharing this machine's cores with the benchmark. Tables are the sink's `legacy18` flavour.
 //
@@ -12,14 +14,15 @@
 //   encoded before the clock starts, in inserts of the same size: the server's and the HTTP
 //   path's ceiling, the baseline.
 // - sink.deliver: records already read from the spool, delivered 50,000 at a time: the sink's own
-//   cost (transcoding each event's JSON to its TSV line, streamed into the insert while the server
-//   parses) plus the insert.
+//   cost (transcoding each event's JSON to its TSV line on the sink's encoding thread, streamed
+//   into the insert while the server parses) plus the insert.
 // - spool → SinkRunner → sink: everything appended and synced first, then the runner drains it
 //   with the batches the gateway gives its ClickHouse sink (CLICKHOUSE_BATCHES: at most 50,000
 //   records read 8 MiB at a time, ending at multiples of 50,000, each batch one insert, two in
 //   flight), and with SinkRunner's defaults (4,096 records
 //   / 1 MiB) to show what the batch size costs. The same drain into a sink that drops the records
-//   shows what reading the spool costs by itself. With the gateway's batches the clock stops at
+//   shows what reading the spool costs by itself, and the same drain with the sink transcoding on
+//   the event loop (`encodeThread: false`) what its thread buys on this machine. With the gateway's batches the clock stops at
 //   the last full batch: the one record after it waits out the batches' 1 s linger by design
 //   (latency, which the lag table measures), and timing it would add that second to the drain.
 // - raw client, JSONEachRow: the same rows as pre-built objects, the way the client is usually
@@ -52,7 +55,7 @@ import {
   type SpoolRecord,
 } from '@portcullis/events';
 import { startClickHouse, type ClickHouseServer } from '@portcullis/testkit';
-import { columnsOf } from '../packages/events/src/sinks/clickhouse-sink.js';
+import { columnsOf } from '../packages/events/src/sinks/clickhouse-columns.js';
 import { encodeEventTsv, EventTsvTranscoder } from '../packages/events/src/sinks/event-tsv.js';
 import { formatBenchTable, median } from './support/bench-table.js';
 import { cpuTimeUs } from './support/proc-stats.js';
@@ -143,7 +146,7 @@ async function timed(work: () => Promise<void>, rows = EVENTS): Promise<Run> {
   };
 }
 
-function sinkFor(table: string, deadLetterDir: string): ClickHouseSink {
+function sinkFor(table: string, deadLetterDir: string, encodeThread = true): ClickHouseSink {
   return new ClickHouseSink({
     url: server.url,
     table,
@@ -151,6 +154,7 @@ function sinkFor(table: string, deadLetterDir: string): ClickHouseSink {
     deadLetterDir,
     maxInsertRows: INSERT_ROWS,
     createTable: false,
+    encodeThread,
   });
 }
 
@@ -267,6 +271,7 @@ async function sinkDeliver(): Promise<Run> {
 async function spoolDrain(
   batches: 'small' | 'bulk',
   drop = false,
+  encodeThread = true,
 ): Promise<{ run: Run; inserts: number }> {
   const table = await freshTable();
   const result = await withDir(async (dir) => {
@@ -287,7 +292,7 @@ async function spoolDrain(
           },
           close: async () => {},
         }
-      : sinkFor(table, dir);
+      : sinkFor(table, dir, encodeThread);
     if (sink instanceof ClickHouseSink) await sink.ensureTable();
     const options = batches === 'bulk' ? CLICKHOUSE_BATCHES : {};
     const lastFull =
@@ -414,23 +419,24 @@ async function main(): Promise<void> {
     const rows: string[][] = [];
     rows.push(row('raw client, pre-built TSV (baseline)', await repeat(() => rawTsv(bodies))));
     rows.push(row('ClickHouseSink.deliver (50k records/call)', await repeat(sinkDeliver)));
-    for (const batches of ['small', 'bulk'] as const) {
+    const drains = [
+      ['small', true, 'spool → SinkRunner → sink, default batches (≤ 4,096 rec, 1 MiB reads)'],
+      [
+        'bulk',
+        true,
+        "spool → SinkRunner → sink, the gateway's batches (≤ 50,000 rec, 8 MiB reads)",
+      ],
+      ['bulk', false, 'the same, transcoding on the event loop (encodeThread: false)'],
+    ] as const;
+    for (const [batches, encodeThread, label] of drains) {
       const runs: Run[] = [];
       const inserts: number[] = [];
       for (let r = 0; r < RUNS; r++) {
-        const result = await spoolDrain(batches);
+        const result = await spoolDrain(batches, false, encodeThread);
         runs.push(result.run);
         inserts.push(result.inserts);
       }
-      rows.push(
-        row(
-          batches === 'bulk'
-            ? "spool → SinkRunner → sink, the gateway's batches (≤ 50,000 rec, 8 MiB reads)"
-            : 'spool → SinkRunner → sink, default batches (≤ 4,096 rec, 1 MiB reads)',
-          runs,
-          String(median(inserts)),
-        ),
-      );
+      rows.push(row(label, runs, String(median(inserts))));
     }
     const dropped = await repeat(async () => (await spoolDrain('bulk', true)).run);
     rows.push(row("spool → SinkRunner → a sink that drops them, the gateway's batches", dropped));

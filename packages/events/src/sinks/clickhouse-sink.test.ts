@@ -315,6 +315,9 @@ afterEach(async () => {
   for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
 });
 
+/** Whether the sinks of the tests running now transcode on their thread or on the event loop. */
+let encodeThread = true;
+
 async function makeSink(options: { maxInsertRows?: number; requestTimeoutMs?: number } = {}) {
   const deadLetterDir = await mkdtemp(join(tmpdir(), 'portcullis-ch-sink-'));
   dirs.push(deadLetterDir);
@@ -323,6 +326,7 @@ async function makeSink(options: { maxInsertRows?: number; requestTimeoutMs?: nu
     table: 'events_legacy',
     schema: 'legacy18',
     deadLetterDir,
+    encodeThread,
     ...options,
   });
 }
@@ -335,7 +339,14 @@ async function deadLetters(sink: ClickHouseSink): Promise<DeadLetterEntry[]> {
     .map((line) => JSON.parse(line) as DeadLetterEntry);
 }
 
-describe('ClickHouseSink against a stand-in server', () => {
+describe.each([
+  ['on its encoding thread', true],
+  ['on the event loop', false],
+])('ClickHouseSink against a stand-in server, transcoding %s', (_how, thread) => {
+  beforeAll(() => {
+    encodeThread = thread;
+  });
+
   it('splits an insert the server refuses until the bad rows are alone, dead-letters them, inserts the rest', async () => {
     const sink = await makeSink();
     const events = Array.from({ length: 100 }, (_, i) =>
@@ -376,7 +387,8 @@ describe('ClickHouseSink against a stand-in server', () => {
 
   it('streams, insert by insert, the bytes the JSON.parse path encodes, the same on re-delivery', async () => {
     const sink = await makeSink({ maxInsertRows: 1_000 });
-    const payloads: (SessionEvent | string)[] = Array.from({ length: 3_000 }, (_, i) =>
+    // Several of the encoding thread's jobs (4,096 records each).
+    const payloads: (SessionEvent | string)[] = Array.from({ length: 10_000 }, (_, i) =>
       event(i, {
         resource: `r\t${i}\\\n'😀\ud800`,
         person: { subject: 'u-1', email: 'a@example.com', groups: [`g'${i}`, 'x\ty'] },
@@ -385,11 +397,12 @@ describe('ClickHouseSink against a stand-in server', () => {
     // Records the transcoder leaves to JSON.parse (a number for a string), or nobody can read.
     payloads[10] = JSON.stringify(event(10)).replace('"resource":"payments"', '"resource":5');
     payloads[1_500] = 'not json';
+    payloads[9_000] = '{"schema":1}';
     const batch = records(payloads, 7);
     await sink.deliver(batch);
     const columns = columnsOf('legacy18');
     const lines = batch
-      .filter((r) => r.payload.toString() !== 'not json')
+      .filter((r, i) => i !== 1_500 && i !== 9_000)
       .map((r) => {
         const line = Buffer.from(encodeEventTsv(JSON.parse(r.payload.toString()), columns));
         return { sequence: r.sequence, bytes: line.length, line };
@@ -405,7 +418,7 @@ describe('ClickHouseSink against a stand-in server', () => {
     standIn.bodies = [];
     await sink.deliver(batch);
     expect(same(standIn.bodies, expected)).toBe(true);
-    expect((await deadLetters(sink)).map((d) => d.sequence)).toEqual([1_507, 1_507]);
+    expect((await deadLetters(sink)).map((d) => d.sequence)).toEqual([1_507, 9_007, 1_507, 9_007]);
     await sink.close();
   });
 

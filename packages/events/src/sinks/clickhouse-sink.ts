@@ -3,30 +3,16 @@ import { setImmediate as yieldToIo } from 'node:timers/promises';
 import { createClient, ClickHouseLogLevel, type ClickHouseClient } from '@clickhouse/client';
 import { PortcullisError, silentLogger, type Logger, type SessionEvent } from '@portcullis/core';
 import { SpoolReadRecord, type SpoolRecord } from '../spool/spool-reader.js';
-import type { EventRow } from '../store/event-row.js';
 import { runMigrations, type MigrationTarget } from '../store/run-migrations.js';
 import { eventStoreMigrations, MIN_CLICKHOUSE_VERSION } from '../store/schema.js';
 import { DeadLetterFile, type DeadLetterEntry } from './dead-letter-file.js';
-import {
-  encodeEventTsv,
-  EventTsvTranscoder,
-  splitTime,
-  TsvKind,
-  type TsvColumn,
-} from './event-tsv.js';
+import { columnsOf, legacyType, type ClickHouseSchemaFlavour } from './clickhouse-columns.js';
+import { encodeEventTsv, EventTsvTranscoder, splitTime, type TsvColumn } from './event-tsv.js';
+import { TsvEncoderThread } from './tsv-encoder-thread.js';
+import type { TsvLines } from './tsv-lines.js';
 import type { BatchSink } from './sink-runner.js';
 
-/**
- * The table layout a {@link ClickHouseSink} writes:
- *
- * - `modern`: the event store's `events` table (packages/events/src/store/schema.ts: DateTime64,
- *   LowCardinality, TTL, rollups kept by materialized views), for servers from
- *   {@link MODERN_MIN_CLICKHOUSE_VERSION} on.
- * - `legacy18`: {@link legacy18TableDdl}, the same columns in types ClickHouse 18.16 has:
- *   `time` as `DateTime('UTC')` plus `time_micros UInt32` (the microseconds within that second),
- *   plain `String`s, no TTL, no rollups.
- */
-export type ClickHouseSchemaFlavour = 'modern' | 'legacy18';
+export { columnsOf, type ClickHouseSchemaFlavour } from './clickhouse-columns.js';
 
 /** The oldest server release the `modern` flavour runs on, as the event store's author determined it. */
 export const MODERN_MIN_CLICKHOUSE_VERSION = MIN_CLICKHOUSE_VERSION;
@@ -67,6 +53,12 @@ export interface ClickHouseSinkOptions {
   readonly insertSettings?: Readonly<Record<string, string | number>>;
   /** gzip request bodies (default false). */
   readonly compressRequests?: boolean;
+  /**
+   * Transcode events on a worker thread of the sink's own (default true), beside the event loop
+   * that reads the spool and streams the inserts. Off, they are transcoded on the event loop.
+   * (With `skipStoredIds` they always are: the lookup needs each row's id first.)
+   */
+  readonly encodeThread?: boolean;
   readonly logger?: Logger;
 }
 
@@ -265,101 +257,6 @@ function quoteTable(table: string): string {
   return parts.map((part) => `\`${part}\``).join('.');
 }
 
-/** Column types of the `legacy18` table, keyed like the store's row so a new store column is a type error here. */
-const LEGACY18_TYPES: Readonly<Record<keyof EventRow, string>> = {
-  id: 'UUID',
-  schema: 'UInt16',
-  type: 'String',
-  time: "DateTime('UTC')",
-  session_id: 'String',
-  seq: 'UInt32',
-  person_subject: 'String',
-  person_email: 'String',
-  person_name: 'Nullable(String)',
-  person_groups: 'Array(String)',
-  agent_id: 'String',
-  agent_name: 'String',
-  auth_method: 'String',
-  resource: 'String',
-  protocol: 'String',
-  upstream_user: 'String',
-  client_address: 'String',
-  client_port: 'UInt16',
-  client_application: 'String',
-  client_user: 'String',
-  client_tls: 'UInt8',
-  statement_text: 'Nullable(String)',
-  statement_protocol: 'String',
-  statement_prepared_name: 'Nullable(String)',
-  statement_params: 'UInt32',
-  statement_tag: 'String',
-  kind: 'String',
-  fingerprint: 'String',
-  tables: 'Array(String)',
-  verdict: 'String',
-  rule: 'String',
-  rows: 'UInt64',
-  bytes: 'UInt64',
-  duration_us: 'UInt64',
-  error_code: 'String',
-  error_message: 'Nullable(String)',
-  masked_values: 'Nullable(UInt32)',
-  masked_columns: 'Array(String)',
-  approval_text: 'Nullable(String)',
-  approval_kind: 'String',
-  approval_rule: 'String',
-  approval_message: 'String',
-  end_reason: 'Nullable(String)',
-  end_statements: 'UInt32',
-  end_rows: 'UInt64',
-  end_bytes_from_client: 'UInt64',
-  end_bytes_to_client: 'UInt64',
-  end_duration_us: 'UInt64',
-  end_error_code: 'String',
-  end_error_message: 'Nullable(String)',
-  approval_id: 'String',
-  decision_by_subjects: 'Array(String)',
-  decision_by_emails: 'Array(String)',
-  decision_reason: 'Nullable(String)',
-  decision_waited_us: 'UInt64',
-  auth_failure_reason: 'Nullable(String)',
-  auth_failure_code: 'String',
-  access_grant_id: 'String',
-  access_grant_ends_us: 'UInt64',
-  access_grant_by_subjects: 'Array(String)',
-  access_grant_by_emails: 'Array(String)',
-  prev_hash: 'String',
-  hash: 'String',
-};
-
-function kindOf(type: string): TsvKind {
-  if (type === 'Array(String)') return TsvKind.TextArray;
-  if (type === 'Nullable(String)') return TsvKind.NullableText;
-  if (type.startsWith('Nullable(')) return TsvKind.NullableNumber;
-  if (type === 'String' || type === 'UUID') return TsvKind.Text;
-  return TsvKind.Number;
-}
-
-/** A `legacy18` column's ClickHouse type. */
-function legacyType({ field, kind }: TsvColumn): string {
-  return kind === TsvKind.TimeMicros ? 'UInt32' : LEGACY18_TYPES[field];
-}
-
-/** The columns of a flavour, in the order the sink writes them. */
-export function columnsOf(flavour: ClickHouseSchemaFlavour): readonly TsvColumn[] {
-  const columns: TsvColumn[] = [];
-  for (const [field, type] of Object.entries(LEGACY18_TYPES) as [keyof EventRow, string][]) {
-    if (field === 'time') {
-      columns.push({ name: 'time', field, kind: TsvKind.Time });
-      if (flavour === 'legacy18')
-        columns.push({ name: 'time_micros', field, kind: TsvKind.TimeMicros });
-      continue;
-    }
-    columns.push({ name: field, field, kind: kindOf(type) });
-  }
-  return columns;
-}
-
 /**
  * `CREATE TABLE IF NOT EXISTS` of the `legacy18` flavour: the store's columns in types ClickHouse
  * 18.16 has (no DateTime64, TTL or LowCardinality). `ReplacingMergeTree` on a sorting key that
@@ -458,6 +355,13 @@ export function planInserts<T extends { readonly sequence: number; readonly byte
 const CHUNK_BYTES = 1024 * 1024;
 /** A streamed insert body is handed to the socket in pieces of about this size. */
 const STREAM_BYTES = 256 * 1024;
+/**
+ * Records per job of the encoding thread: enough that a message costs little per record, few
+ * enough that an insert starts streaming soon after a delivery does.
+ */
+const THREAD_JOB_RECORDS = 4096;
+/** Jobs sent to the encoding thread ahead of the one being streamed. */
+const THREAD_JOBS_AHEAD = 2;
 
 /** The bytes of `rows`, as views of their chunks (adjacent lines in one view). */
 function bodyOf(rows: readonly EncodedRow[]): Buffer[] {
@@ -635,6 +539,8 @@ export class ClickHouseSink implements BatchSink {
   readonly #logger: Logger;
   readonly #insertSettings: Record<string, string>;
   readonly #transcoder: EventTsvTranscoder;
+  /** Encodes streamed inserts beside the event loop; null when the sink encodes inline. */
+  readonly #encoder: TsvEncoderThread | null;
   /** Where encoded lines go; a full chunk is left to the rows that point into it. */
   #chunk: Buffer = Buffer.alloc(0);
   #chunkUsed = 0;
@@ -677,6 +583,7 @@ export class ClickHouseSink implements BatchSink {
     );
     this.#columns = columnsOf(options.schema);
     this.#transcoder = new EventTsvTranscoder(this.#columns);
+    this.#encoder = options.encodeThread === false ? null : new TsvEncoderThread(options.schema);
     this.#insertQuery = `INSERT INTO ${this.#quotedTable} (${this.#columns
       .map((c) => c.name)
       .join(', ')}) FORMAT TabSeparated`;
@@ -753,6 +660,7 @@ export class ClickHouseSink implements BatchSink {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#encoder?.close();
     await this.#client.close();
   }
 
@@ -947,19 +855,18 @@ export class ClickHouseSink implements BatchSink {
     const planner = new InsertPlanner(this.#maxRows, this.#maxBytes);
     let current: StreamedInsert | null = null;
     try {
-      for (const record of records) {
-        if (stop.requested) break;
-        const row = this.#encodeRecord(record, dead);
-        if (row === null) continue;
-        if (planner.next(row.sequence, row.bytes)) {
-          current?.finish();
-          current = new StreamedInsert();
-          queue.push(current);
-        }
-        current!.add(row);
-        if (current!.unsent >= STREAM_BYTES) {
-          current!.flush();
-          await yieldToIo();
+      for await (const rows of this.#encodedRows(records, dead, stop)) {
+        for (const row of rows) {
+          if (planner.next(row.sequence, row.bytes)) {
+            current?.finish();
+            current = new StreamedInsert();
+            queue.push(current);
+          }
+          current!.add(row);
+          if (current!.unsent >= STREAM_BYTES) {
+            current!.flush();
+            await yieldToIo();
+          }
         }
       }
       if (stop.requested) current?.abandon();
@@ -969,6 +876,81 @@ export class ClickHouseSink implements BatchSink {
       current?.abandon();
       queue.end(error);
     }
+  }
+
+  /**
+   * The rows of `records` in order, a run at a time; what is not an event goes to `dead`. With
+   * the encoding thread, runs of {@link THREAD_JOB_RECORDS} are encoded there, a few sent ahead
+   * of the one being streamed; without it, here.
+   */
+  async *#encodedRows(
+    records: readonly SpoolRecord[],
+    dead: DeadLetterEntry[],
+    stop: { readonly requested: boolean },
+  ): AsyncGenerator<EncodedRow[]> {
+    const encoder = this.#encoder;
+    if (encoder === null) {
+      for (let i = 0; i < records.length && !stop.requested; i += THREAD_JOB_RECORDS) {
+        const rows: EncodedRow[] = [];
+        for (const record of records.slice(i, i + THREAD_JOB_RECORDS)) {
+          const row = this.#encodeRecord(record, dead);
+          if (row !== null) rows.push(row);
+        }
+        yield rows;
+      }
+      return;
+    }
+    const jobs: { records: readonly SpoolRecord[]; lines: Promise<TsvLines> }[] = [];
+    let next = 0;
+    const send = (): void => {
+      while (jobs.length <= THREAD_JOBS_AHEAD && next < records.length) {
+        const slice = records.slice(next, next + THREAD_JOB_RECORDS);
+        next += slice.length;
+        const lines = encoder.encode(slice);
+        // Awaited in turn below; a failure meanwhile must not count as unhandled.
+        lines.catch(() => undefined);
+        jobs.push({ records: slice, lines });
+      }
+    };
+    send();
+    while (jobs.length > 0 && !stop.requested) {
+      const job = jobs.shift()!;
+      const lines = await job.lines;
+      send();
+      yield this.#rowsOf(job.records, lines, dead);
+    }
+  }
+
+  /** The rows of lines the encoding thread made of `records`; those it found no event in go to `dead`. */
+  #rowsOf(records: readonly SpoolRecord[], lines: TsvLines, dead: DeadLetterEntry[]): EncodedRow[] {
+    const rows: EncodedRow[] = [];
+    const errors = new Map(lines.errors);
+    let start = 0;
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i]!;
+      const end = lines.ends[i]!;
+      if (end < 0) {
+        dead.push(
+          this.#deadLetter(record.sequence, record.payload, {
+            reason: 'undecodable',
+            code: null,
+            message: errors.get(i) ?? 'not an event',
+          }),
+        );
+        continue;
+      }
+      rows.push({
+        sequence: record.sequence,
+        id: '',
+        seconds: 0,
+        chunk: lines.lines,
+        start,
+        bytes: end - start,
+        record,
+      });
+      start = end;
+    }
+    return rows;
   }
 
   #deadLetter(sequence: number, payload: Buffer, error: DeadLetterEntry['error']): DeadLetterEntry {

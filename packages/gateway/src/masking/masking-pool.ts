@@ -1,5 +1,3 @@
-import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
 import type { CopyPlanSpec, RowPlanSpec } from '@portcullis/masking';
 import {
@@ -8,6 +6,7 @@ import {
   silentLogger,
   type ErrorCode,
   type Logger,
+  workerScript,
 } from '@portcullis/core';
 import type { MaskReply, MaskTask, MaskTestHook } from './masking-contract.js';
 
@@ -112,19 +111,10 @@ export interface MaskingPoolOptions {
   readonly planCacheSize?: number;
 }
 
-// Production loads the compiled worker next to this file. Tests run this file as TypeScript
-// (through vitest or tsx), and then the workers load the TypeScript worker through tsx,
-// resolving workspace packages to their sources as the parent does. Piscina requires the worker
-// file, so tsx compiles it to CommonJS there, which runs the detectors about twice as slowly:
-// correct for tests, but measure speed against the build (bench/masking-pool.bench.ts does).
-const fromSource = import.meta.url.endsWith('.ts');
-const WORKER_FILE = new URL(`./masking-worker.${fromSource ? 'ts' : 'js'}`, import.meta.url).href;
-
-function workerExecArgv(): string[] | undefined {
-  if (!fromSource) return undefined;
-  const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-  return ['--conditions=@portcullis/source', '--import', tsx];
-}
+// Piscina requires the worker file, so from the sources (tests) tsx compiles it to CommonJS,
+// which runs the detectors about twice as slowly: correct for tests, but measure speed against
+// the build (bench/masking-pool.bench.ts does).
+const WORKER = workerScript(import.meta.url, 'masking-worker');
 
 /**
  * Takes the bytes of `chunk` as an ArrayBuffer this thread may give away. A chunk spanning its
@@ -167,9 +157,9 @@ export class MaskingPool {
     if (!(options.taskTimeoutMs > 0)) throw new RangeError('taskTimeoutMs must be positive');
     this.#timeoutMs = options.taskTimeoutMs;
     this.#logger = options.logger ?? silentLogger;
-    const execArgv = workerExecArgv();
+    const execArgv = WORKER.execArgv;
     this.#pool = new Piscina<MaskTask, MaskReply>({
-      filename: WORKER_FILE,
+      filename: WORKER.url.href,
       minThreads: options.threads,
       maxThreads: options.threads,
       maxQueue: options.maxQueue ?? DEFAULT_MAX_QUEUE,
