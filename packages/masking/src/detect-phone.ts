@@ -2,13 +2,13 @@ import { isAlnum, isDigit, isWord } from './char-class.js';
 import type { SpanList } from './span-list.js';
 
 const MAX_GROUPS = 8;
-// The current run of digit groups: byte range, digit count, first digit, whether the group was
-// in parentheses and the separator before it (0: none). Module-level scratch, see detect-card.
+// The current run of digit groups: byte range, digit count, whether the group was in
+// parentheses and the separator before it (0: none). Module-level scratch, see detect-card.
+// (A group's leading digits are read back from the text when a check needs them: storing them
+// for every group cost more than the few reads.)
 const gStart = new Int32Array(MAX_GROUPS);
 const gEnd = new Int32Array(MAX_GROUPS);
 const gDigits = new Int32Array(MAX_GROUPS);
-const gFirst = new Int32Array(MAX_GROUPS);
-const gSecond = new Int32Array(MAX_GROUPS);
 const gParen = new Uint8Array(MAX_GROUPS);
 const gSep = new Int32Array(MAX_GROUPS);
 
@@ -72,7 +72,7 @@ export function detectPhone(
     // Phones one after another, split by spaces, are taken one by one; the first must start the run.
     let a = 0;
     while (a < groups) {
-      const b2 = longestPhone(a, groups, plus && a === 0);
+      const b2 = longestPhone(src, a, groups, plus && a === 0);
       if (b2 < 0) break;
       spans.push(kind, a === 0 && plus ? i : gStart[a]!, gEnd[b2]!);
       a = b2 + 1;
@@ -109,8 +109,6 @@ function parseRun(src: Uint8Array, at: number, end: number): number {
     gStart[groups] = groupStart;
     gEnd[groups] = j;
     gDigits[groups] = digits;
-    gFirst[groups] = src[digitsStart]! - 0x30;
-    gSecond[groups] = digits > 1 ? src[digitsStart + 1]! - 0x30 : -1;
     gParen[groups] = open ? 1 : 0;
     gSep[groups] = sep;
     groups++;
@@ -129,10 +127,10 @@ function parseRun(src: Uint8Array, at: number, end: number): number {
 }
 
 /** The last group of the longest phone made of groups `a…`, or -1. */
-function longestPhone(a: number, groups: number, plus: boolean): number {
+function longestPhone(src: Uint8Array, a: number, groups: number, plus: boolean): number {
   for (let b = groups - 1; b >= a; b--) {
     if (b < groups - 1 && gSep[b + 1] !== SPACE) continue;
-    if (consistent(a, b, plus) && isPhone(a, b, plus)) return b;
+    if (consistent(a, b, plus) && isPhone(src, a, b, plus)) return b;
   }
   return -1;
 }
@@ -150,20 +148,25 @@ function consistent(a: number, b: number, plus: boolean): boolean {
   return true;
 }
 
-function isPhone(a: number, b: number, plus: boolean): boolean {
+/** Digit `n` (0 or 1, within its count) of group `k`, after its `(` if it has one. */
+function digitOf(src: Uint8Array, k: number, n: number): number {
+  return src[gStart[k]! + gParen[k]! + n]! - 0x30;
+}
+
+function isPhone(src: Uint8Array, a: number, b: number, plus: boolean): boolean {
   let digits = 0;
   for (let k = a; k <= b; k++) digits += gDigits[k]!;
-  if (plus) return digits >= 8 && digits <= 15 && gFirst[a] !== 0 && gParen[a] === 0;
+  if (plus) return digits >= 8 && digits <= 15 && digitOf(src, a, 0) !== 0 && gParen[a] === 0;
   const groups = b - a + 1;
   // North American: [1] NXX NXX XXXX.
   let k = a;
-  if (groups === 4 && gDigits[k] === 1 && gFirst[k] === 1 && gParen[k] === 0) k++;
+  if (groups === 4 && gDigits[k] === 1 && digitOf(src, k, 0) === 1 && gParen[k] === 0) k++;
   if (
     b - k === 2 &&
     gDigits[k] === 3 &&
     gDigits[k + 1] === 3 &&
     gDigits[k + 2] === 4 &&
-    gFirst[k]! >= 2 &&
+    digitOf(src, k, 0) >= 2 &&
     gParen[k + 1] === 0 &&
     gParen[k + 2] === 0 &&
     gSep[k + 1] !== 0x2f &&
@@ -172,7 +175,8 @@ function isPhone(a: number, b: number, plus: boolean): boolean {
     return true;
   }
   // National with a trunk 0 (`00` is the international prefix, not a trunk).
-  if (gFirst[a] !== 0 || gSecond[a] === 0 || groups < 2 || digits < 10 || digits > 12) return false;
+  if (digitOf(src, a, 0) !== 0 || groups < 2 || digits < 10 || digits > 12) return false;
+  if (gDigits[a]! > 1 && digitOf(src, a, 1) === 0) return false;
   if (gDigits[a]! < 2 || gDigits[a]! > 5) return false;
   for (let g = a; g <= b; g++) {
     if (gDigits[g]! < 2 || (g > a && gParen[g] === 1)) return false;
