@@ -165,7 +165,7 @@ function validTld(src: Uint8Array, labelStart: number, end: number): boolean {
     }
   }
   if (tldLength > 6) return true;
-  // An ASCII TLD can only match an entry of its length and first letter.
+  // An ASCII TLD can only match an entry of its length, first and last letter.
   if (bits < 0x80 && NOT_TLD_HINT[tldHint(tldLength, src[labelStart]!, src[end - 1]!)] === 0) {
     return true;
   }
