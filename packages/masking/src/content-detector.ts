@@ -3,7 +3,7 @@ import { CHAR_CLASS, Cls } from './char-class.js';
 import { createMasker, type Masker } from './create-masker.js';
 import { detectApiToken } from './detect-api-token.js';
 import { detectAwsKey } from './detect-aws-key.js';
-import { detectCard } from './detect-card.js';
+import { detectCard, wholeCard } from './detect-card.js';
 import { detectEmail } from './detect-email.js';
 import { detectIban } from './detect-iban.js';
 import { detectIpv4 } from './detect-ipv4.js';
@@ -274,9 +274,13 @@ export class ContentDetector {
       case K_EMAIL:
         detectEmail(src, start, end, spans, K_EMAIL);
         break;
-      case K_CARD:
+      case K_CARD: {
+        const whole = wholeCard(src, start, end);
+        if (whole === 1) spans.push(K_CARD, start, end);
+        if (whole >= 0) return whole === 1;
         detectCard(src, start, end, spans, K_CARD);
         break;
+      }
       case K_SSN:
         detectSsn(src, start, end, spans, K_SSN);
         break;

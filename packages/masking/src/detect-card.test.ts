@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { isDigit, numberEndsAt, numberStartsAt } from './char-class.js';
-import { detectCard } from './detect-card.js';
+import { detectCard, wholeCard } from './detect-card.js';
 import { SpanList } from './span-list.js';
 
 // The detector as it was before the one-compare digit tests and the table Luhn, kept as the
@@ -204,6 +204,40 @@ describe('detectCard', () => {
         );
       }),
       { numRuns: 2000 },
+    );
+  });
+
+  it('decides whole values of the usual shapes as the detector does (property)', () => {
+    const digitsOf = (n: number): fc.Arbitrary<string> =>
+      fc
+        .array(fc.integer({ min: 0, max: 9 }), { minLength: n, maxLength: n })
+        .map((d) => d.join(''));
+    const sixteen = fc.oneof(
+      digitsOf(16),
+      fc.constantFrom(
+        '4111111111111111',
+        '5500000000000004',
+        '6011111111111117',
+        '2221000000000009',
+      ),
+    );
+    const separator = fc.constantFrom(' ', '-', '.', '/', '  ');
+    const value = fc.oneof(
+      sixteen,
+      fc.tuple(sixteen, separator, separator, fc.boolean()).map(([n, sep, other, same]) => {
+        const groups = n.match(/\d{4}/g)!;
+        return `${groups[0]}${sep}${groups[1]}${sep}${groups[2]}${same ? sep : other}${groups[3]}`;
+      }),
+      fc.string({ unit: fc.constantFrom(...'0123456789 -x'), minLength: 15, maxLength: 20 }),
+    );
+    fc.assert(
+      fc.property(value, (text) => {
+        const bytes = Buffer.from(text);
+        const found = run(detectCard, bytes, 0, bytes.length);
+        const whole = wholeCard(bytes, 0, bytes.length);
+        if (whole >= 0) expect(whole === 1).toBe(found.join() === `4,0,${bytes.length}`);
+      }),
+      { numRuns: 3000 },
     );
   });
 
