@@ -9,7 +9,7 @@ import { detectIban } from './detect-iban.js';
 import { detectIpv4 } from './detect-ipv4.js';
 import { detectIpv6 } from './detect-ipv6.js';
 import { detectJwt } from './detect-jwt.js';
-import { detectPhone } from './detect-phone.js';
+import { detectPhone, isWholePhone } from './detect-phone.js';
 import { detectPrivateKey } from './detect-private-key.js';
 import { detectSsn } from './detect-ssn.js';
 import { DETECTOR_KINDS, type DetectorKind } from './detector-kind.js';
@@ -285,6 +285,10 @@ export class ContentDetector {
         detectSsn(src, start, end, spans, K_SSN);
         break;
       case K_PHONE:
+        if (isWholePhone(src, start, end)) {
+          spans.push(K_PHONE, start, end);
+          return true;
+        }
         detectPhone(src, start, end, spans, K_PHONE);
         break;
       default:

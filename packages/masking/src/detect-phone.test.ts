@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { isAlnum, isDigit, isWord } from './char-class.js';
-import { detectPhone } from './detect-phone.js';
+import { detectPhone, isWholePhone } from './detect-phone.js';
 import { SpanList } from './span-list.js';
 
 // The detector as it was before the digit tests without `undefined` and the leading digits read
@@ -221,6 +221,50 @@ describe('detectPhone', () => {
     const bytes = Buffer.from(text);
     expect(run(detectPhone, bytes, 0, bytes.length)).toEqual(
       run(referenceDetectPhone, bytes, 0, bytes.length),
+    );
+  });
+
+  it.each(['555-123-4567', '555.123.4567', '555 123 4567', '(555) 123-4567', '+1 555-123-4567'])(
+    'claims %j whole in word tests',
+    (text) => {
+      const bytes = Buffer.from(text);
+      expect(isWholePhone(bytes, 0, bytes.length)).toBe(true);
+      expect(run(detectPhone, bytes, 0, bytes.length)).toEqual([7, 0, bytes.length]);
+    },
+  );
+
+  it('claims a whole value only where the detector finds exactly it (property)', () => {
+    const digit = fc.constantFrom(...'0123456789');
+    const digits = (n: number): fc.Arbitrary<string> =>
+      fc.array(digit, { minLength: n, maxLength: n }).map((d) => d.join(''));
+    // Separators the shapes take half of the time, and often the same one twice.
+    const sep = fc.oneof(fc.constantFrom(' ', '-', '.'), fc.constantFrom('/', '_', '(', ')', '+'));
+    const twice = fc
+      .tuple(sep, sep, fc.boolean())
+      .map(([t, u, same]): [string, string] => [t, same ? t : u]);
+    const shaped = fc.oneof(
+      fc
+        .tuple(digits(3), twice, digits(3), digits(4))
+        .map(([a, [s, t], b, c]) => `${a}${s}${b}${t}${c}`),
+      fc
+        .tuple(fc.constantFrom('(', '[', '1'), digits(3), fc.constantFrom(')', ']', '1'), sep)
+        .chain(([open, a, close, s]) =>
+          fc
+            .tuple(digits(3), sep, digits(4))
+            .map(([b, t, c]) => `${open}${a}${close}${s}${b}${t}${c}`),
+        ),
+      fc
+        .tuple(fc.constantFrom('+', '0', '-'), digit, sep, digits(3), twice, digits(3), digits(4))
+        .map(([p, cc, s, a, [t, u], b, c]) => `${p}${cc}${s}${a}${t}${b}${u}${c}`),
+    );
+    fc.assert(
+      fc.property(shaped, (text) => {
+        const bytes = Buffer.from(text);
+        if (isWholePhone(bytes, 0, bytes.length)) {
+          expect(run(detectPhone, bytes, 0, bytes.length)).toEqual([7, 0, bytes.length]);
+        }
+      }),
+      { numRuns: 5000 },
     );
   });
 

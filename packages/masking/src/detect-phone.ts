@@ -1,4 +1,5 @@
-import { isAlnum, isDigit, isWord } from './char-class.js';
+import { isAlnum, isDigit, isFourDigits, isWord } from './char-class.js';
+import { valueWords } from './output-writer.js';
 import type { SpanList } from './span-list.js';
 
 const MAX_GROUPS = 8;
@@ -80,6 +81,77 @@ export function detectPhone(
     }
     i = runEnd;
   }
+}
+
+/** The separators {@link isWholePhone} takes (the detector also splits on `/`, with other rules). */
+function isPhoneSeparator(b: number): boolean {
+  return b === SPACE || b === 0x2d || b === 0x2e;
+}
+
+/** Four digits in `x` once its low byte (a separator) is read as a digit. */
+function threeDigitsThen(x: number): boolean {
+  return isFourDigits((x & ~0xff) | 0x30);
+}
+
+/**
+ * Whether {@link detectPhone} would find exactly the whole of `src[start, end)`, decided in a few
+ * word tests for the North American shapes most phone columns hold: `NXX-NXX-XXXX` (or with
+ * dots or spaces), `(NXX) NXX-XXXX` and `+1 NXX-NXX-XXXX`, with the separators the detector takes
+ * for them; false: another shape (or an area code below 2), so ask detectPhone. A value whose
+ * hint says phone usually is one, and the detector's parse branches on the shape, which changes
+ * from row to row.
+ */
+export function isWholePhone(src: Uint8Array, start: number, end: number): boolean {
+  const words = valueWords.of(src);
+  const length = end - start;
+  if (length === 12) {
+    // NXX-NXX-XXXX: one separator twice, an area code from 2.
+    const x0 = words.getInt32(start);
+    const x1 = words.getInt32(start + 4);
+    const sep = x0 & 0xff;
+    return (
+      isPhoneSeparator(sep) &&
+      (x1 & 0xff) === sep &&
+      x0 >>> 24 >= 0x32 &&
+      threeDigitsThen(x0) &&
+      threeDigitsThen(x1) &&
+      isFourDigits(words.getInt32(start + 8))
+    );
+  }
+  if (length === 14) {
+    // (NXX) NXX-XXXX: after the parenthesis and between the last groups any taken separator.
+    const x0 = words.getInt32(start);
+    const x1 = words.getInt32(start + 6);
+    return (
+      x0 >>> 24 === OPEN &&
+      ((x0 >>> 16) & 0xff) >= 0x32 &&
+      isFourDigits((x0 & 0xffffff) | 0x30000000) &&
+      src[start + 4] === CLOSE &&
+      isPhoneSeparator(src[start + 5]!) &&
+      isPhoneSeparator(x1 & 0xff) &&
+      threeDigitsThen(x1) &&
+      isFourDigits(words.getInt32(start + 10))
+    );
+  }
+  if (length === 15) {
+    // +C NXX-NXX-XXXX: a one-digit country code other than 0, then one separator twice.
+    const x0 = words.getInt32(start + 3);
+    const x1 = words.getInt32(start + 7);
+    const sep = x0 & 0xff;
+    const country = src[start + 1]!;
+    return (
+      src[start] === PLUS &&
+      country >= 0x31 &&
+      country <= 0x39 &&
+      isPhoneSeparator(src[start + 2]!) &&
+      isPhoneSeparator(sep) &&
+      (x1 & 0xff) === sep &&
+      threeDigitsThen(x0) &&
+      threeDigitsThen(x1) &&
+      isFourDigits(words.getInt32(start + 11))
+    );
+  }
+  return false;
 }
 
 function phoneStartsAt(src: Uint8Array, start: number, at: number): boolean {
