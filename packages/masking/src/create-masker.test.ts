@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { createMasker } from './create-masker.js';
+import { MAX_MASK_GROWTH, createMasker } from './create-masker.js';
 import type { MaskStyle } from './mask-style.js';
 
 const KEY = Buffer.alloc(32, 7);
@@ -163,6 +163,22 @@ describe('every style (property)', () => {
           expect(() => strict.decode(out.subarray(4, end))).not.toThrow();
         },
       ),
+    );
+  });
+
+  it('never grows a value by more than MAX_MASK_GROWTH bytes, whatever the options', () => {
+    const widest: MaskStyle[] = [
+      ...styles,
+      { kind: 'redact', marker: 'm'.repeat(64) },
+      { kind: 'hash', prefix: 'p'.repeat(64), length: 51 },
+      { kind: 'partial', keepLast: 64 },
+      { kind: 'null' },
+    ];
+    fc.assert(
+      fc.property(fc.constantFrom(...widest), fc.nat(300), (style, length) => {
+        const masker = createMasker(style, { hashKey: KEY });
+        expect(masker.maxOutput(length)).toBeLessThanOrEqual(length + MAX_MASK_GROWTH);
+      }),
     );
   });
 

@@ -32,6 +32,13 @@ export interface Masker {
   mask(value: Uint8Array, start?: number, end?: number): Uint8Array | null;
 }
 
+/**
+ * The most bytes a masker adds to a value: {@link Masker.maxOutput} of `length` never exceeds
+ * `length + MAX_MASK_GROWTH` (a redact marker has at most 64 bytes, a hash pseudonym a 64-byte
+ * prefix and 51 characters), so a writer can make room for any masker without a call to it.
+ */
+export const MAX_MASK_GROWTH = 64 + 51;
+
 /** Options of {@link createMasker}. */
 export interface MaskerOptions {
   /** The HMAC key of the `hash` style (at least 16 bytes); required when that style is used. */
