@@ -615,8 +615,9 @@ export class ClickHouseSink implements BatchSink {
   }
 
   /**
-   * Creates the table when missing (see {@link ClickHouseSinkOptions.createTable}); `deliver`
-   * does this on first use. Safe to call again; a failure is retried on the next call.
+   * Creates the table when missing (see {@link ClickHouseSinkOptions.createTable}) and has the
+   * encoding thread load its code; `deliver` does this on first use. Safe to call again; a
+   * failure is retried on the next call.
    */
   async ensureTable(): Promise<void> {
     this.#ready ??= this.#prepare().catch((error: unknown) => {
@@ -665,6 +666,7 @@ export class ClickHouseSink implements BatchSink {
   }
 
   async #prepare(): Promise<void> {
+    await this.#encoder?.encode([]);
     if (!this.#createTable) return;
     if (this.schema === 'legacy18') {
       await this.#command(legacy18TableDdl(this.table));

@@ -46,7 +46,8 @@ export class TsvEncoderThread {
       minThreads: 1,
       maxThreads: 1,
       workerData: { flavour },
-      ...(WORKER.execArgv === undefined ? {} : { execArgv: WORKER.execArgv }),
+      // Not the parent's flags (a loader the parent runs under would load the thread's code too).
+      execArgv: WORKER.execArgv ?? [],
     });
   }
 
