@@ -583,7 +583,11 @@ export class ClickHouseSink implements BatchSink {
     );
     this.#columns = columnsOf(options.schema);
     this.#transcoder = new EventTsvTranscoder(this.#columns);
-    this.#encoder = options.encodeThread === false ? null : new TsvEncoderThread(options.schema);
+    // The stored-id lookup needs each row's id as it is encoded, so that path encodes here.
+    this.#encoder =
+      options.encodeThread === false || this.#skipStoredIds
+        ? null
+        : new TsvEncoderThread(options.schema);
     this.#insertQuery = `INSERT INTO ${this.#quotedTable} (${this.#columns
       .map((c) => c.name)
       .join(', ')}) FORMAT TabSeparated`;
