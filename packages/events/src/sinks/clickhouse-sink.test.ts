@@ -22,41 +22,8 @@ import {
   splitAt,
 } from './clickhouse-sink.js';
 import type { DeadLetterEntry } from './dead-letter-file.js';
+import { sinkTestEvent } from './sink-test-event.fixture.js';
 import { encodeEventTsv } from './event-tsv.js';
-
-function event(n: number, overrides: Partial<Record<string, unknown>> = {}): SessionEvent {
-  return {
-    schema: 1,
-    id: `0b8f4e2c-1d3a-4f6b-8c9d-${n.toString(16).padStart(12, '0')}`,
-    type: 'statement',
-    timeUs: 1_793_000_000_000_000 + n,
-    sessionId: 's-1',
-    seq: n,
-    person: { subject: 'u-1', email: 'a@example.com', groups: ['dba'] },
-    agent: null,
-    authMethod: 'static-token',
-    resource: 'payments',
-    protocol: 'postgres',
-    upstreamUser: 'app',
-    client: { address: '10.0.0.1', port: 5000, application: 'psql', user: 'alice', tls: false },
-    statement: {
-      text: `SELECT ${n}`,
-      protocol: 'simple',
-      params: 0,
-      tag: 'SELECT 1',
-      rows: 1,
-      bytes: 10,
-      durationUs: 5,
-      error: null,
-      kind: 'select',
-      fingerprint: 'f',
-      tables: [],
-      verdict: 'allow',
-      rule: 'default',
-    },
-    ...overrides,
-  } as SessionEvent;
-}
 
 function records(events: readonly (SessionEvent | string)[], first = 1): SpoolRecord[] {
   return events.map((e, i) => ({
@@ -350,7 +317,7 @@ describe.each([
   it('splits an insert the server refuses until the bad rows are alone, dead-letters them, inserts the rest', async () => {
     const sink = await makeSink();
     const events = Array.from({ length: 100 }, (_, i) =>
-      i === 17 || i === 63 ? event(i, { resource: `POISON-${i}` }) : event(i),
+      i === 17 || i === 63 ? sinkTestEvent(i, { resource: `POISON-${i}` }) : sinkTestEvent(i),
     );
     await sink.deliver(records(events));
     const inserted = standIn.inserts.flat();
@@ -375,7 +342,7 @@ describe.each([
     standIn.mode = 'no-row-hint';
     const sink = await makeSink();
     const events = Array.from({ length: 64 }, (_, i) =>
-      i === 40 ? event(i, { resource: 'POISON' }) : event(i),
+      i === 40 ? sinkTestEvent(i, { resource: 'POISON' }) : sinkTestEvent(i),
     );
     await sink.deliver(records(events));
     expect(standIn.inserts.flat()).toHaveLength(63);
@@ -389,13 +356,16 @@ describe.each([
     const sink = await makeSink({ maxInsertRows: 1_000 });
     // Several of the encoding thread's jobs (4,096 records each).
     const payloads: (SessionEvent | string)[] = Array.from({ length: 10_000 }, (_, i) =>
-      event(i, {
+      sinkTestEvent(i, {
         resource: `r\t${i}\\\n'😀\ud800`,
         person: { subject: 'u-1', email: 'a@example.com', groups: [`g'${i}`, 'x\ty'] },
       }),
     );
     // Records the transcoder leaves to JSON.parse (a number for a string), or nobody can read.
-    payloads[10] = JSON.stringify(event(10)).replace('"resource":"payments"', '"resource":5');
+    payloads[10] = JSON.stringify(sinkTestEvent(10)).replace(
+      '"resource":"payments"',
+      '"resource":5',
+    );
     payloads[1_500] = 'not json';
     payloads[9_000] = '{"schema":1}';
     const batch = records(payloads, 7);
@@ -426,7 +396,7 @@ describe.each([
     standIn.mode = 'early';
     const sink = await makeSink();
     const events = Array.from({ length: 4_000 }, (_, i) =>
-      i === 5 || i === 3_500 ? event(i, { resource: `POISON-${i}` }) : event(i),
+      i === 5 || i === 3_500 ? sinkTestEvent(i, { resource: `POISON-${i}` }) : sinkTestEvent(i),
     );
     await sink.deliver(records(events));
     const inserted = standIn.inserts.flat();
@@ -439,7 +409,7 @@ describe.each([
 
   it('dead-letters payloads that are not events without asking the server', async () => {
     const sink = await makeSink();
-    await sink.deliver(records(['not json', '{"schema":1}', JSON.stringify(event(3))]));
+    await sink.deliver(records(['not json', '{"schema":1}', JSON.stringify(sinkTestEvent(3))]));
     expect(standIn.inserts.flat()).toHaveLength(1);
     const dead = await deadLetters(sink);
     expect(dead.map((d) => [d.sequence, d.error.reason, d.payload])).toEqual([
@@ -451,7 +421,7 @@ describe.each([
 
   it('splits a large delivery into inserts of at most maxInsertRows rows', async () => {
     const sink = await makeSink({ maxInsertRows: 250 });
-    await sink.deliver(records(Array.from({ length: 1_000 }, (_, i) => event(i))));
+    await sink.deliver(records(Array.from({ length: 1_000 }, (_, i) => sinkTestEvent(i))));
     expect(standIn.inserts.map((lines) => lines.length)).toEqual([249, 250, 250, 250, 1]);
     expect(sink.stats.inserts).toBe(5);
     await sink.close();
@@ -461,7 +431,9 @@ describe.each([
     const sink = await makeSink();
     await sink.ensureTable();
     standIn.mode = 'unavailable';
-    const error = await sink.deliver(records([event(1), event(2)])).catch((err: unknown) => err);
+    const error = await sink
+      .deliver(records([sinkTestEvent(1), sinkTestEvent(2)]))
+      .catch((err: unknown) => err);
     expect(error).toBeInstanceOf(ClickHouseSinkError);
     expect((error as ClickHouseSinkError).retriable).toBe(true);
     expect((error as ClickHouseSinkError).failure).toMatchObject({
@@ -479,7 +451,7 @@ describe.each([
     const sink = await makeSink({ requestTimeoutMs: 200 });
     await sink.ensureTable();
     standIn.mode = 'hang';
-    const error = await sink.deliver(records([event(1)])).catch((err: unknown) => err);
+    const error = await sink.deliver(records([sinkTestEvent(1)])).catch((err: unknown) => err);
     expect((error as ClickHouseSinkError).failure.kind).toBe('timeout');
     expect((error as ClickHouseSinkError).retriable).toBe(true);
     await sink.close();
@@ -498,7 +470,7 @@ describe.each([
       schema: 'legacy18',
       deadLetterDir,
     });
-    const error = await sink.deliver(records([event(1)])).catch((err: unknown) => err);
+    const error = await sink.deliver(records([sinkTestEvent(1)])).catch((err: unknown) => err);
     expect((error as ClickHouseSinkError).failure.kind).toBe('network');
     expect(sink.stats.retried).toBe(1);
     await sink.close();

@@ -6,31 +6,12 @@ import type { SessionEvent } from '@portcullis/core';
 import { Spool } from '../spool/spool.js';
 import { SpoolReadRecord, type SpoolRecord } from '../spool/spool-reader.js';
 import { columnsOf } from './clickhouse-columns.js';
+import { sinkTestEvent } from './sink-test-event.fixture.js';
 import { encodeEventTsv } from './event-tsv.js';
 import { TsvEncoderThread } from './tsv-encoder-thread.js';
 import type { TsvLines } from './tsv-lines.js';
 
 const COLUMNS = columnsOf('legacy18');
-
-function event(n: number, overrides: Partial<Record<string, unknown>> = {}): SessionEvent {
-  return {
-    schema: 1,
-    id: `0b8f4e2c-1d3a-4f6b-8c9d-${n.toString(16).padStart(12, '0')}`,
-    type: 'statement',
-    timeUs: 1_793_000_000_000_000 + n,
-    sessionId: 's-1',
-    seq: n,
-    person: { subject: 'u-1', email: 'a@example.com', groups: ['dba'] },
-    agent: null,
-    authMethod: 'static-token',
-    resource: 'payments',
-    protocol: 'postgres',
-    upstreamUser: 'app',
-    client: { address: '10.0.0.1', port: 5000, application: 'psql', user: 'alice', tls: true },
-    statement: { text: `SELECT ${n}`, tables: ['orders'], rows: n } as never,
-    ...overrides,
-  } as SessionEvent;
-}
 
 /** What each record must become: its line by the JSON.parse path, or null when it is no event. */
 function expectedLines(records: readonly SpoolRecord[]): (string | null)[] {
@@ -59,10 +40,10 @@ describe('TsvEncoderThread', () => {
   let spool: Spool;
   const thread = new TsvEncoderThread('legacy18');
   const payloads: string[] = Array.from({ length: 3_000 }, (_, i) =>
-    JSON.stringify(event(i, { resource: `r\t${i}'\\😀` })),
+    JSON.stringify(sinkTestEvent(i, { resource: `r\t${i}'\\😀` })),
   );
   // Left to JSON.parse (a number where a string belongs), and no event at all.
-  payloads[7] = JSON.stringify(event(7)).replace('"resource":"payments"', '"resource":5');
+  payloads[7] = JSON.stringify(sinkTestEvent(7)).replace('"resource":"payments"', '"resource":5');
   payloads[8] = 'not json';
   payloads[2_999] = '{"schema":1}';
 
@@ -103,7 +84,7 @@ describe('TsvEncoderThread', () => {
   it('encodes records that are not from the spool, and lines far longer than their JSON', async () => {
     // Each apostrophe in an array element is escaped: the line is about twice the JSON.
     const quotes = JSON.stringify(
-      event(1, { person: { subject: 'u', email: 'e', groups: ["'".repeat(70_000)] } }),
+      sinkTestEvent(1, { person: { subject: 'u', email: 'e', groups: ["'".repeat(70_000)] } }),
     );
     const records: SpoolRecord[] = [quotes, payloads[0]!, 'not json', quotes].map((payload, i) => ({
       sequence: i + 1,
