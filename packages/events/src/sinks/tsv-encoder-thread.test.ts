@@ -81,6 +81,19 @@ describe('TsvEncoderThread', () => {
     }
   });
 
+  it('fails the job a dying thread had, and encodes the next one on a new thread', async () => {
+    const records: SpoolRecord[] = Array.from({ length: 20_000 }, (_, i) => ({
+      sequence: i + 1,
+      payload: Buffer.from(payloads[i % 3_000]!),
+    }));
+    await thread.encode(records.slice(0, 10));
+    const job = thread.encode(records);
+    await thread.workers[0]!.terminate();
+    await expect(job).rejects.toThrow();
+    const lines = await thread.encode(records.slice(0, 100));
+    expect(linesOf(lines)).toEqual(expectedLines(records.slice(0, 100)));
+  });
+
   it('encodes records that are not from the spool, and lines far longer than their JSON', async () => {
     // Each apostrophe in an array element is escaped: the line is about twice the JSON.
     const quotes = JSON.stringify(

@@ -63,6 +63,11 @@ export class TsvEncoderThread {
     };
   }
 
+  /** @internal The pool's worker threads, for tests that kill one mid-job. */
+  get workers(): readonly { terminate(): Promise<number> }[] {
+    return this.#pool.threads;
+  }
+
   /** Stops the thread; jobs still running fail. */
   close(): Promise<void> {
     return this.#pool.destroy();
