@@ -897,12 +897,7 @@ export class ClickHouseSink implements BatchSink {
     const encoder = this.#encoder;
     if (encoder === null) {
       for (let i = 0; i < records.length && !stop.requested; i += THREAD_JOB_RECORDS) {
-        const rows: EncodedRow[] = [];
-        for (const record of records.slice(i, i + THREAD_JOB_RECORDS)) {
-          const row = this.#encodeRecord(record, dead);
-          if (row !== null) rows.push(row);
-        }
-        yield rows;
+        yield this.#encodeAll(records.slice(i, i + THREAD_JOB_RECORDS), dead);
       }
       return;
     }
