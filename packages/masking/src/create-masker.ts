@@ -2,7 +2,7 @@ import type { KeyObject } from 'node:crypto';
 import { PortcullisError } from '@portcullis/core';
 import { countCodePoints, sequenceLength } from './count-code-points.js';
 import { HmacSha256 } from './hmac-sha256.js';
-import { ViewCache, valueWords } from './output-writer.js';
+import { ViewCache, chunkWords } from './output-writer.js';
 import {
   DEFAULT_HASH_LENGTH,
   DEFAULT_HASH_PREFIX,
@@ -194,7 +194,7 @@ class PartialMasker extends BaseMasker {
     const cut = end - Math.min(this.#keepLast, (end - start) >> 1);
     let high: number;
     if (cut - start >= 4 && (end - cut >= 4 || end === cut)) {
-      const sv = valueWords.of(src);
+      const sv = chunkWords.of(src);
       const ov = outputWords.of(out);
       high =
         mapWords(sv, start, cut, ov, pos, map) |

@@ -1,5 +1,5 @@
 import { isFourDigits, numberEndsAt, numberStartsAt } from './char-class.js';
-import { valueWords } from './output-writer.js';
+import { chunkWords } from './output-writer.js';
 import type { SpanList } from './span-list.js';
 
 const MAX_GROUPS = 8;
@@ -26,7 +26,7 @@ export function detectCard(
   spans: SpanList,
   kind: number,
 ): void {
-  const words = valueWords.of(src);
+  const words = chunkWords.of(src);
   let i = start;
   while (i < end) {
     // `(b - 0x30) >>> 0 > 9`: not a digit, in one unsigned compare.
@@ -90,7 +90,7 @@ export function detectCard(
  * the detector's walk branches on the shape, which changes from row to row.
  */
 export function wholeCard(src: Uint8Array, start: number, end: number): number {
-  const words = valueWords.of(src);
+  const words = chunkWords.of(src);
   let x0: number;
   let x1: number;
   let x2: number;

@@ -1,5 +1,5 @@
 import { CHAR_CLASS, Cls } from './char-class.js';
-import { valueWords } from './output-writer.js';
+import { chunkWords } from './output-writer.js';
 import type { SpanList } from './span-list.js';
 
 const LOCAL = new Uint8Array(256);
@@ -70,7 +70,7 @@ export function detectEmail(
   // it starts (what walking back from the `@` would find).
   let at = start;
   let run = start;
-  const words = valueWords.of(src);
+  const words = chunkWords.of(src);
   // Four bytes at a time while all are local-part bytes (an `@` is not one).
   while (at + 4 <= end && allLocal(words.getInt32(at))) at += 4;
   for (; at < end; at++) {

@@ -1,5 +1,5 @@
 import { isAlnum, isDigit, isFourDigits, isWord } from './char-class.js';
-import { valueWords } from './output-writer.js';
+import { chunkWords } from './output-writer.js';
 import type { SpanList } from './span-list.js';
 
 const MAX_GROUPS = 8;
@@ -102,7 +102,7 @@ function threeDigitsThen(x: number): boolean {
  * from row to row.
  */
 export function isWholePhone(src: Uint8Array, start: number, end: number): boolean {
-  const words = valueWords.of(src);
+  const words = chunkWords.of(src);
   const length = end - start;
   if (length === 12) {
     // NXX-NXX-XXXX: one separator twice, an area code from 2.

@@ -117,12 +117,6 @@ let slabUsed = 0;
 /** Runs at least this long are copied natively; a view and a native call cost about as much. */
 const NATIVE_COPY_BYTES = 160;
 
-// The word view of the last source seen: a chunk's frames are rewritten one after another, so
-// the view is built once per chunk, not once per run.
-let lastSource: Uint8Array = EMPTY;
-let lastSourceView: DataView = EMPTY_VIEW;
-let lastSourceBytes: Uint8Array = EMPTY;
-
 // The DataView of the last output ArrayBuffer: small outputs are slices of Node's shared pool,
 // so frame by frame this saves a view per frame.
 let lastOutBuffer: ArrayBufferLike | null = null;
@@ -157,10 +151,9 @@ export function copyBytes(
     while (from < to) out[pos++] = src[from++]!;
     return;
   }
-  const sv = sourceView(src);
+  const sv = chunkWords.of(src);
   if (n >= NATIVE_COPY_BYTES) {
-    // A plain Uint8Array view: `subarray` on a Buffer goes through Buffer's own constructor.
-    out.set(lastSourceBytes.subarray(from, to), pos);
+    out.set(chunkWords.plain.subarray(from, to), pos);
     return;
   }
   const last = n - 8;
@@ -186,38 +179,36 @@ function copyWord(sv: DataView, from: number, view: DataView, to: number): void 
 }
 
 /**
- * A DataView of all of `src`, at `src`'s own offsets; built once per source (a chunk's frames
- * are read one after another).
- */
-export function sourceView(src: Uint8Array): DataView {
-  if (src !== lastSource) {
-    lastSource = src;
-    lastSourceView = new DataView(src.buffer, src.byteOffset, src.byteLength);
-    lastSourceBytes = new Uint8Array(src.buffer, src.byteOffset, src.byteLength);
-  }
-  return lastSourceView;
-}
-
-/**
  * A DataView of all of one Uint8Array at its own offsets, rebuilt only when the array changes:
- * the values a masker sees come from one chunk after another, and the output it writes into
- * changes only when a writer grows.
+ * the frames and values read come from one chunk after another, and the output a masker writes
+ * into changes only when a writer grows.
  */
 export class ViewCache {
   #bytes: Uint8Array = EMPTY;
   #view: DataView = EMPTY_VIEW;
+  #plain: Uint8Array | null = null;
 
   of(bytes: Uint8Array): DataView {
     if (bytes !== this.#bytes) {
       this.#bytes = bytes;
       this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      this.#plain = null;
     }
     return this.#view;
+  }
+
+  /**
+   * The array last given to {@link ViewCache.of} as a plain Uint8Array: `subarray` on a Buffer
+   * goes through Buffer's own constructor.
+   */
+  get plain(): Uint8Array {
+    const bytes = this.#bytes;
+    return (this.#plain ??= new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   }
 }
 
 /**
- * Word access to the values that detectors and maskers read: a chunk's, one after another. Like
- * {@link sourceView}, it holds on to the last array until another one comes.
+ * Word access to the chunk being rewritten: its frames and the values in them, read by the row
+ * loop, the detectors and the maskers. It holds on to the last chunk until another one comes.
  */
-export const valueWords = new ViewCache();
+export const chunkWords = new ViewCache();

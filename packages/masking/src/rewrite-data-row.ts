@@ -2,7 +2,7 @@ import { PortcullisError } from '@portcullis/core';
 import type { ContentDetector } from './content-detector.js';
 import { MAX_MASK_GROWTH, type Masker } from './create-masker.js';
 import { Op, type RowPlan } from './row-plan.js';
-import { OutputWriter, sourceView } from './output-writer.js';
+import { chunkWords, OutputWriter } from './output-writer.js';
 import { jsonStringMaxLength, writeJsonString } from './write-json-string.js';
 
 /** A DataRow that masking changed. Counts only: the values themselves are never reported. */
@@ -103,7 +103,7 @@ export function rewriteDataRows(
   let frames = 0;
   let rewrittenFrames = 0;
   let maskedValues = 0;
-  const view = sourceView(chunk);
+  const view = chunkWords.of(chunk);
   while (pos + 5 <= end) {
     const type = chunk[pos]!;
     const length = view.getInt32(pos + 1);
@@ -162,7 +162,7 @@ function rewriteRow(
   frameStart: number,
 ): number {
   if (end - start < 2) malformed('no column count');
-  const view = sourceView(src);
+  const view = chunkWords.of(src);
   const count = view.getUint16(start);
   if (count !== plan.columnCount) {
     malformed(`${count} columns where the result set has ${plan.columnCount}`);
