@@ -90,15 +90,20 @@ export function rewriteDataRow(
  * Unchanged frames are copied as ranges into the output, never one by one; nothing is copied
  * when no frame changes. The function touches nothing but its arguments, so the gateway may run
  * it inline or in a worker on a transferred buffer.
+ *
+ * @param transferable - give the output an ArrayBuffer of its own (the default, for a worker
+ *   to hand back); false lets a small output share Node's pool or the masking slab.
  */
 export function rewriteDataRows(
   chunk: Uint8Array,
   start: number,
   end: number,
   plan: RowPlan,
+  transferable = true,
 ): DataRowsRewrite {
   const active = plan.lastActive >= 0;
-  const writer = new OutputWriter(chunk, start, end - start + ((end - start) >> 3) + 1024, true);
+  const initial = end - start + ((end - start) >> 3) + 1024;
+  const writer = new OutputWriter(chunk, start, initial, transferable);
   let pos = start;
   let frames = 0;
   let rewrittenFrames = 0;

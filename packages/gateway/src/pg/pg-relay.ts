@@ -23,7 +23,13 @@ import {
   query,
   terminate,
 } from '@portcullis/protocol-pg';
-import { maskNoticeFields, rewriteCopyData, rewriteDataRow } from '@portcullis/masking';
+import {
+  maskNoticeFields,
+  rewriteCopyData,
+  rewriteDataRow,
+  rewriteDataRows,
+  type DataRowsRewrite,
+} from '@portcullis/masking';
 import type { ApprovalOutcome, HeldApproval } from '../approvals/approval-broker.js';
 import {
   EVENTS_REFUSED_HINT,
@@ -902,30 +908,85 @@ export class PgRelay {
     this.#afterUpstreamWrite();
   }
 
-  /** The masking path: only whole frames leave, each masked before any of its bytes do. */
+  /**
+   * The masking path: only whole frames leave, each masked before any of its bytes do. Runs of
+   * complete DataRows are masked as one batch into one output buffer (on a worker when the run
+   * is large); the frames around them (the end of a frame begun in an earlier chunk,
+   * RowDescription, CommandComplete, …) go through the forwarder one by one. The client socket
+   * stays corked meanwhile, so a chunk leaves in one write.
+   */
   #fromUpstreamMasked(chunk: Buffer, forwarder: FrameForwarder): void {
     if (this.#maskingOnWorker) {
       this.#waitingChunks.push(chunk);
       return;
     }
-    const pool = this.#options.maskingPool ?? null;
-    const threshold = this.#options.workerThresholdBytes ?? Infinity;
-    if (pool !== null && chunk.length >= threshold && this.#tracker.plan?.active === true) {
-      // A socket read rarely starts at a frame boundary: finish the frame in progress inline,
-      // then hand the run of whole DataRows after it to a worker.
-      const lead = forwarder.bytesToBoundary;
-      if (lead >= 0 && lead < chunk.length && dataRowRun(chunk, lead) - lead >= threshold) {
-        if (lead > 0 && !this.#forwardMasked(chunk.subarray(0, lead), forwarder)) return;
-        const plan = this.#tracker.plan;
-        const run = dataRowRun(chunk, lead);
-        if (plan?.rowSpec != null && plan.active && run - lead >= threshold) {
-          this.#maskOnWorker(pool, plan, chunk, lead, run, forwarder);
-          return;
-        }
-        if (lead > 0) chunk = chunk.subarray(lead);
-      }
+    const client = this.#client;
+    client.cork();
+    try {
+      if (this.#maskChunk(chunk, forwarder)) this.#afterUpstreamWrite();
+    } finally {
+      client.uncork();
     }
-    if (this.#forwardMasked(chunk, forwarder)) this.#afterUpstreamWrite();
+  }
+
+  /** Masks and sends `chunk`; false when the session failed or a worker took over the rest. */
+  #maskChunk(chunk: Buffer, forwarder: FrameForwarder): boolean {
+    let rest = chunk;
+    for (;;) {
+      const lead = forwarder.bytesToBoundary;
+      const runStart = lead < 0 ? -1 : firstDataRow(rest, lead);
+      if (runStart < 0) break;
+      if (runStart > 0 && !this.#forwardMasked(rest.subarray(0, runStart), forwarder)) return false;
+      const runEnd = dataRowRun(rest, runStart);
+      // The tracker sees the rows before the plan is read: the first DataRow of an Execute
+      // without a RowDescription is what sets the plan.
+      const tracker = this.#tracker;
+      for (let pos = runStart; pos < runEnd;) {
+        const length = rest.readInt32BE(pos + 1);
+        tracker.serverFrame(BackendCode.DataRow, rest, pos + 5, pos + 1 + length, length - 4);
+        pos += 1 + length;
+      }
+      const plan = tracker.plan;
+      if (plan?.rows == null || !plan.active) {
+        this.#sendToClient(rest.subarray(runStart, runEnd));
+      } else {
+        const pool = this.#options.maskingPool ?? null;
+        const threshold = this.#options.workerThresholdBytes ?? Infinity;
+        if (pool !== null && plan.rowSpec != null && runEnd - runStart >= threshold) {
+          this.#maskOnWorker(pool, plan, rest, runStart, runEnd, forwarder);
+          return false;
+        }
+        try {
+          const result = rewriteDataRows(rest, runStart, runEnd, plan.rows, false);
+          this.#sendMaskedRows(rest, runStart, runEnd, result);
+        } catch (err) {
+          this.#protocolError(err, 'upstream');
+          return false;
+        }
+      }
+      if (runEnd === rest.length) return true;
+      rest = rest.subarray(runEnd);
+    }
+    return this.#forwardMasked(rest, forwarder);
+  }
+
+  /**
+   * Sends the masked run of DataRows `data[start, end)` (`data` itself where nothing changed).
+   * Throws, before anything is sent, when the masking stopped short of the run's end.
+   */
+  #sendMaskedRows(data: Buffer, start: number, end: number, result: MaskedRows): void {
+    if (result.consumed !== end) {
+      throw new Error(`masked ${result.consumed - start} of a ${end - start}-byte run of rows`);
+    }
+    if (result.maskedValues > 0) {
+      this.#tracker.noteMasked(result.maskedValues, result.maskedColumns);
+    }
+    this.#sendToClient(result.output ?? data.subarray(start, end));
+  }
+
+  #sendToClient(bytes: Buffer): void {
+    this.#bytesToClient += bytes.length;
+    this.#client.write(bytes);
   }
 
   /** Forwards `chunk` through the masking forwarder inline; false when the session failed. */
@@ -960,10 +1021,12 @@ export class PgRelay {
   }
 
   /**
-   * Masks the DataRows at `chunk[start, end)` on a worker (the chunk's memory travels there and back,
-   * never copied). The session waits meanwhile: upstream reads pause and chunks that still
-   * arrive queue behind this one, so rows leave in order and the tracker sees them in order.
-   * If the worker fails, the session ends with an error before a byte of the run is sent.
+   * Masks the DataRows at `chunk[start, end)` on a worker. When they are the whole chunk, its
+   * memory travels there and back, never copied; otherwise the run is copied first, because
+   * frames of the chunk already written may still wait in the socket's queue. The session waits
+   * meanwhile: upstream reads pause and chunks that still arrive queue behind this one, so rows
+   * leave in order. If the worker fails, the session ends with an error before a byte of the
+   * run is sent.
    */
   #maskOnWorker(
     pool: MaskingPool,
@@ -976,33 +1039,24 @@ export class PgRelay {
     this.#maskingOnWorker = true;
     this.#upstream.pause();
     const fault = this.#options.maskingFault?.();
+    const after = chunk.subarray(end);
     pool
       .run({
         kind: 'rows',
         planId: plan.id,
         spec: plan.rowSpec!,
-        chunk,
-        start,
-        end,
+        chunk: chunk.subarray(start, end),
+        start: 0,
+        end: end - start,
         ...(fault === undefined ? {} : { testHook: fault }),
       })
       .then((result) => {
         if (this.#closing) return;
-        const data = result.chunk;
-        const tracker = this.#tracker;
-        for (let pos = start; pos < result.consumed;) {
-          const length = data.readInt32BE(pos + 1);
-          tracker.serverFrame(BackendCode.DataRow, data, pos + 5, pos + 1 + length, length - 4);
-          pos += 1 + length;
-        }
-        if (result.maskedValues > 0) tracker.noteMasked(result.maskedValues, result.maskedColumns);
-        const masked = result.output ?? data.subarray(start, result.consumed);
-        this.#bytesToClient += masked.length;
-        this.#client.write(masked);
+        this.#sendMaskedRows(result.chunk, 0, end - start, result);
         this.#maskingOnWorker = false;
         const waiting = this.#waitingChunks.splice(0);
-        if (result.consumed < data.length) {
-          this.#fromUpstreamMasked(data.subarray(result.consumed), forwarder);
+        if (after.length > 0) {
+          this.#fromUpstreamMasked(after, forwarder);
         } else {
           this.#afterUpstreamWrite();
         }
@@ -1183,6 +1237,25 @@ export class PgRelay {
     });
     this.#options.onClose();
   }
+}
+
+/** What the gateway needs of a {@link DataRowsRewrite}, inline or from a worker. */
+type MaskedRows = Pick<DataRowsRewrite, 'output' | 'consumed' | 'maskedValues' | 'maskedColumns'>;
+
+/**
+ * Start of the first complete DataRow among the complete frames of `chunk` from `from` (a frame
+ * boundary); -1 when there is none before the chunk ends or a frame header does not add up.
+ */
+function firstDataRow(chunk: Buffer, from: number): number {
+  let pos = from;
+  while (pos + 5 <= chunk.length) {
+    const length = chunk.readInt32BE(pos + 1);
+    const end = pos + 1 + length;
+    if (end > chunk.length || length < 4) return -1;
+    if (chunk[pos] === BackendCode.DataRow) return pos;
+    pos = end;
+  }
+  return -1;
 }
 
 /** End of the run of complete DataRow frames in `chunk` from `from` (a frame boundary). */
