@@ -27,6 +27,23 @@ for (let n = 0; n < 256; n++) {
 const WORDS = endianness() === 'LE';
 
 /**
+ * The 32-bit words of the memory the last call read, reused while calls keep reading the same
+ * memory (a spool read window holds thousands of records): a fresh view per call is an
+ * allocation per record. Held weakly, so the memory is not kept alive for the next call.
+ */
+let lastMemory: WeakRef<ArrayBufferLike> | null = null;
+let lastWords: Int32Array<ArrayBufferLike> = new Int32Array(0);
+
+/** A view of `memory`'s words, `words` of them at least (a grown buffer gets a new view). */
+function wordsOf(memory: ArrayBufferLike, words: number): Int32Array {
+  if (lastWords.length < words || lastMemory?.deref() !== memory) {
+    lastMemory = new WeakRef(memory);
+    lastWords = new Int32Array(memory, 0, memory.byteLength >>> 2);
+  }
+  return lastWords;
+}
+
+/**
  * CRC-32C of `bytes[start, end)`, continuing from `seed` (the result over the bytes before; 0 to
  * start). Returns an unsigned 32-bit number.
  */
@@ -40,8 +57,10 @@ export function crc32c(bytes: Uint8Array, start = 0, end = bytes.length, seed = 
     }
     const pairs = (end - i) >>> 3;
     if (pairs > 0) {
-      const words = new Int32Array(bytes.buffer, bytes.byteOffset + i, pairs * 2);
-      for (let w = 0; w < words.length; w += 2) {
+      const first = (bytes.byteOffset + i) >>> 2;
+      const stop = first + pairs * 2;
+      const words = wordsOf(bytes.buffer, stop);
+      for (let w = first; w < stop; w += 2) {
         const a = crc ^ words[w]!;
         const b = words[w + 1]!;
         crc =
