@@ -1,6 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import { PortcullisError } from '@portcullis/core';
 import { countCodePoints, sequenceLength } from './count-code-points.js';
+import type { HmacBatch, MacSink } from './hmac-batch.js';
 import { HmacSha256 } from './hmac-sha256.js';
 import { ViewCache, chunkWords } from './output-writer.js';
 import {
@@ -30,6 +31,19 @@ export interface Masker {
   write(src: Uint8Array, start: number, end: number, out: Uint8Array, pos: number): number;
   /** The masked form of `value[start, end)` as new bytes, or `null` for SQL NULL. */
   mask(value: Uint8Array, start?: number, end?: number): Uint8Array | null;
+  /**
+   * As {@link Masker.write}, but the masker may leave part of the output to `batch`, which
+   * writes it into the same buffer at the same place when flushed (only the `hash` style does:
+   * its MACs are computed four at a time). The output's length is final at once.
+   */
+  writeLater?(
+    batch: HmacBatch,
+    src: Uint8Array,
+    start: number,
+    end: number,
+    out: Uint8Array,
+    pos: number,
+  ): number;
 }
 
 /**
@@ -315,7 +329,7 @@ class FixedFormatMasker extends BaseMasker {
   }
 }
 
-class HashMasker extends BaseMasker {
+class HashMasker extends BaseMasker implements MacSink {
   readonly kind = 'hash';
   readonly #hmac: HmacSha256;
   readonly #prefix: Uint8Array;
@@ -337,7 +351,31 @@ class HashMasker extends BaseMasker {
     const digest = this.#digest;
     this.#hmac.digest(src, start, end, digest);
     pos = writeBytes(this.#prefix, out, pos);
-    // Base32 of the digest's leading bits, five at a time, most significant first.
+    this.writeMac(digest, out, pos);
+    return pos + this.#length;
+  }
+
+  writeLater(
+    batch: HmacBatch,
+    src: Uint8Array,
+    start: number,
+    end: number,
+    out: Uint8Array,
+    pos: number,
+  ): number {
+    const at = writeBytes(this.#prefix, out, pos);
+    const hmac = this.#hmac;
+    if (batch.add(hmac, src, start, end, this, at)) return at + this.#length;
+    if (batch.full) {
+      batch.flush(out);
+      if (batch.add(hmac, src, start, end, this, at)) return at + this.#length;
+    }
+    return this.write(src, start, end, out, pos);
+  }
+
+  /** Writes the pseudonym's characters: base32 of the MAC's leading bits. */
+  writeMac(digest: Int32Array, out: Uint8Array, pos: number): void {
+    // Five bits at a time, most significant first.
     let word = 0;
     let bits = 0;
     let acc = 0;
@@ -355,7 +393,6 @@ class HashMasker extends BaseMasker {
         acc &= (1 << bits) - 1;
       }
     }
-    return pos;
   }
 }
 

@@ -254,6 +254,27 @@ describe('rewriteDataRows', () => {
     }
   });
 
+  it('hashes many values in batches exactly as row by row: long values, two styles, a slab output', () => {
+    // More hashed values than one batch flush holds, values too long for the batch, and two
+    // hash styles (two maskers of one key) in one row.
+    const hashed = compileRowPlan({
+      actions: [{ kind: 'hash' }, null, { kind: 'hash', length: 8, prefix: 'p:' }],
+      hashKey: KEY,
+    });
+    const rows = Array.from({ length: 700 }, (_, i) =>
+      dataRow([`user${i}@example.com`, String(i), 'x'.repeat(i % 90)]),
+    );
+    const chunk = Buffer.concat([...rows, complete]);
+    for (const transferable of [true, false]) {
+      const result = rewriteDataRows(chunk, 0, chunk.length, hashed, transferable);
+      const expected = rows.map((r) => rewriteDataRow(r, 5, r.length, hashed)!.frame);
+      expect(result.output).toEqual(Buffer.concat([...expected, complete]));
+      expect(result.maskedValues).toBe(1400);
+    }
+    const third = parseRow(rewriteDataRow(rows[1]!, 5, rows[1]!.length, hashed)!.frame)[2]!;
+    expect(Buffer.from(third).toString()).toMatch(/^p:[a-z2-7]{8}$/);
+  });
+
   it('stops before an incomplete frame at the end of the chunk', () => {
     for (const cut of [1, 4, 5, 9]) {
       const chunk = Buffer.concat([rowA, rowA.subarray(0, cut)]);

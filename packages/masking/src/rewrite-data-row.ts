@@ -1,6 +1,7 @@
 import { PortcullisError } from '@portcullis/core';
 import type { ContentDetector } from './content-detector.js';
 import { MAX_MASK_GROWTH, type Masker } from './create-masker.js';
+import { HmacBatch } from './hmac-batch.js';
 import { Op, type RowPlan } from './row-plan.js';
 import { chunkWords, OutputWriter } from './output-writer.js';
 import { jsonStringMaxLength, writeJsonString } from './write-json-string.js';
@@ -57,6 +58,13 @@ const DETECT_JSONB: number = Op.DetectJsonb;
 const PASS_THROUGH = new Uint8Array(256);
 for (const c of 'CZIs123n') PASS_THROUGH[c.charCodeAt(0)] = 1;
 
+/**
+ * The batch that computes hash pseudonyms four at a time, while {@link rewriteDataRows} runs
+ * (it flushes the batch into its output before returning); null elsewhere, where each value is
+ * hashed as it is written.
+ */
+let macs: HmacBatch | null = null;
+
 // Scratch for json-wrapped rule output.
 let scratch = new Uint8Array(256);
 
@@ -104,6 +112,25 @@ export function rewriteDataRows(
   const active = plan.lastActive >= 0;
   const initial = end - start + ((end - start) >> 3) + 1024;
   const writer = new OutputWriter(chunk, start, initial, transferable);
+  const batch = active ? HmacBatch.shared() : null;
+  macs = batch;
+  try {
+    return rewriteRows(chunk, start, end, plan, writer, batch);
+  } finally {
+    macs = null;
+    batch?.clear();
+  }
+}
+
+function rewriteRows(
+  chunk: Uint8Array,
+  start: number,
+  end: number,
+  plan: RowPlan,
+  writer: OutputWriter,
+  batch: HmacBatch | null,
+): DataRowsRewrite {
+  const active = plan.lastActive >= 0;
   let pos = start;
   let frames = 0;
   let rewrittenFrames = 0;
@@ -133,6 +160,7 @@ export function rewriteDataRows(
   if (rewrittenFrames === 0) {
     return { output: null, consumed: pos, frames, rewrittenFrames, maskedValues, maskedColumns };
   }
+  batch?.flush(writer.buf);
   writer.copyTo(pos);
   return {
     output: writer.result(),
@@ -297,6 +325,10 @@ function writeWithMasker(
   // A bound that holds for every masker: asking this one is a call that dispatches on its class.
   w.ensure(4 + length + MAX_MASK_GROWTH);
   const at = w.pos;
+  // A pseudonym written later cannot be compared; it never equals its value anyway.
+  if (macs !== null && masker.writeLater !== undefined) {
+    return masker.writeLater(macs, src, vs, ve, w.buf, at + 4) - at - 4;
+  }
   const outLength = masker.write(src, vs, ve, w.buf, at + 4) - at - 4;
   return unlessSame(src, vs, length, w, at, outLength);
 }
