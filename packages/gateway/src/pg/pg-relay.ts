@@ -912,112 +912,102 @@ export class PgRelay {
    * The masking path: only whole frames leave, each masked before any of its bytes do. Runs of
    * complete DataRows are masked as one batch into one output buffer (on a worker when the run
    * is large); the frames around them (the end of a frame begun in an earlier chunk,
-   * RowDescription, CommandComplete, …) go through the forwarder one by one. The client socket
-   * stays corked meanwhile, so a chunk leaves in one write.
+   * RowDescription, CommandComplete, …) go through the forwarder one by one. What a chunk
+   * yields leaves in one write.
    */
   #fromUpstreamMasked(chunk: Buffer, forwarder: FrameForwarder): void {
     if (this.#maskingOnWorker) {
       this.#waitingChunks.push(chunk);
       return;
     }
-    const client = this.#client;
-    client.cork();
-    try {
-      if (this.#maskChunk(chunk, forwarder)) this.#afterUpstreamWrite();
-    } finally {
-      client.uncork();
-    }
-  }
-
-  /** Masks and sends `chunk`; false when the session failed or a worker took over the rest. */
-  #maskChunk(chunk: Buffer, forwarder: FrameForwarder): boolean {
-    let rest = chunk;
-    for (;;) {
-      const lead = forwarder.bytesToBoundary;
-      const runStart = lead < 0 ? -1 : firstDataRow(rest, lead);
-      if (runStart < 0) break;
-      if (runStart > 0 && !this.#forwardMasked(rest.subarray(0, runStart), forwarder)) return false;
-      const runEnd = dataRowRun(rest, runStart);
-      // The tracker sees the rows before the plan is read: the first DataRow of an Execute
-      // without a RowDescription is what sets the plan.
-      const tracker = this.#tracker;
-      for (let pos = runStart; pos < runEnd;) {
-        const length = rest.readInt32BE(pos + 1);
-        tracker.serverFrame(BackendCode.DataRow, rest, pos + 5, pos + 1 + length, length - 4);
-        pos += 1 + length;
-      }
-      const plan = tracker.plan;
-      if (plan?.rows == null || !plan.active) {
-        this.#sendToClient(rest.subarray(runStart, runEnd));
-      } else {
-        const pool = this.#options.maskingPool ?? null;
-        const threshold = this.#options.workerThresholdBytes ?? Infinity;
-        if (pool !== null && plan.rowSpec != null && runEnd - runStart >= threshold) {
-          this.#maskOnWorker(pool, plan, rest, runStart, runEnd, forwarder);
-          return false;
-        }
-        try {
-          const result = rewriteDataRows(rest, runStart, runEnd, plan.rows, false);
-          this.#sendMaskedRows(rest, runStart, runEnd, result);
-        } catch (err) {
-          this.#protocolError(err, 'upstream');
-          return false;
-        }
-      }
-      if (runEnd === rest.length) return true;
-      rest = rest.subarray(runEnd);
-    }
-    return this.#forwardMasked(rest, forwarder);
+    const out = this.#serverOut;
+    out.length = 0;
+    const outcome = this.#maskChunk(chunk, forwarder, out);
+    if (outcome !== FAILED) this.#sendPieces(out);
+    out.length = 0;
+    if (outcome === DONE) this.#afterUpstreamWrite();
   }
 
   /**
-   * Sends the masked run of DataRows `data[start, end)` (`data` itself where nothing changed).
-   * Throws, before anything is sent, when the masking stopped short of the run's end.
+   * Masks `chunk` into `out`: {@link DONE}, {@link FAILED} (the session is ending), or
+   * {@link ON_WORKER} when a worker took a run over (`out` holds what precedes it).
    */
-  #sendMaskedRows(data: Buffer, start: number, end: number, result: MaskedRows): void {
+  #maskChunk(chunk: Buffer, forwarder: FrameForwarder, out: Buffer[]): ChunkOutcome {
+    let rest = chunk;
+    try {
+      for (;;) {
+        const lead = forwarder.bytesToBoundary;
+        const runStart = lead < 0 ? -1 : firstDataRow(rest, lead);
+        if (runStart < 0) break;
+        if (runStart > 0) forwarder.push(rest.subarray(0, runStart), out);
+        const runEnd = dataRowRun(rest, runStart);
+        // The tracker sees the rows before the plan is read: the first DataRow of an Execute
+        // without a RowDescription is what sets the plan.
+        const tracker = this.#tracker;
+        for (let pos = runStart; pos < runEnd;) {
+          const length = rest.readInt32BE(pos + 1);
+          tracker.serverFrame(BackendCode.DataRow, rest, pos + 5, pos + 1 + length, length - 4);
+          pos += 1 + length;
+        }
+        const plan = tracker.plan;
+        if (plan?.rows == null || !plan.active) {
+          out.push(rest.subarray(runStart, runEnd));
+        } else {
+          const pool = this.#options.maskingPool ?? null;
+          const threshold = this.#options.workerThresholdBytes ?? Infinity;
+          if (pool !== null && plan.rowSpec != null && runEnd - runStart >= threshold) {
+            this.#maskOnWorker(pool, plan, rest, runStart, runEnd, forwarder);
+            return ON_WORKER;
+          }
+          const result = rewriteDataRows(rest, runStart, runEnd, plan.rows, false);
+          out.push(this.#maskedRows(rest, runStart, runEnd, result));
+        }
+        if (runEnd === rest.length) return DONE;
+        rest = rest.subarray(runEnd);
+      }
+      forwarder.push(rest, out);
+      return DONE;
+    } catch (err) {
+      this.#protocolError(err, 'upstream');
+      return FAILED;
+    }
+  }
+
+  /**
+   * The bytes to send for the masked run of DataRows `data[start, end)` (`data` itself where
+   * nothing changed), with the masked values counted. Throws when the masking stopped short of
+   * the run's end.
+   */
+  #maskedRows(data: Buffer, start: number, end: number, result: MaskedRows): Buffer {
     if (result.consumed !== end) {
       throw new Error(`masked ${result.consumed - start} of a ${end - start}-byte run of rows`);
     }
     if (result.maskedValues > 0) {
       this.#tracker.noteMasked(result.maskedValues, result.maskedColumns);
     }
-    this.#sendToClient(result.output ?? data.subarray(start, end));
+    return result.output ?? data.subarray(start, end);
   }
 
-  #sendToClient(bytes: Buffer): void {
-    this.#bytesToClient += bytes.length;
-    this.#client.write(bytes);
-  }
-
-  /** Forwards `chunk` through the masking forwarder inline; false when the session failed. */
-  #forwardMasked(chunk: Buffer, forwarder: FrameForwarder): boolean {
-    const out = this.#serverOut;
-    out.length = 0;
-    try {
-      forwarder.push(chunk, out);
-    } catch (err) {
-      out.length = 0;
-      this.#protocolError(err, 'upstream');
-      return false;
-    }
+  /** Sends `pieces` to the client in one write: copied into one buffer when short, else a writev. */
+  #sendPieces(pieces: readonly Buffer[]): void {
+    if (pieces.length === 0) return;
     const client = this.#client;
-    if (out.length === 1) {
-      this.#bytesToClient += out[0]!.length;
-      client.write(out[0]!);
-      return true;
+    if (pieces.length === 1) {
+      this.#bytesToClient += pieces[0]!.length;
+      client.write(pieces[0]!);
+      return;
     }
     let total = 0;
-    for (const part of out) total += part.length;
+    for (const part of pieces) total += part.length;
     this.#bytesToClient += total;
     if (total <= SMALL_WRITE_BYTES) {
-      // A short reply spliced around a masked row: one copy is cheaper than a writev.
-      client.write(Buffer.concat(out, total));
-      return true;
+      // A short reply spliced around masked rows: one copy is cheaper than a writev.
+      client.write(Buffer.concat(pieces, total));
+      return;
     }
     client.cork();
-    for (const part of out) client.write(part);
+    for (const part of pieces) client.write(part);
     client.uncork();
-    return true;
   }
 
   /**
@@ -1052,7 +1042,7 @@ export class PgRelay {
       })
       .then((result) => {
         if (this.#closing) return;
-        this.#sendMaskedRows(result.chunk, 0, end - start, result);
+        this.#sendPieces([this.#maskedRows(result.chunk, 0, end - start, result)]);
         this.#maskingOnWorker = false;
         const waiting = this.#waitingChunks.splice(0);
         if (after.length > 0) {
@@ -1238,6 +1228,12 @@ export class PgRelay {
     this.#options.onClose();
   }
 }
+
+/** How {@link PgRelay}'s masking of one upstream chunk ended. */
+const DONE = 0;
+const FAILED = 1;
+const ON_WORKER = 2;
+type ChunkOutcome = typeof DONE | typeof FAILED | typeof ON_WORKER;
 
 /** What the gateway needs of a {@link DataRowsRewrite}, inline or from a worker. */
 type MaskedRows = Pick<DataRowsRewrite, 'output' | 'consumed' | 'maskedValues' | 'maskedColumns'>;
