@@ -89,7 +89,10 @@ const PATH_CHANGE = /search_path|\ball\b|\brole\b|authorization/i;
 export class SessionMasking {
   readonly #options: SessionMaskingOptions;
   #searchPath: readonly string[] | null;
-  #pathKey: string;
+  readonly #pathKey: string;
+  readonly #contextKnownPath = { generation: -1, key: '' };
+  readonly #contextUnknownPath = { generation: -1, key: '' };
+  #validity: { atEpoch: number; pathKnown: boolean; holds: () => boolean } | null = null;
 
   constructor(options: SessionMaskingOptions) {
     this.#options = options;
@@ -110,8 +113,30 @@ export class SessionMasking {
   validity(): () => boolean {
     const epoch = this.#options.schemaEpoch ?? (() => 0);
     const atEpoch = epoch();
-    if (this.#searchPath === null) return () => epoch() === atEpoch;
-    return () => this.#searchPath !== null && epoch() === atEpoch;
+    const pathKnown = this.#searchPath !== null;
+    // The same function while neither changes: a statement costs no new closure.
+    const last = this.#validity;
+    if (last !== null && last.atEpoch === atEpoch && last.pathKnown === pathKnown)
+      return last.holds;
+    const holds = pathKnown
+      ? () => this.#searchPath !== null && epoch() === atEpoch
+      : () => epoch() === atEpoch;
+    this.#validity = { atEpoch, pathKnown, holds };
+    return holds;
+  }
+
+  /**
+   * The verdict cache's context key: the same string object while nothing in it changes, so a
+   * repeated statement's lookup hashes nothing new (the rules' key can be long).
+   */
+  #context(generation: number, pathUnknown: boolean): string {
+    const keys = pathUnknown ? this.#contextUnknownPath : this.#contextKnownPath;
+    if (keys.generation === generation) return keys.key;
+    const options = this.#options;
+    const key = `${generation}\u0001${options.rules.key}\u0001${options.detect ? 1 : 0}\u0001${pathUnknown ? '?' : this.#pathKey}`;
+    keys.generation = generation;
+    keys.key = key;
+    return key;
   }
 
   /** The search path unqualified names resolve with; null once unknown. */
@@ -131,7 +156,7 @@ export class SessionMasking {
     // were already unknown: its later statements run under the new one.
     const changesPath = mayChangePath(text, analysis);
     const path = changesPath ? null : this.#searchPath;
-    const context = `${catalog.generation}\u0001${options.rules.key}\u0001${options.detect ? 1 : 0}\u0001${path === null ? '?' : this.#pathKey}`;
+    const context = this.#context(catalog.generation, path === null);
     const verdict = options.cache.get(analysis, context, text, () => {
       const traced = traceLineageEach(text, catalog.lineageCatalog(path), {
         trustedFunctions: options.trustedFunctions,
