@@ -2,6 +2,7 @@
 // catalog and the lineage tracer, masked over the simple and extended protocol (text and binary
 // results), COPY, errors and notices; statements that would reveal masked values refused with
 // 42501; what was masked recorded on events (names and counts, never values).
+import { createMasker } from '@portcullis/masking';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -88,6 +89,9 @@ beforeAll(async () => {
      CREATE TABLE orders (id int, customer_id int, total numeric);
      INSERT INTO orders VALUES (10, 1, 99.5), (11, 2, 5);
      CREATE TABLE scratch (v text);
+     CREATE TABLE registry AS
+       SELECT g AS id, 'NI-' || g || repeat('9', g % 70) AS national_id, repeat('x', g % 300) AS pad
+       FROM generate_series(1, 6000) g;
      GRANT ALL ON ALL TABLES IN SCHEMA public TO PUBLIC;
      CREATE SCHEMA archive;
      CREATE TABLE archive.customers (id int, email text);
@@ -140,6 +144,25 @@ describe('column rules', () => {
       binary: true,
     } as pg.QueryConfig);
     expect(binary.rows[0].email.toString()).toBe('****');
+    await client.end();
+  });
+
+  it('masks a large result inline, every row intact, across socket reads', async () => {
+    // Rows of varying length straddle the gateway's reads; ids longer than 55 bytes take the
+    // one-at-a-time hash, the rest are hashed four at a time.
+    const hash = createMasker({ kind: 'hash' }, { hashKey: Buffer.from(masking.hashKey!.value) });
+    const client = await gw.connect('shop');
+    const { rows } = await client.query('SELECT * FROM registry ORDER BY id');
+    expect(rows).toHaveLength(6000);
+    rows.forEach((row, i) => {
+      const g = i + 1;
+      const id = `NI-${g}${'9'.repeat(g % 70)}`;
+      expect(row).toEqual({
+        id: g,
+        national_id: Buffer.from(hash.mask(Buffer.from(id))!).toString(),
+        pad: 'x'.repeat(g % 300),
+      });
+    });
     await client.end();
   });
 
