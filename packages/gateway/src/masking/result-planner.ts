@@ -78,6 +78,11 @@ export class ResultPlanner {
   readonly #options: ResultPlannerOptions;
   readonly #detector: ContentDetector | null;
   readonly #cache = new WeakMap<object, Map<string, ResultPlan>>();
+  #lastDescribed: {
+    mask: StatementMask | null;
+    body: Buffer;
+    plan: ResultPlan;
+  } | null = null;
   readonly #unknown = {};
 
   constructor(options: ResultPlannerOptions) {
@@ -103,9 +108,21 @@ export class ResultPlanner {
    * bytes, so a repeated result costs one string key and one lookup, no decoding.
    */
   described(mask: StatementMask | null, buf: Buffer, start: number, end: number): ResultPlan {
-    return this.#cached(mask, `d${buf.toString('latin1', start, end)}`, () =>
+    // The same statement again (an OLTP loop): its description's bytes compared, no key built.
+    const last = this.#lastDescribed;
+    if (
+      last !== null &&
+      last.mask === mask &&
+      last.body.length === end - start &&
+      buf.compare(last.body, 0, last.body.length, start, end) === 0
+    ) {
+      return last.plan;
+    }
+    const plan = this.#cached(mask, `d${buf.toString('latin1', start, end)}`, () =>
       this.rows(mask, decodeRowDescription(buf, start, end)),
     );
+    this.#lastDescribed = { mask, body: Buffer.from(buf.subarray(start, end)), plan };
+    return plan;
   }
 
   /** The plan for rows described by `fields` (RowDescription, or the statement's last one). */

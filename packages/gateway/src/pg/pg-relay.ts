@@ -133,6 +133,13 @@ const NOTHING = Buffer.alloc(0);
 /** Replies up to this size that masking split into parts are joined into one write. */
 const SMALL_WRITE_BYTES = 16 * 1024;
 
+/**
+ * Upstream chunks at least this long have their runs of DataRows masked as batches; shorter
+ * ones (a few rows, as in OLTP traffic) go through the forwarder frame by frame, which for one
+ * row allocates less than setting up a batch.
+ */
+const BATCH_MIN_BYTES = 2048;
+
 /** Told to a client whose function call (the protocol's FunctionCall) is refused. */
 const FUNCTION_CALL_REFUSED =
   'fast-path function calls cannot be masked; masking applies to this resource, so they are refused';
@@ -935,6 +942,11 @@ export class PgRelay {
   #maskChunk(chunk: Buffer, forwarder: FrameForwarder, out: Buffer[]): ChunkOutcome {
     let rest = chunk;
     try {
+      // A short reply (a few rows) costs less frame by frame than cut into runs.
+      if (chunk.length < BATCH_MIN_BYTES) {
+        forwarder.push(chunk, out);
+        return DONE;
+      }
       for (;;) {
         const lead = forwarder.bytesToBoundary;
         const runStart = lead < 0 ? -1 : firstDataRow(rest, lead);
