@@ -6,7 +6,12 @@ import {
   type StatementPolicy,
   type TableName,
 } from '@portcullis/core';
-import { redactSql, type AnalyzeResult, type StatementAnalyzer } from '@portcullis/sql';
+import {
+  redactSql,
+  type AnalyzeResult,
+  type StatementAnalysis,
+  type StatementAnalyzer,
+} from '@portcullis/sql';
 import type { ApprovalOutcome } from '../approvals/approval-broker.js';
 import type { SessionMasking } from '../masking/session-masking.js';
 import type { Judgement } from './statement-tracker.js';
@@ -59,18 +64,53 @@ export function createJudge(ctx: JudgeContext): (text: string) => Judgement {
     if (judgement.decision.action !== 'allow') return judgement;
     const verdict = masking.verdict(text, analysis);
     if (!verdict.ok) {
-      return {
-        ...judgement,
-        decision: { action: 'block', rule: verdict.rule, message: verdict.message },
-        refusedByMasking: true,
-      };
+      judgement.decision = { action: 'block', rule: verdict.rule, message: verdict.message };
+      judgement.refusedByMasking = true;
+      return judgement;
     }
-    return { ...judgement, masks: verdict.statements, masksValid: masking.validity() };
+    judgement.masks = verdict.statements;
+    judgement.masksValid = masking.validity();
+    return judgement;
   };
 }
 
+/** A judgement while the judge still completes it (each statement gets a new one). */
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** What a statement's analysis alone decides, kept per analysis (shared by literal shape). */
+interface AnalysisFacts {
+  readonly facts: StatementFacts;
+  readonly tables: readonly string[];
+  readonly unsafeLexerSetting: boolean;
+}
+
+const factsByAnalysis = new WeakMap<StatementAnalysis, AnalysisFacts>();
+
+function analysisFacts(a: StatementAnalysis): AnalysisFacts {
+  let known = factsByAnalysis.get(a);
+  if (known === undefined) {
+    known = {
+      facts: {
+        parsed: true,
+        kinds: a.statements.map((s) => s.kind),
+        tablesRead: a.tablesRead,
+        tablesWritten: a.tablesWritten,
+        functions: a.functions,
+        flags: a.flags,
+        readOnly: a.readOnly,
+      },
+      tables: tableNames([...a.tablesRead, ...a.tablesWritten]),
+      unsafeLexerSetting: a.flags.includes('unsafe-lexer-setting'),
+    };
+    factsByAnalysis.set(a, known);
+  }
+  return known;
+}
+
 /** The guardrail half of the judge: policy decision and recorded facts. */
-function judgePolicy(ctx: JudgeContext): (text: string, result: AnalyzeResult) => Judgement {
+function judgePolicy(
+  ctx: JudgeContext,
+): (text: string, result: AnalyzeResult) => Mutable<Judgement> {
   const now = ctx.now ?? (() => new Date());
   return (text, result) => {
     const subject = { person: ctx.person, agentActing: ctx.agentActing, at: now() };
@@ -97,23 +137,15 @@ function judgePolicy(ctx: JudgeContext): (text: string, result: AnalyzeResult) =
       };
     }
     const a = result.analysis;
-    const facts: StatementFacts = {
-      parsed: true,
-      kinds: a.statements.map((s) => s.kind),
-      tablesRead: a.tablesRead,
-      tablesWritten: a.tablesWritten,
-      functions: a.functions,
-      flags: a.flags,
-      readOnly: a.readOnly,
-    };
+    const known = analysisFacts(a);
     return {
-      decision: a.flags.includes('unsafe-lexer-setting')
+      decision: known.unsafeLexerSetting
         ? UNSAFE_LEXER_SETTING
-        : evaluatePolicy(ctx.policy, facts, subject),
+        : evaluatePolicy(ctx.policy, known.facts, subject),
       recordedText: ctx.recordLiterals ? text : a.redactedText,
       kind: a.kind,
       fingerprint: a.fingerprint,
-      tables: tableNames([...a.tablesRead, ...a.tablesWritten]),
+      tables: known.tables,
       masks: null,
     };
   };
