@@ -524,6 +524,8 @@ const LOOKUP_IDS = 5_000;
  */
 export class ClickHouseSink implements BatchSink {
   readonly name: string;
+  /** Encoding copies each record (dead letters included) before `deliver` settles. */
+  readonly keepsNoRecords = true;
   readonly table: string;
   readonly schema: ClickHouseSchemaFlavour;
   readonly deadLetters: DeadLetterFile;

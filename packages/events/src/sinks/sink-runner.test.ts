@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Spool } from '../spool/spool.js';
-import type { SpoolRecord } from '../spool/spool-reader.js';
+import { SpoolReadRecord, type SpoolRecord } from '../spool/spool-reader.js';
 import { SinkRunner, type BatchSink } from './sink-runner.js';
 
 const dirs: string[] = [];
@@ -156,6 +156,48 @@ describe('SinkRunner', () => {
     await until(() => runner.stats.lagRecords === 0);
     await runner.stop();
     expect(state.closed).toBe(true);
+    await spool.close();
+  });
+
+  it('for a sink that keeps no records, reuses read memory only after a delivery settles', async () => {
+    const { spool } = await openSpool();
+    // 40 records of 1 KiB a 16 KiB read, 20 a delivery, two in flight, the third read ahead.
+    const text = (i: number): string => `${i}:`.padEnd(1000, 'x');
+    for (let i = 0; i < 2_000; i++) spool.append(text(i));
+    await spool.flush();
+    const memories = new Set<ArrayBufferLike>();
+    const stored = new Map<number, string>();
+    let failures = 0;
+    const sink: BatchSink = {
+      name: 'keeps-none',
+      keepsNoRecords: true,
+      async deliver(records) {
+        const memory = (records[0] as SpoolReadRecord).buffer.buffer;
+        // A failed delivery too: its records are delivered again from the same memory.
+        if (records[0]!.sequence % 400 === 1 && failures++ % 2 === 0) throw new Error('once');
+        memories.add(memory);
+        // Reads go on meanwhile; what they overwrote would show below.
+        await new Promise((resolve) => setTimeout(resolve, 2));
+        for (const r of records) stored.set(r.sequence, r.payload.toString());
+      },
+      async close() {},
+    };
+    const runner = new SinkRunner(spool, sink, {
+      maxRecords: 20,
+      readBytes: 16 * 1024,
+      maxInFlight: 2,
+      retryDelayMs: 1,
+    });
+    await runner.start();
+    await until(() => runner.stats.delivered === 2_000);
+    // (Two in flight finish in any order.)
+    expect([...stored].sort(([a], [b]) => a - b)).toEqual(
+      Array.from({ length: 2_000 }, (_, i) => [i + 1, text(i)]),
+    );
+    expect(failures).toBeGreaterThan(0);
+    // Fifty reads of 16 KiB in a handful of buffers.
+    expect(memories.size).toBeLessThan(15);
+    await runner.stop();
     await spool.close();
   });
 

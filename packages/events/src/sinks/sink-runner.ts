@@ -13,6 +13,11 @@ export interface BatchSink {
   readonly name: string;
   deliver(records: readonly SpoolRecord[]): Promise<void>;
   close(): Promise<void>;
+  /**
+   * True when nothing of the sink reads a delivery's records once its `deliver` settles (what
+   * it keeps, it copied): the runner then has the spool reuse the memory they were read into.
+   */
+  readonly keepsNoRecords?: boolean;
 }
 
 /** Options of a {@link SinkRunner}. */
@@ -174,6 +179,7 @@ export class SinkRunner {
     this.#reader = await this.#spool.openReader(this.#sink.name, {
       maxRecords: this.#maxRecords,
       ...(this.#readBytes === undefined ? {} : { readBytes: this.#readBytes }),
+      recycleReads: this.#sink.keepsNoRecords === true,
     });
     this.#running = this.#loop(this.#reader);
   }
@@ -219,6 +225,8 @@ export class SinkRunner {
           done: Promise.resolve(),
         };
         delivery.done = this.#deliver(batch).then((stored) => {
+          // Stored or given up, the records are read no more.
+          reader.release(batch.records);
           delivery.stored = stored;
           advance();
         });

@@ -43,7 +43,28 @@ export interface SpoolReaderOptions {
   readonly maxRecords?: number;
   /** Bytes read from disk at a time, and so the most payload bytes in one batch (default 1 MiB). */
   readonly readBytes?: number;
+  /**
+   * Reuse the memory of full-size reads once every record read into it is handed back with
+   * {@link SpoolReader.release} (default false). Only for a consumer that releases each batch
+   * once, after nothing reads its records any more: the next read overwrites them.
+   */
+  readonly recycleReads?: boolean;
 }
+
+/** A full-size read whose records are handed out, and how many of them are still in use. */
+interface LentWindow {
+  /** The memory read into (the window is its start). */
+  readonly memory: Buffer;
+  /** Records handed out in batches and not yet released. */
+  records: number;
+}
+
+/**
+ * Spare reads a recycling reader keeps while it drains a backlog: about what the deliveries of
+ * a sink that has two in flight release at once (the gateway's ClickHouse batches span five 8 MiB
+ * reads each).
+ */
+const SPARE_WINDOWS = 8;
 
 /** @internal A segment as the spool tracks it. */
 export interface SpoolSegment {
@@ -99,6 +120,11 @@ export class SpoolReader implements AsyncIterable<SpoolBatch> {
   #window: Buffer | null = null;
   #windowBase = 0;
   #windowLimit = -1;
+  readonly #recycle: boolean;
+  /** Windows of recycled memory, until their records are released and the scan left them. */
+  readonly #lent = new Map<Buffer, LentWindow>();
+  /** Memory whose records were all released, for the next reads. */
+  readonly #spare: Buffer[] = [];
   #busy = false;
   #closed = false;
   #wake: (() => void) | null = null;
@@ -115,6 +141,7 @@ export class SpoolReader implements AsyncIterable<SpoolBatch> {
     this.#nextSequence = nextSequence;
     this.#maxRecords = positiveInteger(options.maxRecords ?? 4096, 'maxRecords');
     this.#readBytes = positiveInteger(options.readBytes ?? 1024 * 1024, 'readBytes');
+    this.#recycle = options.recycleReads ?? false;
   }
 
   /** The sequence the next batch starts at or after. */
@@ -135,6 +162,8 @@ export class SpoolReader implements AsyncIterable<SpoolBatch> {
       const durable = this.#host.durableSequence();
       const batch = await this.#guarded(maxRecords);
       if (batch !== null) return batch;
+      // Caught up: spare memory is for draining a backlog, not for keeping while idle.
+      this.#spare.length = 0;
       await new Promise<void>((resolve) => {
         this.#wake = resolve;
         void this.#host.waitForMore(durable).then(resolve);
@@ -149,6 +178,39 @@ export class SpoolReader implements AsyncIterable<SpoolBatch> {
     return this.#guarded(maxRecords);
   }
 
+  /**
+   * With `recycleReads`: nothing reads these records (of a batch this reader handed out, or of
+   * several joined) any more, so the memory they were read into may take later reads once all
+   * its records are released. Each record must be released once. Without it, does nothing.
+   */
+  release(records: readonly SpoolRecord[]): void {
+    if (this.#lent.size === 0) return;
+    let i = 0;
+    while (i < records.length) {
+      const record = records[i]!;
+      if (!(record instanceof SpoolReadRecord)) {
+        i++;
+        continue;
+      }
+      // Records of one window are adjacent: count the run, then settle it.
+      const buffer = record.buffer;
+      let run = 1;
+      while (i + run < records.length && (records[i + run] as SpoolReadRecord).buffer === buffer) {
+        run++;
+      }
+      i += run;
+      const lent = this.#lent.get(buffer);
+      if (lent === undefined) continue;
+      if (lent.records < run) {
+        // Released more often than handed out: never reuse what may still be read.
+        this.#lent.delete(buffer);
+        continue;
+      }
+      lent.records -= run;
+      if (lent.records === 0 && buffer !== this.#window) this.#settle(buffer, lent);
+    }
+  }
+
   /** Persists the consumer's position: everything up to `sequence` is done with. */
   ack(sequence: number): Promise<void> {
     return this.#host.ack(sequence);
@@ -158,6 +220,8 @@ export class SpoolReader implements AsyncIterable<SpoolBatch> {
   async close(): Promise<void> {
     if (!this.#closed) {
       this.#closed = true;
+      this.#lent.clear();
+      this.#spare.length = 0;
       this.#host.release(this);
       this.#wake?.();
     }
@@ -228,6 +292,8 @@ export class SpoolReader implements AsyncIterable<SpoolBatch> {
       );
       const last = records[records.length - 1];
       if (last !== undefined) {
+        const lent = this.#lent.get(window);
+        if (lent !== undefined) lent.records += records.length;
         this.#nextSequence = last.sequence + 1;
         this.#host.delivered(last.sequence, segment, scan.pos);
         return { records, firstSequence: records[0]!.sequence, lastSequence: last.sequence };
@@ -259,17 +325,39 @@ export class SpoolReader implements AsyncIterable<SpoolBatch> {
       }
     }
     const length = Math.min(limit - scan.pos, Math.max(this.#readBytes, scan.need));
-    const buf = Buffer.allocUnsafe(length);
+    // Reads of (nearly) the full size recycle memory; short ones, as a trickle makes, do not
+    // hold a full window each.
+    const recycled = this.#recycle && length <= this.#readBytes && length * 2 >= this.#readBytes;
+    const memory = recycled
+      ? (this.#spare.pop() ?? Buffer.allocUnsafe(this.#readBytes))
+      : Buffer.allocUnsafe(length);
     let got = 0;
     while (got < length) {
-      const { bytesRead } = await this.#file.read(buf, got, length - got, scan.pos + got);
+      const { bytesRead } = await this.#file.read(memory, got, length - got, scan.pos + got);
       if (bytesRead === 0) break;
       got += bytesRead;
     }
-    this.#window = got === length ? buf : buf.subarray(0, got);
+    const read = got === memory.length ? memory : memory.subarray(0, got);
+    this.#setWindow(read);
+    if (recycled) this.#lent.set(read, { memory, records: 0 });
     this.#windowBase = scan.pos;
     this.#windowLimit = limit;
-    return this.#window;
+    return read;
+  }
+
+  /** Makes `window` the one the scan reads; the last one is recycled when none of it is in use. */
+  #setWindow(window: Buffer | null): void {
+    const last = this.#window;
+    this.#window = window;
+    if (last === null || last === window) return;
+    const lent = this.#lent.get(last);
+    if (lent !== undefined && lent.records === 0) this.#settle(last, lent);
+  }
+
+  /** Every record of `window` is released and the scan has left it: its memory is spare. */
+  #settle(window: Buffer, lent: LentWindow): void {
+    this.#lent.delete(window);
+    if (!this.#closed && this.#spare.length < SPARE_WINDOWS) this.#spare.push(lent.memory);
   }
 
   #pickSegment(): SpoolSegment | null {
@@ -288,13 +376,13 @@ export class SpoolReader implements AsyncIterable<SpoolBatch> {
       corruptFrom: -1,
       need: 0,
     };
-    this.#window = null;
+    this.#setWindow(null);
   }
 
   async #closeFile(): Promise<void> {
     const file = this.#file;
     this.#file = null;
-    this.#window = null;
+    this.#setWindow(null);
     if (file !== null) await file.close();
   }
 }

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isPortcullisError } from '@portcullis/core';
 import { Spool } from './spool.js';
+import { SpoolReadRecord, type SpoolBatch } from './spool-reader.js';
 import { drain, payload, removeTempDirs, tempDir } from './spool-test-support.fixture.js';
 
 afterEach(removeTempDirs);
@@ -49,6 +50,80 @@ describe('Spool', () => {
     expect(await sequences(reader.poll(100))).toEqual([3, 4, 5, 6]);
     expect(await sequences(reader.poll(0))).toEqual([7]);
     expect(await reader.poll()).toBeNull();
+    await spool.close();
+  });
+
+  it('with recycleReads, reuses a read only once every record read into it is released', async () => {
+    const spool = await Spool.open({ dir: await tempDir() });
+    // 200-byte payloads, 216 bytes a record: 18 of them in each full 4 KiB read.
+    for (let i = 0; i < 200; i++) spool.append(payload(i, 200));
+    await spool.flush();
+    const reader = await spool.openReader('ch', {
+      readBytes: 4096,
+      maxRecords: 10,
+      recycleReads: true,
+    });
+    const memoryOf = (batch: SpoolBatch | null): ArrayBufferLike =>
+      (batch!.records[0] as SpoolReadRecord).buffer.buffer;
+    const texts = (batch: SpoolBatch | null) => batch!.records.map((r) => r.payload.toString());
+    const first = await reader.read();
+    const second = await reader.read();
+    // Both from the first read; then the second read, the third.
+    expect(memoryOf(second)).toBe(memoryOf(first));
+    const third = await reader.read();
+    const thirdTexts = texts(third);
+    const fourth = await reader.read();
+    expect(memoryOf(third)).not.toBe(memoryOf(first));
+    // Half of the first read's records released: the reads after it get new memory.
+    reader.release(first!.records);
+    const fifth = await reader.read();
+    const sixth = await reader.read();
+    expect(memoryOf(sixth)).not.toBe(memoryOf(first));
+    expect(texts(second)).toEqual(Array.from({ length: 8 }, (_, i) => payload(10 + i, 200)));
+    // Released twice: the memory is never reused, whatever the count says.
+    reader.release(fifth!.records);
+    reader.release(fifth!.records);
+    // The rest of the first: its memory takes the next read, the records handed out before it
+    // are intact.
+    reader.release([...second!.records, ...third!.records]);
+    const next = [await reader.read(), await reader.read()].find(
+      (batch) => memoryOf(batch) === memoryOf(first),
+    );
+    expect(next).toBeDefined();
+    expect(texts(third)).toEqual(thirdTexts);
+    expect(texts(fourth)).toEqual(fourth!.records.map((r) => payload(r.sequence - 1, 200)));
+    // The rest, released as they come: memory is reused, the double-released never; every
+    // record is the one appended at its sequence.
+    const rest: SpoolBatch[] = [];
+    for (let batch = await reader.poll(); batch !== null; batch = await reader.poll()) {
+      expect(batch.records.map((r) => r.payload.toString())).toEqual(
+        batch.records.map((r) => payload(r.sequence - 1, 200)),
+      );
+      reader.release(batch.records);
+      rest.push(batch);
+    }
+    expect(rest.at(-1)?.lastSequence).toBe(200);
+    const memories = new Set(rest.map(memoryOf));
+    expect(memories.size).toBeLessThan(rest.length / 2);
+    expect(memories.has(memoryOf(fifth))).toBe(false);
+    await spool.close();
+  });
+
+  it('without recycleReads, release changes nothing', async () => {
+    const spool = await Spool.open({ dir: await tempDir() });
+    for (let i = 0; i < 40; i++) spool.append(payload(i, 200));
+    await spool.flush();
+    const reader = await spool.openReader('ch', { readBytes: 4096, maxRecords: 18 });
+    const batches = [];
+    for (let batch = await reader.poll(); batch !== null; batch = await reader.poll()) {
+      reader.release(batch.records);
+      batches.push(batch);
+    }
+    const memories = batches.map((b) => (b.records[0] as SpoolReadRecord).buffer.buffer);
+    expect(new Set(memories).size).toBe(memories.length);
+    expect(batches.flatMap((b) => b.records.map((r) => r.payload.toString()))).toEqual(
+      Array.from({ length: 40 }, (_, i) => payload(i, 200)),
+    );
     await spool.close();
   });
 
