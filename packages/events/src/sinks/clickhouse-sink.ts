@@ -841,11 +841,15 @@ export class ClickHouseSink implements BatchSink {
   ): Promise<void> {
     const queue = new InsertQueue();
     const stop = { requested: false };
-    const encoding = this.#encodeInto(records, undecodable, queue, stop);
+    const lines: Buffer[] = [];
+    const encoding = this.#encodeInto(records, undecodable, queue, stop, lines);
     try {
       for (let insert = await queue.next(); insert !== null; insert = await queue.next()) {
         await this.#insertOrSplit(insert.rows, rejected, insert);
       }
+      await encoding;
+      // Every insert is stored and nothing reads their lines any more: the thread may reuse them.
+      this.#encoder?.recycle(lines);
     } finally {
       stop.requested = true;
       await encoding;
@@ -859,11 +863,12 @@ export class ClickHouseSink implements BatchSink {
     dead: DeadLetterEntry[],
     queue: InsertQueue,
     stop: { readonly requested: boolean },
+    lines: Buffer[],
   ): Promise<void> {
     const planner = new InsertPlanner(this.#maxRows, this.#maxBytes);
     let current: StreamedInsert | null = null;
     try {
-      for await (const rows of this.#encodedRows(records, dead, stop)) {
+      for await (const rows of this.#encodedRows(records, dead, stop, lines)) {
         for (const row of rows) {
           if (planner.next(row.sequence, row.bytes)) {
             current?.finish();
@@ -889,12 +894,13 @@ export class ClickHouseSink implements BatchSink {
   /**
    * The rows of `records` in order, a run at a time; what is not an event goes to `dead`. With
    * the encoding thread, runs of {@link THREAD_JOB_RECORDS} are encoded there, a few sent ahead
-   * of the one being streamed; without it, here.
+   * of the one being streamed (the lines they come in go to `made`); without it, here.
    */
   async *#encodedRows(
     records: readonly SpoolRecord[],
     dead: DeadLetterEntry[],
     stop: { readonly requested: boolean },
+    made: Buffer[],
   ): AsyncGenerator<EncodedRow[]> {
     const encoder = this.#encoder;
     if (encoder === null) {
@@ -919,6 +925,7 @@ export class ClickHouseSink implements BatchSink {
     while (jobs.length > 0 && !stop.requested) {
       const job = jobs.shift()!;
       const lines = await job.lines;
+      made.push(lines.lines);
       send();
       yield this.#rowsOf(job.records, lines, dead);
     }

@@ -81,6 +81,27 @@ describe('TsvEncoderThread', () => {
     }
   });
 
+  it('writes the lines of later jobs into the memory of lines given back', async () => {
+    const records: SpoolRecord[] = payloads.map((payload, i) => ({
+      sequence: i + 1,
+      payload: Buffer.from(payload),
+    }));
+    const first = await thread.encode(records.slice(0, 1_000));
+    const memory = first.lines.buffer;
+    const size = memory.byteLength;
+    thread.recycle([first.lines]);
+    // Moved to the thread for the next (smaller) job, and back with its lines.
+    const second = await thread.encode(records.slice(1_000, 1_900));
+    expect(memory.byteLength).toBe(0);
+    expect(second.lines.buffer.byteLength).toBe(size);
+    expect(linesOf(second)).toEqual(expectedLines(records.slice(1_000, 1_900)));
+    // Too small for a larger job: that one gets memory of its own.
+    thread.recycle([second.lines]);
+    const third = await thread.encode(records);
+    expect(third.lines.buffer.byteLength).toBeGreaterThan(size);
+    expect(linesOf(third)).toEqual(expectedLines(records));
+  });
+
   it('fails the job a dying thread had, and encodes the next one on a new thread', async () => {
     const records: SpoolRecord[] = Array.from({ length: 20_000 }, (_, i) => ({
       sequence: i + 1,

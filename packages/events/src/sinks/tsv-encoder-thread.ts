@@ -7,6 +7,8 @@ import type { TsvLines } from './tsv-lines.js';
 /** @internal A job for the thread: the records' bytes, and where each lies in them. */
 export interface TsvEncodeJob {
   readonly json: ArrayBuffer;
+  /** Memory for the lines, when the sink gave some back (the thread allocates otherwise). */
+  readonly lines: ArrayBuffer | null;
   readonly starts: Int32Array;
   readonly ends: Int32Array;
 }
@@ -24,6 +26,16 @@ export interface TsvEncodeReply {
 const WORKER = workerScript(import.meta.url, 'tsv-encoder-worker');
 /** Job buffers kept for reuse: about as many as a sink has jobs under way. */
 const SPARE_JOB_BUFFERS = 4;
+/**
+ * Line buffers kept for reuse: about as many as a delivery of 50,000 records makes, which the
+ * sink hands back at once. Without reuse, the megabytes that come from the thread for every job
+ * and stay until their delivery ends are what sets off nearly every full garbage collection
+ * of a busy sink (V8 collects on external memory growth), and marking the heap costs more than
+ * the transcoding saves.
+ */
+const SPARE_LINE_BUFFERS = 16;
+/** How long spare line memory outlives the last delivery that gave some back. */
+const SPARE_LINES_IDLE_MS = 5_000;
 
 /**
  * Encodes spooled event records into TabSeparated lines on a worker thread, so a ClickHouse
@@ -39,6 +51,10 @@ export class TsvEncoderThread {
    * job drives the garbage collector (V8 collects on external memory growth).
    */
   readonly #spare: ArrayBuffer[] = [];
+  /** Line memory handed back by the sink (see {@link TsvEncoderThread.recycle}). */
+  readonly #spareLines: ArrayBuffer[] = [];
+  /** Drops the spare line memory once the sink has been idle a while. */
+  readonly #idle = setTimeout(() => (this.#spareLines.length = 0), SPARE_LINES_IDLE_MS).unref();
 
   constructor(flavour: ClickHouseSchemaFlavour) {
     this.#pool = new Piscina<TsvEncodeJob, TsvEncodeReply>({
@@ -53,14 +69,36 @@ export class TsvEncoderThread {
 
   /** The lines of `records`, in order (see {@link TsvLines}). */
   async encode(records: readonly SpoolRecord[]): Promise<TsvLines> {
-    const job = jobOf(records, this.#spare);
-    const reply = await this.#pool.run(job, { transferList: [job.json] });
+    const lines = this.#spareLines.pop() ?? null;
+    const job = jobOf(records, this.#spare, lines);
+    const reply = await this.#pool.run(job, {
+      transferList: lines === null ? [job.json] : [job.json, lines],
+    });
     if (this.#spare.length < SPARE_JOB_BUFFERS) this.#spare.push(reply.json);
     return {
       lines: Buffer.from(reply.lines, 0, reply.length),
       ends: reply.ends,
       errors: reply.errors,
     };
+  }
+
+  /**
+   * Gives back the memory of lines {@link encode} returned, for later jobs: only once nothing
+   * reads them any more, as the next job moves the memory to the thread and overwrites it.
+   */
+  recycle(lines: readonly Buffer[]): void {
+    this.#idle.refresh();
+    for (const line of lines) {
+      const memory = line.buffer;
+      if (
+        memory instanceof ArrayBuffer &&
+        memory.byteLength > 0 &&
+        this.#spareLines.length < SPARE_LINE_BUFFERS &&
+        !this.#spareLines.includes(memory)
+      ) {
+        this.#spareLines.push(memory);
+      }
+    }
   }
 
   /** @internal The pool's worker threads, for tests that kill one mid-job. */
@@ -70,6 +108,8 @@ export class TsvEncoderThread {
 
   /** Stops the thread; jobs still running fail. */
   close(): Promise<void> {
+    clearTimeout(this.#idle);
+    this.#spareLines.length = 0;
     return this.#pool.destroy();
   }
 }
@@ -78,7 +118,11 @@ export class TsvEncoderThread {
  * A job of `records`: their payloads copied into one ArrayBuffer. Records read from one spool
  * window are copied as one range (the record headers between them ride along); others one by one.
  */
-function jobOf(records: readonly SpoolRecord[], spare: ArrayBuffer[]): TsvEncodeJob {
+function jobOf(
+  records: readonly SpoolRecord[],
+  spare: ArrayBuffer[],
+  lines: ArrayBuffer | null,
+): TsvEncodeJob {
   const count = records.length;
   const starts = new Int32Array(count);
   const ends = new Int32Array(count);
@@ -112,5 +156,5 @@ function jobOf(records: readonly SpoolRecord[], spare: ArrayBuffer[]): TsvEncode
     target.set(run.buffer.subarray(run.from, run.to), at);
     at += run.to - run.from;
   }
-  return { json, starts, ends };
+  return { json, lines, starts, ends };
 }

@@ -19,6 +19,7 @@ export default function encodeJob(job: TsvEncodeJob): unknown {
     Buffer.from(job.json),
     job.starts,
     job.ends,
+    job.lines,
   );
   const memory = lines.buffer as ArrayBuffer;
   // The job's memory goes back too, for the next job.
