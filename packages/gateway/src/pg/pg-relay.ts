@@ -949,10 +949,11 @@ export class PgRelay {
       }
       for (;;) {
         const lead = forwarder.bytesToBoundary;
-        const runStart = lead < 0 ? -1 : firstDataRow(rest, lead);
+        const max = this.#options.maxFrameBytes;
+        const runStart = lead < 0 ? -1 : firstDataRow(rest, lead, max);
         if (runStart < 0) break;
         if (runStart > 0) forwarder.push(rest.subarray(0, runStart), out);
-        const runEnd = dataRowRun(rest, runStart);
+        const runEnd = dataRowRun(rest, runStart, max);
         // The tracker sees the rows before the plan is read: the first DataRow of an Execute
         // without a RowDescription is what sets the plan.
         const tracker = this.#tracker;
@@ -1252,26 +1253,31 @@ type MaskedRows = Pick<DataRowsRewrite, 'output' | 'consumed' | 'maskedValues' |
 
 /**
  * Start of the first complete DataRow among the complete frames of `chunk` from `from` (a frame
- * boundary); -1 when there is none before the chunk ends or a frame header does not add up.
+ * boundary); -1 when there is none before the chunk ends, or before a frame whose length is
+ * wrong or over `maxBody` (the forwarder then reports it).
  */
-function firstDataRow(chunk: Buffer, from: number): number {
+function firstDataRow(chunk: Buffer, from: number, maxBody: number): number {
   let pos = from;
   while (pos + 5 <= chunk.length) {
     const length = chunk.readInt32BE(pos + 1);
     const end = pos + 1 + length;
-    if (end > chunk.length || length < 4) return -1;
+    if (end > chunk.length || length < 4 || length - 4 > maxBody) return -1;
     if (chunk[pos] === BackendCode.DataRow) return pos;
     pos = end;
   }
   return -1;
 }
 
-/** End of the run of complete DataRow frames in `chunk` from `from` (a frame boundary). */
-function dataRowRun(chunk: Buffer, from: number): number {
+/**
+ * End of the run of complete DataRow frames in `chunk` from `from` (a frame boundary), stopping
+ * before one whose length is wrong or over `maxBody`.
+ */
+function dataRowRun(chunk: Buffer, from: number, maxBody: number): number {
   let pos = from;
   while (pos + 5 <= chunk.length && chunk[pos] === BackendCode.DataRow) {
-    const end = pos + 1 + chunk.readInt32BE(pos + 1);
-    if (end > chunk.length || end < pos + 5) break;
+    const length = chunk.readInt32BE(pos + 1);
+    const end = pos + 1 + length;
+    if (end > chunk.length || length < 4 || length - 4 > maxBody) break;
     pos = end;
   }
   return pos;
