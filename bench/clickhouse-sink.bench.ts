@@ -8,8 +8,10 @@
 // port, sharing this machine's cores with the benchmark. Tables are the sink's `legacy18` flavour.
 //
 // Throughput (rows/s, median of --runs; a fresh table each run), with the CPU time Node and the
-// server spent per row and how many cores they kept busy together (their CPU time over the wall
-// time: 2 on two idle cores when both work at once, near 1 when they take turns or share one):
+// server spent per row (and Node's main thread's part: the rest is the encoding thread's, V8's
+// garbage collection and compiling threads' and libuv's file reads) and how many cores they kept
+// busy together (their CPU time over the wall time: 2 on two idle cores when both work at once,
+// near 1 when they take turns or share one):
 // - raw client, TSV: `@clickhouse/client` inserting the same TabSeparated bytes the sink sends,
 //   encoded before the clock starts, in inserts of the same size: the server's and the HTTP
 //   path's ceiling, the baseline.
@@ -36,6 +38,7 @@
 // a poller reads `count()` every 20 ms and, since events arrive in order, dates each event's
 // arrival; lag is arrival minus append (p50 / p99 / max). The poll interval bounds the resolution.
 // When a rate is above what the path drains, the lag grows for as long as the run lasts.
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -124,23 +127,38 @@ async function withDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
 interface Run {
   readonly rate: number;
   readonly nodeUs: number;
+  /**
+   * Of `nodeUs`, the main thread's (the event loop); the rest is the encoding thread's, V8's
+   * (garbage collection, compiling) and libuv's (file reads).
+   */
+  readonly mainUs: number;
   readonly serverUs: number;
   readonly cores: number;
+}
+
+/** CPU time (user + system) of this process's main thread, in microseconds. */
+function mainThreadUs(): number {
+  const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * (1e6 / 100); // USER_HZ is 100
 }
 
 /** Times `work`, which moves `rows` rows. */
 async function timed(work: () => Promise<void>, rows = EVENTS): Promise<Run> {
   const node0 = process.cpuUsage();
+  const main0 = mainThreadUs();
   const server0 = cpuTimeUs([server.pid]);
   const started = performance.now();
   await work();
   const seconds = (performance.now() - started) / 1000;
   const node = process.cpuUsage(node0);
   const nodeUs = node.user + node.system;
+  const mainUs = mainThreadUs() - main0;
   const serverUs = cpuTimeUs([server.pid]) - server0;
   return {
     rate: rows / seconds,
     nodeUs: nodeUs / rows,
+    mainUs: mainUs / rows,
     serverUs: serverUs / rows,
     cores: (nodeUs + serverUs) / 1e6 / seconds,
   };
@@ -407,6 +425,7 @@ async function main(): Promise<void> {
       median(runs.map((r) => r.rate)).toFixed(0),
       `${((median(runs.map((r) => r.rate)) / GOAL_ROWS) * 100).toFixed(0)}%`,
       median(runs.map((r) => r.nodeUs)).toFixed(1),
+      median(runs.map((r) => r.mainUs)).toFixed(1),
       median(runs.map((r) => r.serverUs)).toFixed(1),
       median(runs.map((r) => r.cores)).toFixed(2),
       inserts,
@@ -454,7 +473,16 @@ async function main(): Promise<void> {
     }
     console.log(
       formatBenchTable(
-        ['path', 'rows/s', 'of goal', 'node µs/row', 'server µs/row', 'cores busy', 'inserts'],
+        [
+          'path',
+          'rows/s',
+          'of goal',
+          'node µs/row',
+          'of it main thread',
+          'server µs/row',
+          'cores busy',
+          'inserts',
+        ],
         rows,
       ),
     );
