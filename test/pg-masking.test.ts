@@ -39,8 +39,10 @@ const AUDITOR: TokenSpec = {
   groups: ['pii-readers'],
 };
 
+const HASH_KEY = 'a-test-key-of-at-least-16-bytes';
+
 const masking: NonNullable<ResourceInput['masking']> = {
-  hashKey: { value: 'a-test-key-of-at-least-16-bytes' },
+  hashKey: { value: HASH_KEY },
   rules: [
     { name: 'customer-email', columns: ['public.customers.email'], style: 'redact' },
     {
@@ -150,7 +152,7 @@ describe('column rules', () => {
   it('masks a large result inline, every row intact, across socket reads', async () => {
     // Rows of varying length straddle the gateway's reads; ids longer than 55 bytes take the
     // one-at-a-time hash, the rest are hashed four at a time.
-    const hash = createMasker({ kind: 'hash' }, { hashKey: Buffer.from(masking.hashKey!.value) });
+    const hash = createMasker({ kind: 'hash' }, { hashKey: Buffer.from(HASH_KEY) });
     const client = await gw.connect('shop');
     const { rows } = await client.query('SELECT * FROM registry ORDER BY id');
     expect(rows).toHaveLength(6000);
