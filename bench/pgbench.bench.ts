@@ -252,3 +252,19 @@ console.log(
     rows,
   ),
 );
+
+// The masking goal: guardrails + masking against recording only, per mode. Runs interleave the
+// paths, so each run's pair of figures met the same machine; their spread shows how far a single
+// run can be trusted here.
+const RECORDING = 'Portcullis, 1 process';
+const MASKED = 'Portcullis, 1 process, guardrails + masking';
+console.log('\nguardrails + masking ÷ recording only (goal ≥ 0.9×):');
+for (const mode of modes) {
+  const recording = results.get(`${RECORDING}|${mode}`)!;
+  const masked = results.get(`${MASKED}|${mode}`)!;
+  const perRun = masked.tps.map((tps, i) => (tps / recording.tps[i]!).toFixed(2)).join(', ');
+  const cpu = median(masked.cpuUsPerTxn) / median(recording.cpuUsPerTxn);
+  console.log(
+    `  ${mode}: TPS ${(median(masked.tps) / median(recording.tps)).toFixed(3)} (runs: ${perRun}); proxy CPU per txn ${cpu.toFixed(2)}×`,
+  );
+}
