@@ -109,28 +109,27 @@ export function rewriteDataRows(
   plan: RowPlan,
   transferable = true,
 ): DataRowsRewrite {
-  const active = plan.lastActive >= 0;
-  const initial = end - start + ((end - start) >> 3) + 1024;
-  const writer = new OutputWriter(chunk, start, initial, transferable);
-  const batch = active ? HmacBatch.shared() : null;
-  macs = batch;
+  macs = plan.lastActive >= 0 ? HmacBatch.shared() : null;
   try {
-    return rewriteRows(chunk, start, end, plan, writer, batch);
+    return rewriteRows(chunk, start, end, plan, transferable);
   } finally {
+    // After a failure the queued pseudonyms go with the output they were for.
+    macs?.clear();
     macs = null;
-    batch?.clear();
   }
 }
 
+/** {@link rewriteDataRows} itself, with {@link macs} set for the call. */
 function rewriteRows(
   chunk: Uint8Array,
   start: number,
   end: number,
   plan: RowPlan,
-  writer: OutputWriter,
-  batch: HmacBatch | null,
+  transferable: boolean,
 ): DataRowsRewrite {
   const active = plan.lastActive >= 0;
+  const initial = end - start + ((end - start) >> 3) + 1024;
+  const writer = new OutputWriter(chunk, start, initial, transferable);
   let pos = start;
   let frames = 0;
   let rewrittenFrames = 0;
@@ -160,7 +159,7 @@ function rewriteRows(
   if (rewrittenFrames === 0) {
     return { output: null, consumed: pos, frames, rewrittenFrames, maskedValues, maskedColumns };
   }
-  batch?.flush(writer.buf);
+  macs?.flush(writer.buf);
   writer.copyTo(pos);
   return {
     output: writer.result(),
