@@ -847,14 +847,13 @@ export class ClickHouseSink implements BatchSink {
       for (let insert = await queue.next(); insert !== null; insert = await queue.next()) {
         await this.#insertOrSplit(insert.rows, rejected, insert);
       }
-      await encoding;
-      // Every insert is stored and nothing reads their lines any more: the thread may reuse them.
-      this.#encoder?.recycle(lines);
     } finally {
       stop.requested = true;
       await encoding;
       queue.discard();
     }
+    // Every insert is stored and nothing reads their lines any more: the thread may reuse them.
+    this.#encoder?.recycle(lines);
   }
 
   /** The encoding half of {@link #streamInserts}; it yields to I/O after each piece of a body. */
