@@ -1257,11 +1257,9 @@ type MaskedRows = Pick<DataRowsRewrite, 'output' | 'consumed' | 'maskedValues' |
  * wrong or over `maxBody` (the forwarder then reports it).
  */
 function firstDataRow(chunk: Buffer, from: number, maxBody: number): number {
-  let pos = from;
-  while (pos + 5 <= chunk.length) {
-    const length = chunk.readInt32BE(pos + 1);
-    const end = pos + 1 + length;
-    if (end > chunk.length || length < 4 || length - 4 > maxBody) return -1;
+  for (let pos = from; pos + 5 <= chunk.length;) {
+    const end = wholeFrameEnd(chunk, pos, maxBody);
+    if (end < 0) return -1;
     if (chunk[pos] === BackendCode.DataRow) return pos;
     pos = end;
   }
@@ -1275,12 +1273,18 @@ function firstDataRow(chunk: Buffer, from: number, maxBody: number): number {
 function dataRowRun(chunk: Buffer, from: number, maxBody: number): number {
   let pos = from;
   while (pos + 5 <= chunk.length && chunk[pos] === BackendCode.DataRow) {
-    const length = chunk.readInt32BE(pos + 1);
-    const end = pos + 1 + length;
-    if (end > chunk.length || length < 4 || length - 4 > maxBody) break;
+    const end = wholeFrameEnd(chunk, pos, maxBody);
+    if (end < 0) break;
     pos = end;
   }
   return pos;
+}
+
+/** End of the frame whose header is at `chunk[pos]`; -1 when it is cut off, malformed or too long. */
+function wholeFrameEnd(chunk: Buffer, pos: number, maxBody: number): number {
+  const length = chunk.readInt32BE(pos + 1);
+  const end = pos + 1 + length;
+  return end > chunk.length || length < 4 || length - 4 > maxBody ? -1 : end;
 }
 
 const KEPT: Kept = { frame: NOTHING, unnamedParse: false, reviewBind: null, named: null };
